@@ -1,0 +1,146 @@
+"""`summit-etl`: start the whole service, migrate the summit database, fill the demo source."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from summit_etl.demo import prepare_demo_source
+from summit_etl.logs import configure_logging
+from summit_etl.registry import load_registry, sync_files_to_table
+from summit_etl.settings import PROJECT_ROOT, Settings
+from summit_etl.store import db
+
+log = logging.getLogger("summit_etl.cli")
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL, pointing at database `name`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def reachable(url: str) -> bool:
+    try:
+        psycopg.connect(with_database(url, "postgres"), connect_timeout=3).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start PostgreSQL from the `pgserver` package; returns the summit database URL."""
+    try:
+        import pgserver
+    except ImportError:
+        sys.exit(
+            "No PostgreSQL answers at DATABASE_URL and the embedded one is not installed: "
+            "pip install 'summit-etl[embedded]' or start PostgreSQL."
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return server.get_uri("summit")
+
+
+def prepare_environment(settings: Settings) -> dict[str, str]:
+    """Databases, migrations, demo data and the pipelines table, ready for Dagster."""
+    env = dict(os.environ)
+    summit_url = settings.database_url
+    if reachable(summit_url):
+        print(f"PostgreSQL: using the server at DATABASE_URL ({db.redact(summit_url)})")
+    else:
+        summit_url = start_embedded_postgres(PROJECT_ROOT / ".dagster" / "pgdata")
+        print(f"PostgreSQL: none at DATABASE_URL; started the embedded one ({summit_url})")
+    env["DATABASE_URL"] = summit_url
+    env.setdefault("DAGSTER_PG_URL", with_database(summit_url, "summit_dagster"))
+    env.setdefault("DEMO_SOURCE_URL", with_database(summit_url, "summit_demo"))
+    env.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    env.setdefault("SUMMIT_DAGSTER_STATE", str(PROJECT_ROOT / ".dagster"))
+    db.prepare(summit_url)
+    db.ensure_database(env["DAGSTER_PG_URL"])
+    if prepare_demo_source(env["DEMO_SOURCE_URL"]):
+        print("Demo source filled: shop.customers, shop.orders")
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DEMO_SOURCE_URL")})
+    registry = load_registry(settings.pipelines_dir, summit_url)
+    sync_files_to_table(registry, summit_url)
+    for error in registry.errors:
+        print(f"Rejected pipeline configuration: {error}", file=sys.stderr)
+    print(f"Pipelines: {', '.join(sorted(registry.pipelines)) or 'none'}")
+    return env
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    configure_logging(settings)
+    env = prepare_environment(settings)
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    commands = {
+        "dagster-webserver": [
+            "dagster-webserver", "-h", args.host, "-p", str(args.dagster_port), "-w", workspace,
+        ],
+        "dagster-daemon": ["dagster-daemon", "run", "-w", workspace],
+    }
+    bin_dir = Path(sys.executable).parent
+    children = {
+        name: subprocess.Popen([str(bin_dir / cmd[0]), *cmd[1:]], env=env, cwd=PROJECT_ROOT)
+        for name, cmd in commands.items()
+    }
+    print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with {child.returncode}; stopping the service", file=sys.stderr)
+                exit_code = child.returncode or 1
+                stopping = True
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return exit_code
+
+
+def migrate(_args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    db.prepare(settings.database_url)
+    print(f"summit database migrated: {db.redact(settings.database_url)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="summit-etl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="start Dagster webserver + daemon with the demo")
+    serve_parser.add_argument("--host", default=os.environ.get("DAGSTER_HOST", "127.0.0.1"))
+    serve_parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
+    serve_parser.set_defaults(handler=serve)
+    commands.add_parser("migrate", help="create and migrate the summit database").set_defaults(handler=migrate)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""One pipeline run: config → extract → transform → (quality) → load → record.
+
+Batches stream through the stages as Arrow tables; no stage holds the whole table. The
+run writes its `pipeline_runs` row at the start and at the end (also on failure, with
+the failing stage and the database's message), and moves the watermark only after the
+target has committed, so a crash in between re-reads rather than loses rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
+from summit_etl.extract import postgres as source_db
+from summit_etl.extract.watermark import HighWaterMark, lower_bound
+from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
+from summit_etl.store import runs as run_store
+from summit_etl.store import watermarks as watermark_store
+from summit_etl.store.runs import RunCounts, RunError
+from summit_etl.transform import build_transformer
+
+log = logging.getLogger("summit_etl.engine")
+
+T = TypeVar("T")
+
+
+class StageFailure(RuntimeError):
+    """A run failed in `stage`; the message is the underlying error's, secrets excluded."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage} failed: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: str
+    trigger: str = "manual"
+    full_reload: bool = False
+
+
+@dataclass
+class RunOutcome:
+    status: str
+    counts: RunCounts
+    metrics: dict[str, float]
+    errors: list[RunError] = field(default_factory=list)
+    watermark_from: str | None = None
+    watermark_to: str | None = None
+    load: LoadResult | None = None
+
+
+class _StageClock:
+    """Time spent inside each stage of a pull-based stream, exclusive of its upstream."""
+
+    def __init__(self) -> None:
+        self.inclusive: dict[str, float] = {}
+
+    def wrap(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        self.inclusive.setdefault(stage, 0.0)
+        iterator = iter(items)
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                self.inclusive[stage] += time.perf_counter() - started
+                return
+            except StageFailure:
+                raise
+            except Exception as exc:
+                raise StageFailure(stage, exc) from exc
+            self.inclusive[stage] += time.perf_counter() - started
+            yield item
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    request: RunRequest,
+    summit_url: str,
+    on_progress: Callable[[str, dict[str, Any]], None] | None = None,
+) -> RunOutcome:
+    """Run `config` once and record it; raises StageFailure after recording a failure."""
+    context = {"pipelineId": config.id, "runId": request.run_id}
+    run_store.start_run(summit_url, request.run_id, config.id, request.trigger, request.full_reload)
+    log.info("run started", extra={**context, "trigger": request.trigger, "fullReload": request.full_reload})
+    counts = RunCounts()
+    clock = _StageClock()
+    started = time.perf_counter()
+    outcome = RunOutcome(status="running", counts=counts, metrics={})
+    try:
+        _execute(config, request, summit_url, counts, clock, outcome)
+        outcome.status = "partial_success" if counts.records_quarantined else "success"
+    except Exception as exc:
+        failure = exc if isinstance(exc, StageFailure) else StageFailure("loading", exc)
+        outcome.status = "failed"
+        outcome.errors.append(
+            RunError(stage=failure.stage, message=str(failure.cause),
+                     details={"type": type(failure.cause).__name__})
+        )
+        log.error("run failed", extra={**context, "stage": failure.stage, "error": str(failure.cause)})
+        raise failure from exc
+    finally:
+        outcome.metrics = _metrics(clock, time.perf_counter() - started, counts)
+        run_store.finish_run(
+            summit_url, request.run_id, status=outcome.status, counts=counts,
+            metrics=outcome.metrics, errors=outcome.errors,
+            watermark_from=outcome.watermark_from, watermark_to=outcome.watermark_to,
+        )
+        if on_progress:
+            on_progress("finished", {"status": outcome.status, **asdict(counts)})
+    log.info(
+        "run finished",
+        extra={**context, "status": outcome.status, "recordsLoaded": counts.records_loaded,
+               "durationMs": outcome.metrics["totalDurationMs"]},
+    )
+    return outcome
+
+
+def _metrics(clock: _StageClock, total: float, counts: RunCounts) -> dict[str, float]:
+    extract = clock.inclusive.get("extraction", 0.0)
+    transform = clock.inclusive.get("transformation", 0.0) - extract
+    loading = clock.inclusive.get("loading", 0.0) - clock.inclusive.get("transformation", 0.0)
+    return {
+        "extractionDurationMs": _ms(extract),
+        "transformationDurationMs": _ms(max(transform, 0.0)),
+        "validationDurationMs": 0.0,
+        "loadingDurationMs": _ms(max(loading, 0.0)),
+        "totalDurationMs": _ms(total),
+        "throughputRecordsPerSecond": round(counts.records_loaded / total, 1) if total else 0.0,
+    }
+
+
+def _execute(
+    config: PipelineConfig,
+    request: RunRequest,
+    summit_url: str,
+    counts: RunCounts,
+    clock: _StageClock,
+    outcome: RunOutcome,
+) -> None:
+    incremental = config.extraction.strategy is ExtractionStrategy.incremental
+    column = config.extraction.incremental_column if incremental else None
+    stored = None
+    if incremental and not request.full_reload:
+        stored = watermark_store.current(summit_url, config.id, config.source.label)
+    full_read = not incremental or stored is None
+    start = lower_bound(stored, config.watermark_config) if incremental else None
+    outcome.watermark_from = start
+    plan = _load_plan(config, incremental=incremental, full_read=full_read)
+    target_url = config.target_url(summit_url)
+    context = {"pipelineId": config.id, "runId": request.run_id}
+
+    try:
+        transformer = build_transformer(
+            config.transformation.transformations, source_url=config.source.url
+        )
+    except Exception as exc:
+        raise StageFailure("transformation", exc) from exc
+    high_mark = HighWaterMark(column, stored) if column else None
+
+    def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for batch in batches:
+            counts.records_extracted += batch.num_rows
+            counts.bytes_processed += batch.nbytes
+            if high_mark:
+                high_mark.observe(batch)
+            yield batch
+
+    def transformed(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for batch in transformer.stream(batches):
+            counts.records_transformed += batch.num_rows
+            yield batch
+
+    query = source_db.select_sql(config.source, column, start)
+    log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
+    try:
+        with source_db.adbc_connection(config.source.url) as conn:
+            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
+            stream = clock.wrap("extraction", extracted(batches))
+            stream = clock.wrap("transformation", transformed(stream))
+            load_started = time.perf_counter()
+            try:
+                result = load(target_url, config.loading.target_name, plan, stream)
+            except StageFailure:
+                raise
+            except Exception as exc:
+                raise StageFailure("loading", exc) from exc
+            clock.inclusive["loading"] = time.perf_counter() - load_started
+    except StageFailure:
+        raise
+    except Exception as exc:  # connecting to or querying the source
+        raise StageFailure("extraction", exc) from exc
+
+    counts.records_filtered = transformer.rows_filtered
+    counts.records_loaded = result.rows_written
+    outcome.load = result
+    if high_mark and (value := high_mark.value()) is not None:
+        watermark_store.record(
+            summit_url, pipeline_id=config.id, source_table=config.source.label,
+            column=high_mark.column, value=value, records_loaded=result.rows_written,
+            run_id=request.run_id,
+        )
+        outcome.watermark_to = value
+
+
+def _load_plan(config: PipelineConfig, *, incremental: bool, full_read: bool) -> LoadPlan:
+    strategy = config.loading.strategy
+    key = config.merge_key
+    appending = strategy in (LoadStrategy.bulk, LoadStrategy.append_only)
+    replace = strategy is LoadStrategy.bulk and full_read
+    skip_existing = appending and incremental and not replace
+    if skip_existing and not key and config.source.table_name is not None:
+        key = source_db.primary_key(config.source.url, config.source.table_name)
+    if skip_existing and not key:
+        raise StageFailure(
+            "loading",
+            LoadError(
+                f"incremental {strategy.value} loads re-read the lookback window and need a key "
+                "to skip rows already loaded: set loading.upsertKey or give the source a "
+                "primary key"
+            ),
+        )
+    return LoadPlan(
+        strategy=strategy,
+        key=key,
+        create_table=config.loading.create_table,
+        replace=replace,
+        skip_existing=skip_existing,
+        delete_missing=strategy is LoadStrategy.delta and full_read,
+    )

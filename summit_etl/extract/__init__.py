@@ -1,0 +1,1 @@
+"""Extraction: PostgreSQL sources streamed as Arrow batches."""

@@ -1,0 +1,50 @@
+"""Arrow batches as they come out of PostgreSQL, made plain for transforms and loaders.
+
+The ADBC driver reads COPY BINARY into Arrow and marks types Arrow lacks with extension
+types: `numeric` as an opaque string, `json`/`jsonb` as `arrow.json`. Transforms and
+writers want plain types, so numeric becomes decimal128 where its declared precision
+fits, and JSON becomes its text; each field keeps the PostgreSQL type in its metadata
+so that a target created from it gets the same column type.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+PG_TYPE = b"POSTGRESQL:type"
+PG_TYPMOD = b"POSTGRESQL:typmod"
+_MAX_DECIMAL128_PRECISION = 38
+
+
+def numeric_precision_scale(typmod: int) -> tuple[int, int] | None:
+    """(precision, scale) of a numeric(p, s) typmod; None for an unconstrained numeric."""
+    if typmod < 4:
+        return None
+    packed = typmod - 4
+    return (packed >> 16) & 0xFFFF, packed & 0xFFFF
+
+
+def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Field, pa.Array]:
+    if not isinstance(field.type, pa.BaseExtensionType):
+        return field, column
+    storage = column.storage if isinstance(column, pa.ExtensionArray) else pa.chunked_array(
+        [chunk.storage for chunk in column.chunks], type=field.type.storage_type
+    )
+    metadata = field.metadata or {}
+    if metadata.get(PG_TYPE) == b"numeric":
+        shape = numeric_precision_scale(int(metadata.get(PG_TYPMOD, b"-1")))
+        if shape and shape[0] <= _MAX_DECIMAL128_PRECISION:
+            decimal = pa.decimal128(*shape)
+            return field.with_type(decimal), storage.cast(decimal)
+    return field.with_type(storage.type), storage
+
+
+def plain_table(data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """The batch with extension types replaced by plain Arrow types (metadata kept)."""
+    table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+    if not any(isinstance(f.type, pa.BaseExtensionType) for f in table.schema):
+        return table
+    fields, columns = zip(
+        *(_plain(f, c) for f, c in zip(table.schema, table.columns, strict=True)), strict=True
+    )
+    return pa.Table.from_arrays(list(columns), schema=pa.schema(list(fields)))

@@ -1,0 +1,1 @@
+"""Loading: Arrow batches into PostgreSQL targets by COPY BINARY and set-based SQL."""

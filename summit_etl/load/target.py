@@ -1,0 +1,96 @@
+"""The target table: what columns it has, and creating it from the incoming schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+from psycopg import sql
+
+from summit_etl.identifiers import TableName, check_name, columns_sql
+from summit_etl.load.types import arrow_type_for, ddl_type
+
+SCD2_COLUMNS = ("effective_from", "effective_to", "is_current")
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    name: str
+    typname: str
+    sql_type: str  # format_type(): what casts and DDL use, e.g. numeric(12,2)
+    arrow_type: pa.DataType | None  # what COPY BINARY writes it from; None: staged as text
+
+
+class TargetMissingError(LookupError):
+    pass
+
+
+def execute(conn: adbc.Connection, statement: sql.Composable) -> list[tuple]:
+    """Run one statement on the target session; rows if it returns any."""
+    with conn.cursor() as cursor:
+        cursor.execute(statement.as_string(None))
+        return cursor.fetchall() if cursor.description else []
+
+
+def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | None:
+    """The target's writable columns in table order; None when the table does not exist."""
+    rows = execute(
+        conn,
+        sql.SQL(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod
+              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.attgenerated = ''
+             ORDER BY a.attnum
+            """
+        ).format(sql.Literal(table.ident.as_string(None))),
+    )
+    if not rows:
+        exists = execute(
+            conn, sql.SQL("SELECT to_regclass({})").format(sql.Literal(table.ident.as_string(None)))
+        )
+        if exists[0][0] is None:
+            return None
+    return [TargetColumn(name, typname, sql_type, arrow_type_for(typname, typmod))
+            for name, sql_type, typname, typmod in rows]
+
+
+def create(
+    conn: adbc.Connection, table: TableName, schema: pa.Schema, key: list[str], scd2: bool
+) -> None:
+    """Create the target (and its schema) from the incoming Arrow schema.
+
+    Merge targets get their key as primary key, or, for scd_type2, as a unique index
+    over the current versions, so that set-based merges can rely on it.
+    """
+    for name in schema.names:
+        check_name(name, "column")
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(ddl_type(f)))
+        for f in schema
+        if not (scd2 and f.name in SCD2_COLUMNS)
+    ]
+    if scd2:
+        columns += [
+            sql.SQL("effective_from timestamptz NOT NULL DEFAULT now()"),
+            sql.SQL("effective_to timestamptz"),
+            sql.SQL("is_current boolean NOT NULL DEFAULT true"),
+        ]
+    elif key:
+        columns.append(sql.SQL("PRIMARY KEY ({})").format(columns_sql(key)))
+    if table.schema:
+        execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+    execute(
+        conn,
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table.ident, sql.SQL(", ").join(columns)),
+    )
+    if scd2 and key:
+        index = sql.Identifier(check_name(f"{table.name}_current_key"[:63], "index"))
+        execute(
+            conn,
+            sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) WHERE is_current").format(
+                index, table.ident, columns_sql(key)
+            ),
+        )

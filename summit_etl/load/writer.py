@@ -1,0 +1,231 @@
+"""Write a stream of batches into a target table with one of the loading strategies.
+
+Two paths, both one transaction on the target:
+- direct: `COPY ... FROM STDIN (FORMAT binary)` into the target itself (bulk and append
+  of a full read), after a TRUNCATE when the run replaces the target;
+- staged: COPY into a temporary table, then set-based SQL (upsert, scd_type1/2, delta,
+  and appends that must skip rows already loaded).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+
+import pyarrow as pa
+from psycopg import sql
+
+from summit_etl.config import LoadStrategy
+from summit_etl.extract.postgres import adbc_connection
+from summit_etl.identifiers import TableName, columns_sql
+from summit_etl.load import target as targets
+from summit_etl.load.conform import conform, schema_for
+from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
+
+log = logging.getLogger(__name__)
+
+STAGE = sql.Identifier("summit_stage")
+LATEST = sql.Identifier("summit_latest")
+_SEQ = sql.Identifier("_summit_seq")
+
+
+class LoadError(ValueError):
+    """The load cannot proceed as configured (missing target, key, or column)."""
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    strategy: LoadStrategy
+    key: list[str]
+    create_table: bool = False
+    replace: bool = False  # a full run of `bulk`: the target's rows are replaced
+    skip_existing: bool = False  # appends of re-read rows: keys already loaded are skipped
+    delete_missing: bool = False  # delta over a full snapshot: keys gone from it are deleted
+
+
+@dataclass
+class LoadResult:
+    rows_written: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]) -> LoadResult:
+    stream = iter(batches)
+    first = next(stream, None)
+    scd2 = plan.strategy is LoadStrategy.scd_type2
+    with adbc_connection(url) as conn:
+        columns = targets.inspect(conn, table)
+        if columns is None:
+            if not plan.create_table:
+                raise LoadError(
+                    f"target table {table} does not exist; create it or set "
+                    "loading.createTable: true"
+                )
+            if first is None:
+                log.info("no rows and no target table yet: nothing to create or load")
+                return LoadResult()
+            targets.create(conn, table, first.schema, plan.key, scd2)
+            columns = targets.inspect(conn, table) or []
+        incoming = first.column_names if first is not None else []
+        written = [c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)]
+        result = LoadResult(ignored_columns=[n for n in incoming if n not in {c.name for c in columns}])
+        if result.ignored_columns:
+            log.info("columns not in the target are not written", extra={"columns": result.ignored_columns})
+        _check_key(plan, table, columns, written, first is not None)
+        rows = chain([first], stream) if first is not None else iter(())
+        if _direct(plan, written):
+            if plan.replace:
+                execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
+            result.rows_written = _copy(conn, table, written, rows)
+            result.inserted = result.rows_written
+        else:
+            _stage(conn, written, rows, result)
+            _merge(conn, table, plan, written, result)
+        conn.commit()
+    return result
+
+
+def _check_key(
+    plan: LoadPlan, table: TableName, columns: list[TargetColumn], written: list[TargetColumn], has_rows: bool
+) -> None:
+    names = {c.name for c in columns}
+    if plan.strategy is LoadStrategy.scd_type2:
+        missing = [c for c in SCD2_COLUMNS if c not in names]
+        if missing:
+            raise LoadError(f"scd_type2 target {table} lacks the history columns {missing}")
+    for key in plan.key:
+        if key not in names:
+            raise LoadError(f"key column {key!r} is not a column of the target {table}")
+        if has_rows and key not in {c.name for c in written}:
+            raise LoadError(f"key column {key!r} is not in the rows being loaded into {table}")
+
+
+def _direct(plan: LoadPlan, written: list[TargetColumn]) -> bool:
+    return (
+        plan.strategy in (LoadStrategy.bulk, LoadStrategy.append_only)
+        and not plan.skip_existing
+        and all(c.arrow_type is not None for c in written)
+    )
+
+
+def _copy(conn, table: TableName, written: list[TargetColumn], rows: Iterator[pa.Table], *, temporary: bool = False) -> int:  # noqa: ANN001
+    if not written:
+        return 0
+    reader = pa.RecordBatchReader.from_batches(schema_for(written), conform(rows, written))
+    with conn.cursor() as cursor:
+        return int(
+            cursor.adbc_ingest(
+                table.name, reader, mode="append", db_schema_name=table.schema, temporary=temporary
+            )
+        )
+
+
+def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: LoadResult) -> None:  # noqa: ANN001
+    """COPY the rows into a temporary table, then keep the newest row per key in another."""
+    staged_columns = [
+        sql.SQL("{} {}").format(
+            sql.Identifier(c.name), sql.SQL(c.sql_type if c.arrow_type is not None else "text")
+        )
+        for c in written
+    ]
+    execute(
+        conn,
+        sql.SQL("CREATE TEMP TABLE {} ({}, {} bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DROP").format(
+            STAGE, sql.SQL(", ").join(staged_columns), _SEQ
+        ),
+    )
+    result.rows_written = _copy(conn, TableName(None, "summit_stage"), written, rows, temporary=True)
+
+
+def _merge(conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult) -> None:  # noqa: ANN001
+    cols = columns_sql([c.name for c in written])
+    typed = sql.SQL(", ").join(
+        sql.SQL("{}::{} AS {}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name))
+        if c.arrow_type is None
+        else sql.Identifier(c.name)
+        for c in written
+    )
+    if plan.key:
+        latest = sql.SQL("SELECT DISTINCT ON ({k}) {typed} FROM {stage} ORDER BY {k}, {seq} DESC").format(
+            k=columns_sql(plan.key), typed=typed, stage=STAGE, seq=_SEQ
+        )
+    else:
+        latest = sql.SQL("SELECT {} FROM {}").format(typed, STAGE)
+    execute(conn, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(LATEST, latest))
+    execute(conn, sql.SQL("ANALYZE {}").format(LATEST))
+
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in plan.key
+    ) if plan.key else sql.SQL("false")
+
+    def in_target(current_only: bool = False) -> sql.Composed:
+        return sql.SQL("EXISTS (SELECT 1 FROM {} AS t WHERE {}{})").format(
+            table.ident, match, sql.SQL(" AND t.is_current" if current_only else "")
+        )
+
+    s_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c.name)) for c in written)
+    tracked = [c.name for c in written if c.name not in plan.key]
+    changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in tracked),
+        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in tracked),
+    )
+
+    def count(statement: sql.Composable) -> int:
+        return int(execute(conn, sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(statement))[0][0])
+
+    strategy = plan.strategy
+    if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
+        if plan.replace:
+            execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
+        where = (
+            sql.SQL("WHERE NOT {}").format(in_target())
+            if plan.skip_existing and plan.key
+            else sql.SQL("")
+        )
+        result.inserted = count(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s {}").format(table.ident, cols, s_cols, LATEST, where)
+        )
+        return
+
+    not_exists = sql.SQL("NOT {}").format(in_target(strategy is LoadStrategy.scd_type2))
+    if strategy is LoadStrategy.scd_type2:
+        if tracked:
+            result.updated = count(
+                sql.SQL(
+                    "UPDATE {} AS t SET effective_to = now(), is_current = false FROM {} AS s "
+                    "WHERE {} AND t.is_current AND {}"
+                ).format(table.ident, LATEST, match, changed)
+            )
+        result.inserted = count(
+            sql.SQL(
+                "INSERT INTO {} ({}, effective_from, effective_to, is_current) "
+                "SELECT {}, now(), NULL, true FROM {} AS s WHERE {}"
+            ).format(table.ident, cols, s_cols, LATEST, not_exists)
+        )
+        return
+
+    if tracked:
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{n} = s.{n}").format(n=sql.Identifier(n)) for n in tracked
+        )
+        result.updated = count(
+            sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {}").format(
+                table.ident, assignments, LATEST, match, changed
+            )
+        )
+    result.inserted = count(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
+            table.ident, cols, s_cols, LATEST, not_exists
+        )
+    )
+    if strategy is LoadStrategy.delta and plan.delete_missing:
+        result.deleted = count(
+            sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})").format(
+                table.ident, LATEST, match
+            )
+        )

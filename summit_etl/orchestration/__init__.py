@@ -1,0 +1,1 @@
+"""Dagster: pipelines as assets, jobs, schedules and sensors."""

@@ -1,0 +1,83 @@
+"""A pipeline as Dagster sees it: its target table as an asset, its source as an external one."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from summit_etl.config import PipelineConfig
+from summit_etl.engine import RunRequest, run_pipeline
+from summit_etl.orchestration.keys import (
+    BACKFILL_TAG,
+    FULL_RELOAD_TAG,
+    PIPELINE_TAG,
+    run_trigger,
+    source_key,
+    target_key,
+)
+from summit_etl.orchestration.resources import SummitDatabase
+
+
+class PipelineRunConfig(Config):
+    full_reload: bool = False
+
+
+def source_spec(config: PipelineConfig) -> AssetSpec:
+    return AssetSpec(
+        key=source_key(config),
+        description=f"Source of pipeline {config.id}: {config.source.label}",
+        group_name="sources",
+        kinds={"postgres"},
+    )
+
+
+def pipeline_asset(config: PipelineConfig) -> AssetsDefinition:
+    @asset(
+        key=target_key(config),
+        deps=[source_key(config)],
+        description=config.description or config.name,
+        group_name="summit",
+        kinds={"postgres"},
+        metadata={
+            "pipeline_id": config.id,
+            "source": config.source.label,
+            "extraction": config.extraction.strategy.value,
+            "loading": config.loading.strategy.value,
+        },
+        op_tags={PIPELINE_TAG: config.id},
+    )
+    def load_pipeline(
+        context: AssetExecutionContext, run_config: PipelineRunConfig, summit: SummitDatabase
+    ) -> MaterializeResult:
+        tags = dict(context.run.tags)
+        full_reload = (
+            run_config.full_reload or tags.get(FULL_RELOAD_TAG) == "true" or BACKFILL_TAG in tags
+        )
+        request = RunRequest(context.run_id, trigger=run_trigger(tags), full_reload=full_reload)
+        outcome = run_pipeline(config, request, summit.prepared_url())
+        counts, metrics = outcome.counts, outcome.metrics
+        metadata: dict[str, object] = {
+            "status": outcome.status,
+            "records_extracted": counts.records_extracted,
+            "records_transformed": counts.records_transformed,
+            "records_filtered": counts.records_filtered,
+            "records_loaded": counts.records_loaded,
+            "rows_inserted": outcome.load.inserted if outcome.load else 0,
+            "rows_updated": outcome.load.updated if outcome.load else 0,
+            "rows_deleted": outcome.load.deleted if outcome.load else 0,
+            "bytes_processed": counts.bytes_processed,
+            "full_reload": full_reload,
+            **{key: MetadataValue.float(value) for key, value in metrics.items()},
+        }
+        if outcome.watermark_to is not None:
+            metadata["watermark"] = outcome.watermark_to
+        return MaterializeResult(metadata=metadata)
+
+    return load_pipeline

@@ -1,0 +1,63 @@
+"""Pipeline configurations → Dagster Definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dagster import AssetsDefinition, AssetSpec, Definitions, define_asset_job
+
+from summit_etl.config import PipelineConfig
+from summit_etl.orchestration.assets import pipeline_asset, source_spec
+from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
+from summit_etl.orchestration.resources import SummitDatabase
+from summit_etl.orchestration.schedules import pipeline_schedule
+from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
+from summit_etl.registry import ConfigError, Registry
+
+
+def build_definitions(registry: Registry, summit_url: str) -> Definitions:
+    assets: list[AssetsDefinition] = []
+    sources: dict[object, AssetSpec] = {}
+    jobs, schedules = [], []
+    errors = list(registry.errors)
+    claimed: dict[object, str] = {}
+    for config in _unique(registry.pipelines.values(), errors, claimed):
+        asset = pipeline_asset(config)
+        assets.append(asset)
+        spec = source_spec(config)
+        sources.setdefault(spec.key, spec)
+        job = define_asset_job(
+            job_name(config.id), selection=[target_key(config)], tags={PIPELINE_TAG: config.id},
+            description=f"Runs pipeline {config.id}: {config.name}",
+        )
+        jobs.append(job)
+        schedule = pipeline_schedule(config, job, summit_url)
+        if schedule is not None:
+            schedules.append(schedule)
+    return Definitions(
+        assets=[*sources.values(), *assets],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=[*run_record_sensors(jobs, summit_url), config_error_sensor(errors)],
+        resources={"summit": SummitDatabase(url=summit_url)},
+        metadata={"config_errors": [str(e) for e in errors]},
+    )
+
+
+def _unique(
+    configs: Iterable[PipelineConfig], errors: list[ConfigError], claimed: dict[object, str]
+) -> Iterable[PipelineConfig]:
+    """Pipelines whose asset and job names are their own; clashes become config errors."""
+    for config in configs:
+        for name in (target_key(config), job_name(config.id)):
+            if name in claimed:
+                errors.append(
+                    ConfigError(
+                        f"pipeline {config.id!r}",
+                        [f"{name} is already used by pipeline {claimed[name]!r}"],
+                    )
+                )
+                break
+        else:
+            claimed[target_key(config)] = claimed[job_name(config.id)] = config.id
+            yield config

@@ -1,0 +1,54 @@
+"""Names that Dagster and the API share: asset keys, job names, run tags."""
+
+from __future__ import annotations
+
+import re
+
+from dagster import AssetKey
+from psycopg.conninfo import conninfo_to_dict
+
+from summit_etl.config import PipelineConfig
+
+PIPELINE_TAG = "summit/pipeline_id"
+TRIGGER_TAG = "summit/trigger"
+FULL_RELOAD_TAG = "summit/full_reload"
+BACKFILL_TAG = "dagster/backfill"
+
+
+def job_name(pipeline_id: str) -> str:
+    return "pipeline_" + re.sub(r"[^A-Za-z0-9_]", "_", pipeline_id)
+
+
+def schedule_name(pipeline_id: str) -> str:
+    return job_name(pipeline_id) + "_schedule"
+
+
+def _database(url: str) -> str:
+    try:
+        return conninfo_to_dict(url).get("dbname") or "default"
+    except Exception:  # an unparsable URL fails the run with its own message
+        return "default"
+
+
+def target_key(config: PipelineConfig) -> AssetKey:
+    table = config.loading.target_name
+    return AssetKey([table.schema or "public", table.name])
+
+
+def source_key(config: PipelineConfig) -> AssetKey:
+    database = re.sub(r"[^A-Za-z0-9_]", "_", _database(config.source.url))
+    table = config.source.table_name
+    if table is None:
+        return AssetKey(["source", database, job_name(config.id) + "_query"])
+    return AssetKey(["source", database, table.schema or "public", table.name])
+
+
+def run_trigger(tags: dict[str, str]) -> str:
+    """How a run was started, in the SPEC's words, from the tags Dagster put on it."""
+    if BACKFILL_TAG in tags:
+        return "backfill"
+    if "dagster/schedule_name" in tags:
+        return "schedule"
+    if "dagster/sensor_name" in tags:
+        return "cdc"
+    return tags.get(TRIGGER_TAG, "manual")

@@ -1,0 +1,41 @@
+"""A schedule per pipeline with a cron; it skips, saying why, while the pipeline is paused."""
+
+from __future__ import annotations
+
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    UnresolvedAssetJobDefinition,
+)
+
+from summit_etl.config import PipelineConfig
+from summit_etl.orchestration.keys import TRIGGER_TAG, schedule_name
+from summit_etl.store import pipelines as pipeline_store
+
+
+def pipeline_schedule(
+    config: PipelineConfig, job: UnresolvedAssetJobDefinition, summit_url: str
+) -> ScheduleDefinition | None:
+    if config.schedule is None:
+        return None
+
+    def evaluate(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        if not pipeline_store.is_enabled(summit_url, config.id, default=config.enabled):
+            return SkipReason(
+                f"pipeline {config.id} is paused (pipelines.enabled = false); "
+                "set it to true to resume"
+            )
+        return RunRequest(tags={TRIGGER_TAG: "schedule"})
+
+    return ScheduleDefinition(
+        name=schedule_name(config.id),
+        job=job,
+        cron_schedule=config.schedule.cron,
+        execution_timezone=config.schedule.timezone,
+        execution_fn=evaluate,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Runs {config.id} on '{config.schedule.cron}' ({config.schedule.timezone})",
+    )

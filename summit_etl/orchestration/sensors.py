@@ -1,0 +1,95 @@
+"""Sensors that keep the summit tables true when runs end outside the engine's hands,
+and one that shows configuration errors in the Dagster UI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    UnresolvedAssetJobDefinition,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+
+from summit_etl.orchestration.keys import PIPELINE_TAG
+from summit_etl.registry import ConfigError
+from summit_etl.store import runs as run_store
+from summit_etl.store.runs import RunError
+
+
+def record_run_failure(context: RunFailureSensorContext, summit_url: str) -> bool:
+    """Mark the run failed in `pipeline_runs` unless the engine already did (crash, kill)."""
+    run = context.dagster_run
+    pipeline_id = run.tags.get(PIPELINE_TAG)
+    if pipeline_id is None:
+        return False
+    message = context.failure_event.message or "the run failed"
+    error = RunError(
+        stage="loading",
+        message=message,
+        details={"source": "dagster", "reason": "the run ended before recording its result"},
+    )
+    return run_store.mark_ended_abnormally(summit_url, run.run_id, pipeline_id, "failed", error)
+
+
+def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:
+    run = context.dagster_run
+    pipeline_id = run.tags.get(PIPELINE_TAG)
+    if pipeline_id is None:
+        return False
+    return run_store.mark_ended_abnormally(summit_url, run.run_id, pipeline_id, "cancelled", None)
+
+
+def run_record_sensors(
+    jobs: Sequence[UnresolvedAssetJobDefinition], summit_url: str
+) -> list[SensorDefinition]:
+    if not jobs:
+        return []
+
+    @run_failure_sensor(
+        name="summit_record_failed_runs",
+        monitored_jobs=list(jobs),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=10,
+    )
+    def record_failed_runs(context: RunFailureSensorContext) -> None:
+        record_run_failure(context, summit_url)
+
+    @run_status_sensor(
+        name="summit_record_cancelled_runs",
+        run_status=DagsterRunStatus.CANCELED,
+        monitored_jobs=list(jobs),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=10,
+    )
+    def record_cancelled_runs(context: RunStatusSensorContext) -> None:
+        record_run_cancel(context, summit_url)
+
+    return [record_failed_runs, record_cancelled_runs]
+
+
+def config_error_sensor(errors: Sequence[ConfigError]) -> SensorDefinition:
+    """Every tick says which configurations were rejected and why (or that none were)."""
+    report = "\n".join(str(e) for e in errors)
+
+    @sensor(
+        name="summit_config_errors",
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=300,
+        description="Reports pipeline configurations that failed validation and were not loaded.",
+    )
+    def config_errors(context: SensorEvaluationContext) -> SkipReason:
+        if errors:
+            context.log.error(report)
+            return SkipReason(f"{len(errors)} pipeline configuration(s) rejected:\n{report}")
+        return SkipReason("every pipeline configuration is valid")
+
+    return config_errors

@@ -1,0 +1,117 @@
+"""Where pipelines come from: `pipelines/*.yaml` and the `pipelines` table.
+
+A bad configuration is reported (file or row, field, problem) and skipped; it never
+stops the other pipelines from loading.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+from pydantic import ValidationError
+
+from summit_etl.config import MissingEnvironmentVariable, PipelineConfig, interpolate_env
+from summit_etl.identifiers import InvalidIdentifierError
+from summit_etl.store import pipelines as pipeline_store
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A pipeline configuration that cannot be used; `origin` is its file or table row."""
+
+    def __init__(self, origin: str, problems: list[str]) -> None:
+        self.origin = origin
+        self.problems = problems
+        super().__init__(f"{origin}: " + "; ".join(problems))
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One line per problem: `field.path: what is wrong`."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+def parse_pipeline(raw: Any, origin: str, environ: dict[str, str] | None = None) -> PipelineConfig:
+    """Validate one raw configuration (as parsed from YAML or JSON) into a PipelineConfig."""
+    if not isinstance(raw, dict):
+        raise ConfigError(origin, ["the configuration must be a mapping of keys to values"])
+    try:
+        return PipelineConfig.model_validate(interpolate_env(raw, environ))
+    except ValidationError as exc:
+        raise ConfigError(origin, describe_validation_error(exc)) from None
+    except (MissingEnvironmentVariable, InvalidIdentifierError) as exc:
+        raise ConfigError(origin, [str(exc)]) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["the file must hold one mapping (a pipeline)"])
+    return raw
+
+
+@dataclass
+class Registry:
+    pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[ConfigError] = field(default_factory=list)
+    from_files: set[str] = field(default_factory=set)
+
+    def add(self, raw: Any, origin: str, *, from_file: bool = False) -> None:
+        try:
+            config = parse_pipeline(raw, origin)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            log.error("invalid pipeline configuration", extra={"origin": origin, "problems": exc.problems})
+            return
+        if config.id in self.pipelines:
+            self.errors.append(ConfigError(origin, [f"id: pipeline {config.id!r} is defined twice"]))
+            return
+        self.pipelines[config.id] = config
+        self.raw[config.id] = raw
+        if from_file:
+            self.from_files.add(config.id)
+
+
+def load_registry(pipelines_dir: Path, summit_url: str | None) -> Registry:
+    """Every pipeline from the YAML files, then those created through the API."""
+    registry = Registry()
+    for path in sorted(pipelines_dir.glob("*.y*ml")):
+        try:
+            registry.add(read_yaml(path), str(path), from_file=True)
+        except ConfigError as exc:
+            registry.errors.append(exc)
+            log.error("invalid pipeline file", extra={"origin": str(path), "problems": exc.problems})
+    if summit_url is None:
+        return registry
+    try:
+        rows = pipeline_store.list_rows(summit_url)
+    except psycopg.Error as exc:
+        log.warning("pipelines table unreadable; only YAML pipelines are loaded", extra={"error": str(exc)})
+        return registry
+    for row in rows:
+        if row.origin == "api":
+            registry.add(row.config, f"pipelines table row {row.pipeline_id!r}")
+    return registry
+
+
+def sync_files_to_table(registry: Registry, summit_url: str) -> None:
+    """Give every YAML pipeline its row, so operators can pause it with SQL."""
+    for pipeline_id in registry.from_files:
+        config = registry.pipelines[pipeline_id]
+        pipeline_store.sync_file_pipeline(summit_url, registry.raw[pipeline_id], config.enabled)

@@ -1,0 +1,123 @@
+"""The `pipeline_runs` table: one row per run, written at start, at the end and on crashes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from summit_etl.store.db import connect
+
+TERMINAL_STATUSES = ("success", "partial_success", "failed", "cancelled")
+
+
+@dataclass
+class RunError:
+    stage: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+@dataclass
+class RunCounts:
+    records_extracted: int = 0
+    records_transformed: int = 0
+    records_filtered: int = 0
+    records_loaded: int = 0
+    records_failed: int = 0
+    records_quarantined: int = 0
+    bytes_processed: int = 0
+
+
+def start_run(
+    url: str, run_id: str, pipeline_id: str, trigger: str, full_reload: bool
+) -> None:
+    with connect(url) as conn:
+        conn.execute(
+            """
+            INSERT INTO pipeline_runs (id, pipeline_id, status, trigger, full_reload, start_time)
+            VALUES (%s, %s, 'running', %s, %s, now())
+            ON CONFLICT (id) DO UPDATE
+               SET status = 'running', start_time = now(), end_time = NULL,
+                   trigger = EXCLUDED.trigger, full_reload = EXCLUDED.full_reload
+            """,
+            (run_id, pipeline_id, trigger, full_reload),
+        )
+
+
+def finish_run(
+    url: str,
+    run_id: str,
+    *,
+    status: str,
+    counts: RunCounts,
+    metrics: dict[str, Any],
+    errors: list[RunError],
+    watermark_from: str | None = None,
+    watermark_to: str | None = None,
+    quality_score: float | None = None,
+) -> None:
+    assignments = asdict(counts)
+    with connect(url) as conn:
+        conn.execute(
+            """
+            UPDATE pipeline_runs
+               SET status = %(status)s, end_time = now(),
+                   records_extracted = %(records_extracted)s,
+                   records_transformed = %(records_transformed)s,
+                   records_filtered = %(records_filtered)s,
+                   records_loaded = %(records_loaded)s,
+                   records_failed = %(records_failed)s,
+                   records_quarantined = %(records_quarantined)s,
+                   bytes_processed = %(bytes_processed)s,
+                   metrics = %(metrics)s, errors = %(errors)s,
+                   watermark_from = %(watermark_from)s, watermark_to = %(watermark_to)s,
+                   quality_score = %(quality_score)s
+             WHERE id = %(run_id)s
+            """,
+            {
+                **assignments,
+                "status": status,
+                "metrics": Jsonb(metrics),
+                "errors": Jsonb([asdict(e) for e in errors]),
+                "watermark_from": watermark_from,
+                "watermark_to": watermark_to,
+                "quality_score": quality_score,
+                "run_id": run_id,
+            },
+        )
+
+
+def mark_ended_abnormally(
+    url: str, run_id: str, pipeline_id: str, status: str, error: RunError | None
+) -> bool:
+    """Record a run that ended without writing its own result (crash, kill, cancel).
+
+    Returns True when the row changed; a run that already recorded its end is left as is.
+    """
+    errors = Jsonb([asdict(error)] if error else [])
+    with connect(url) as conn:
+        cursor = conn.execute(
+            """
+            INSERT INTO pipeline_runs (id, pipeline_id, status, end_time, errors)
+            VALUES (%(id)s, %(pipeline_id)s, %(status)s, now(), %(errors)s)
+            ON CONFLICT (id) DO UPDATE
+               SET status = EXCLUDED.status, end_time = now(),
+                   errors = pipeline_runs.errors || EXCLUDED.errors
+             WHERE pipeline_runs.status NOT IN ('success', 'partial_success', 'failed', 'cancelled')
+            """,
+            {"id": run_id, "pipeline_id": pipeline_id, "status": status, "errors": errors},
+        )
+        return cursor.rowcount > 0
+
+
+def get_run(url: str, run_id: str) -> dict[str, Any] | None:
+    with connect(url) as conn:
+        cursor = conn.execute("SELECT * FROM pipeline_runs WHERE id = %s", (run_id,))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c.name for c in cursor.description or []], row, strict=True))

@@ -1,0 +1,152 @@
+"""Loading strategies against a real PostgreSQL target."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from summit_etl.config import LoadStrategy
+from summit_etl.identifiers import TableName
+from summit_etl.load.writer import LoadError, LoadPlan, load
+from summit_etl_tests.support import run_sql
+
+TABLE = TableName("dw", "people")
+
+
+def people(rows: list[tuple[int, str, str]]) -> pa.Table:
+    ids, names, cities = zip(*rows, strict=True) if rows else ((), (), ())
+    return pa.table(
+        {"id": pa.array(ids, pa.int64()), "name": pa.array(names), "city": pa.array(cities)}
+    )
+
+
+def target_rows(url: str, order: str = "id") -> list[tuple]:
+    return run_sql(url, f"SELECT id, name, city FROM dw.people ORDER BY {order}")
+
+
+def test_bulk_creates_target_and_replaces_rows(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.bulk, key=["id"], create_table=True, replace=True)
+    result = load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo")]), people([(2, "Bob", "Rome")])])
+    assert result.rows_written == 2
+    assert target_rows(target_url) == [(1, "Ann", "Oslo"), (2, "Bob", "Rome")]
+    # The primary key came from the configured key.
+    pk = run_sql(target_url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'dw.people'::regclass AND contype = 'p'")
+    assert pk == [(1,)]
+    load(target_url, TABLE, plan, [people([(3, "Cid", "Bern")])])
+    assert target_rows(target_url) == [(3, "Cid", "Bern")]
+
+
+def test_missing_target_without_create_table_is_a_clear_error(target_url: str) -> None:
+    with pytest.raises(LoadError, match=r"target table dw.people does not exist.*createTable"):
+        load(target_url, TABLE, LoadPlan(LoadStrategy.bulk, key=[]), [people([(1, "A", "B")])])
+
+
+def test_only_the_targets_own_columns_are_written(target_url: str) -> None:
+    run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint PRIMARY KEY, name text)")
+    result = load(target_url, TABLE, LoadPlan(LoadStrategy.append_only, key=[]), [people([(1, "Ann", "Oslo")])])
+    assert result.ignored_columns == ["city"]
+    assert run_sql(target_url, "SELECT id, name FROM dw.people") == [(1, "Ann")]
+
+
+def test_upsert_is_idempotent_and_updates_only_changed_rows(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.upsert, key=["id"], create_table=True)
+    batch = people([(1, "Ann", "Oslo"), (2, "Bob", "Rome")])
+    first = load(target_url, TABLE, plan, [batch])
+    assert (first.inserted, first.updated) == (2, 0)
+    again = load(target_url, TABLE, plan, [batch])
+    assert (again.inserted, again.updated) == (0, 0)
+    changed = load(target_url, TABLE, plan, [people([(2, "Bob", "Paris"), (3, "Cid", "Bern")])])
+    assert (changed.inserted, changed.updated) == (1, 1)
+    assert target_rows(target_url) == [(1, "Ann", "Oslo"), (2, "Bob", "Paris"), (3, "Cid", "Bern")]
+
+
+def test_upsert_keeps_the_last_row_of_a_key_across_batches(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.upsert, key=["id"], create_table=True)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo")]), people([(1, "Ann", "Lima")])])
+    assert target_rows(target_url) == [(1, "Ann", "Lima")]
+
+
+def test_scd_type2_opens_a_version_only_on_real_change(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.scd_type2, key=["id"], create_table=True)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome")])])
+    unchanged = load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome")])])
+    assert (unchanged.inserted, unchanged.updated) == (0, 0)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Paris")])])
+    history = run_sql(
+        target_url,
+        "SELECT id, city, is_current, effective_to IS NULL FROM dw.people ORDER BY id, effective_from",
+    )
+    assert history == [
+        (1, "Oslo", True, True),
+        (2, "Rome", False, False),
+        (2, "Paris", True, True),
+    ]
+    closed, opened = run_sql(
+        target_url,
+        "SELECT effective_to FROM dw.people WHERE id = 2 AND NOT is_current "
+        "UNION ALL SELECT effective_from FROM dw.people WHERE id = 2 AND is_current",
+    )
+    assert closed[0] == opened[0]  # the old version ends where the new one begins
+
+
+def test_delta_applies_inserts_updates_and_deletes(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.delta, key=["id"], create_table=True, delete_missing=True)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome"), (3, "Cid", "Bern")])])
+    result = load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (3, "Cid", "Nice"), (4, "Dee", "Graz")])])
+    assert (result.inserted, result.updated, result.deleted) == (1, 1, 1)
+    assert target_rows(target_url) == [(1, "Ann", "Oslo"), (3, "Cid", "Nice"), (4, "Dee", "Graz")]
+
+
+def test_append_skipping_existing_keys_does_not_duplicate(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.append_only, key=["id"], create_table=True, skip_existing=True)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo")])])
+    result = load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome")])])
+    assert result.inserted == 1
+    assert target_rows(target_url) == [(1, "Ann", "Oslo"), (2, "Bob", "Rome")]
+
+
+def test_types_survive_a_created_target(target_url: str) -> None:
+    moment = dt.datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+    batch = pa.table(
+        {
+            "id": pa.array([1], pa.int32()),
+            "price": pa.array([Decimal("12.34")], pa.decimal128(10, 2)),
+            "at": pa.array([moment], pa.timestamp("us", tz="UTC")),
+            "day": pa.array([dt.date(2025, 3, 1)], pa.date32()),
+            "ok": pa.array([True]),
+            "ratio": pa.array([0.25]),
+        }
+    )
+    load(target_url, TABLE, LoadPlan(LoadStrategy.bulk, key=["id"], create_table=True), [batch])
+    types = dict(run_sql(
+        target_url,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'dw'",
+    ))
+    assert types == {
+        "id": "integer", "price": "numeric", "at": "timestamp with time zone", "day": "date",
+        "ok": "boolean", "ratio": "double precision",
+    }
+    assert run_sql(target_url, "SELECT id, price, at, day, ok, ratio FROM dw.people") == [
+        (1, Decimal("12.34"), moment, dt.date(2025, 3, 1), True, 0.25)
+    ]
+
+
+def test_text_staged_types_are_cast_by_the_server(target_url: str) -> None:
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.people (id uuid PRIMARY KEY, amount numeric, doc jsonb)",
+    )
+    batch = pa.table(
+        {
+            "id": ["8f2b8c9e-4a43-4a53-9d1e-1c2b3d4e5f60"],
+            "amount": ["123456789012345678901234567890.123456789"],
+            "doc": ['{"a": [1, 2]}'],
+        }
+    )
+    load(target_url, TABLE, LoadPlan(LoadStrategy.upsert, key=["id"]), [batch])
+    assert run_sql(target_url, "SELECT id::text, amount::text, doc->'a'->>1 FROM dw.people") == [
+        ("8f2b8c9e-4a43-4a53-9d1e-1c2b3d4e5f60", "123456789012345678901234567890.123456789", "2")
+    ]
