@@ -85,7 +85,13 @@ def serve(args: argparse.Namespace) -> int:
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     commands = {
         "dagster-webserver": [
-            "dagster-webserver", "-h", args.host, "-p", str(args.dagster_port), "-w", workspace,
+            "dagster-webserver",
+            "-h",
+            args.host,
+            "-p",
+            str(args.dagster_port),
+            "-w",
+            workspace,
         ],
         "dagster-daemon": ["dagster-daemon", "run", "-w", workspace],
     }
@@ -107,7 +113,9 @@ def serve(args: argparse.Namespace) -> int:
     while not stopping:
         for name, child in children.items():
             if child.poll() is not None:
-                print(f"{name} exited with {child.returncode}; stopping the service", file=sys.stderr)
+                print(
+                    f"{name} exited with {child.returncode}; stopping the service", file=sys.stderr
+                )
                 exit_code = child.returncode or 1
                 stopping = True
         time.sleep(0.5)
@@ -133,11 +141,17 @@ def migrate(_args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="summit-etl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="start Dagster webserver + daemon with the demo")
+    serve_parser = commands.add_parser(
+        "serve", help="start Dagster webserver + daemon with the demo"
+    )
     serve_parser.add_argument("--host", default=os.environ.get("DAGSTER_HOST", "127.0.0.1"))
-    serve_parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
+    serve_parser.add_argument(
+        "--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000"))
+    )
     serve_parser.set_defaults(handler=serve)
-    commands.add_parser("migrate", help="create and migrate the summit database").set_defaults(handler=migrate)
+    commands.add_parser("migrate", help="create and migrate the summit database").set_defaults(
+        handler=migrate
+    )
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

@@ -278,9 +278,9 @@ class DeduplicateTransform(Model):
 
 class CustomTransform(Model):
     type: Literal["custom"]
-    function: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    ] = Field(description="dotted path 'package.module:function' taking and returning a DataFrame")
+    function: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] = Field(
+        description="dotted path 'package.module:function' taking and returning a DataFrame"
+    )
 
 
 Transformation = Annotated[
@@ -495,7 +495,9 @@ def interpolate_env(value: Any, environ: dict[str, str] | None = None, path: str
     """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed config."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: interpolate_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        return {
+            k: interpolate_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [interpolate_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str):

@@ -7,4 +7,6 @@ from summit_etl.settings import Settings
 
 settings = Settings.from_env()
 configure_logging(settings)
-defs = build_definitions(load_registry(settings.pipelines_dir, settings.database_url), settings.database_url)
+defs = build_definitions(
+    load_registry(settings.pipelines_dir, settings.database_url), settings.database_url
+)

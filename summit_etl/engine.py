@@ -94,7 +94,10 @@ def run_pipeline(
     """Run `config` once and record it; raises StageFailure after recording a failure."""
     context = {"pipelineId": config.id, "runId": request.run_id}
     run_store.start_run(summit_url, request.run_id, config.id, request.trigger, request.full_reload)
-    log.info("run started", extra={**context, "trigger": request.trigger, "fullReload": request.full_reload})
+    log.info(
+        "run started",
+        extra={**context, "trigger": request.trigger, "fullReload": request.full_reload},
+    )
     counts = RunCounts()
     clock = _StageClock()
     started = time.perf_counter()
@@ -106,24 +109,38 @@ def run_pipeline(
         failure = exc if isinstance(exc, StageFailure) else StageFailure("loading", exc)
         outcome.status = "failed"
         outcome.errors.append(
-            RunError(stage=failure.stage, message=str(failure.cause),
-                     details={"type": type(failure.cause).__name__})
+            RunError(
+                stage=failure.stage,
+                message=str(failure.cause),
+                details={"type": type(failure.cause).__name__},
+            )
         )
-        log.error("run failed", extra={**context, "stage": failure.stage, "error": str(failure.cause)})
+        log.error(
+            "run failed", extra={**context, "stage": failure.stage, "error": str(failure.cause)}
+        )
         raise failure from exc
     finally:
         outcome.metrics = _metrics(clock, time.perf_counter() - started, counts)
         run_store.finish_run(
-            summit_url, request.run_id, status=outcome.status, counts=counts,
-            metrics=outcome.metrics, errors=outcome.errors,
-            watermark_from=outcome.watermark_from, watermark_to=outcome.watermark_to,
+            summit_url,
+            request.run_id,
+            status=outcome.status,
+            counts=counts,
+            metrics=outcome.metrics,
+            errors=outcome.errors,
+            watermark_from=outcome.watermark_from,
+            watermark_to=outcome.watermark_to,
         )
         if on_progress:
             on_progress("finished", {"status": outcome.status, **asdict(counts)})
     log.info(
         "run finished",
-        extra={**context, "status": outcome.status, "recordsLoaded": counts.records_loaded,
-               "durationMs": outcome.metrics["totalDurationMs"]},
+        extra={
+            **context,
+            "status": outcome.status,
+            "recordsLoaded": counts.records_loaded,
+            "durationMs": outcome.metrics["totalDurationMs"],
+        },
     )
     return outcome
 
@@ -208,8 +225,12 @@ def _execute(
     outcome.load = result
     if high_mark and (value := high_mark.value()) is not None:
         watermark_store.record(
-            summit_url, pipeline_id=config.id, source_table=config.source.label,
-            column=high_mark.column, value=value, records_loaded=result.rows_written,
+            summit_url,
+            pipeline_id=config.id,
+            source_table=config.source.label,
+            column=high_mark.column,
+            value=value,
+            records_loaded=result.rows_written,
             run_id=request.run_id,
         )
         outcome.watermark_to = value

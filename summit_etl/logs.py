@@ -46,7 +46,8 @@ _configured: set[str] = set()
 def configure_logging(settings: Settings) -> None:
     """Attach the JSON handlers to the `summit_etl` logger (once per log file)."""
     logger = logging.getLogger("summit_etl")
-    logger.setLevel(settings.log_level if settings.log_level != "DEBUG" else logging.DEBUG)
+    level = logging.getLevelName(settings.log_level)
+    logger.setLevel(level if isinstance(level, int) else logging.INFO)
     logger.propagate = False
     key = str(settings.log_file)
     if key in _configured:

@@ -77,10 +77,14 @@ class Registry:
             config = parse_pipeline(raw, origin)
         except ConfigError as exc:
             self.errors.append(exc)
-            log.error("invalid pipeline configuration", extra={"origin": origin, "problems": exc.problems})
+            log.error(
+                "invalid pipeline configuration", extra={"origin": origin, "problems": exc.problems}
+            )
             return
         if config.id in self.pipelines:
-            self.errors.append(ConfigError(origin, [f"id: pipeline {config.id!r} is defined twice"]))
+            self.errors.append(
+                ConfigError(origin, [f"id: pipeline {config.id!r} is defined twice"])
+            )
             return
         self.pipelines[config.id] = config
         self.raw[config.id] = raw
@@ -96,13 +100,17 @@ def load_registry(pipelines_dir: Path, summit_url: str | None) -> Registry:
             registry.add(read_yaml(path), str(path), from_file=True)
         except ConfigError as exc:
             registry.errors.append(exc)
-            log.error("invalid pipeline file", extra={"origin": str(path), "problems": exc.problems})
+            log.error(
+                "invalid pipeline file", extra={"origin": str(path), "problems": exc.problems}
+            )
     if summit_url is None:
         return registry
     try:
         rows = pipeline_store.list_rows(summit_url)
     except psycopg.Error as exc:
-        log.warning("pipelines table unreadable; only YAML pipelines are loaded", extra={"error": str(exc)})
+        log.warning(
+            "pipelines table unreadable; only YAML pipelines are loaded", extra={"error": str(exc)}
+        )
         return registry
     for row in rows:
         if row.origin == "api":

@@ -27,8 +27,12 @@ def numeric_precision_scale(typmod: int) -> tuple[int, int] | None:
 def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Field, pa.Array]:
     if not isinstance(field.type, pa.BaseExtensionType):
         return field, column
-    storage = column.storage if isinstance(column, pa.ExtensionArray) else pa.chunked_array(
-        [chunk.storage for chunk in column.chunks], type=field.type.storage_type
+    storage = (
+        column.storage
+        if isinstance(column, pa.ExtensionArray)
+        else pa.chunked_array(
+            [chunk.storage for chunk in column.chunks], type=field.type.storage_type
+        )
     )
     metadata = field.metadata or {}
     if metadata.get(PG_TYPE) == b"numeric":

@@ -32,7 +32,9 @@ def schema_for(columns: Sequence[TargetColumn]) -> pa.Schema:
     return pa.schema([pa.field(c.name, staged_type(c)) for c in columns])
 
 
-def conform(batches: Iterable[pa.Table], columns: Sequence[TargetColumn]) -> Iterator[pa.RecordBatch]:
+def conform(
+    batches: Iterable[pa.Table], columns: Sequence[TargetColumn]
+) -> Iterator[pa.RecordBatch]:
     """Select the target's columns from each batch and cast them to their COPY types."""
     schema = schema_for(columns)
     for batch in batches:

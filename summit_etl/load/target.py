@@ -53,8 +53,10 @@ def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | Non
         )
         if exists[0][0] is None:
             return None
-    return [TargetColumn(name, typname, sql_type, arrow_type_for(typname, typmod))
-            for name, sql_type, typname, typmod in rows]
+    return [
+        TargetColumn(name, typname, sql_type, arrow_type_for(typname, typmod))
+        for name, sql_type, typname, typmod in rows
+    ]
 
 
 def create(
@@ -81,10 +83,14 @@ def create(
     elif key:
         columns.append(sql.SQL("PRIMARY KEY ({})").format(columns_sql(key)))
     if table.schema:
-        execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+        execute(
+            conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema))
+        )
     execute(
         conn,
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table.ident, sql.SQL(", ").join(columns)),
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+            table.ident, sql.SQL(", ").join(columns)
+        ),
     )
     if scd2 and key:
         index = sql.Identifier(check_name(f"{table.name}_current_key"[:63], "index"))

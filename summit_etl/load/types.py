@@ -28,8 +28,24 @@ _BINARY_WRITABLE: dict[str, pa.DataType] = {
 
 # Source types copied as they are when a target is created from a source's schema.
 _PORTABLE = {
-    "int2", "int4", "int8", "float4", "float8", "numeric", "text", "varchar", "bpchar",
-    "bool", "date", "timestamp", "timestamptz", "bytea", "json", "jsonb", "uuid", "time",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "text",
+    "varchar",
+    "bpchar",
+    "bool",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "bytea",
+    "json",
+    "jsonb",
+    "uuid",
+    "time",
     "interval",
 }
 # Portable types that arrive in Arrow as their text.

@@ -72,10 +72,17 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
             targets.create(conn, table, first.schema, plan.key, scd2)
             columns = targets.inspect(conn, table) or []
         incoming = first.column_names if first is not None else []
-        written = [c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)]
-        result = LoadResult(ignored_columns=[n for n in incoming if n not in {c.name for c in columns}])
+        written = [
+            c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)
+        ]
+        result = LoadResult(
+            ignored_columns=[n for n in incoming if n not in {c.name for c in columns}]
+        )
         if result.ignored_columns:
-            log.info("columns not in the target are not written", extra={"columns": result.ignored_columns})
+            log.info(
+                "columns not in the target are not written",
+                extra={"columns": result.ignored_columns},
+            )
         _check_key(plan, table, columns, written, first is not None)
         rows = chain([first], stream) if first is not None else iter(())
         if _direct(plan, written):
@@ -91,7 +98,11 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
 
 
 def _check_key(
-    plan: LoadPlan, table: TableName, columns: list[TargetColumn], written: list[TargetColumn], has_rows: bool
+    plan: LoadPlan,
+    table: TableName,
+    columns: list[TargetColumn],
+    written: list[TargetColumn],
+    has_rows: bool,
 ) -> None:
     names = {c.name for c in columns}
     if plan.strategy is LoadStrategy.scd_type2:
@@ -113,7 +124,14 @@ def _direct(plan: LoadPlan, written: list[TargetColumn]) -> bool:
     )
 
 
-def _copy(conn, table: TableName, written: list[TargetColumn], rows: Iterator[pa.Table], *, temporary: bool = False) -> int:  # noqa: ANN001
+def _copy(
+    conn,
+    table: TableName,
+    written: list[TargetColumn],
+    rows: Iterator[pa.Table],
+    *,
+    temporary: bool = False,
+) -> int:  # noqa: ANN001
     if not written:
         return 0
     reader = pa.RecordBatchReader.from_batches(schema_for(written), conform(rows, written))
@@ -135,33 +153,43 @@ def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: 
     ]
     execute(
         conn,
-        sql.SQL("CREATE TEMP TABLE {} ({}, {} bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DROP").format(
-            STAGE, sql.SQL(", ").join(staged_columns), _SEQ
-        ),
+        sql.SQL(
+            "CREATE TEMP TABLE {} ({}, {} bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DROP"
+        ).format(STAGE, sql.SQL(", ").join(staged_columns), _SEQ),
     )
-    result.rows_written = _copy(conn, TableName(None, "summit_stage"), written, rows, temporary=True)
+    result.rows_written = _copy(
+        conn, TableName(None, "summit_stage"), written, rows, temporary=True
+    )
 
 
-def _merge(conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult) -> None:  # noqa: ANN001
+def _merge(
+    conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
+) -> None:  # noqa: ANN001
     cols = columns_sql([c.name for c in written])
     typed = sql.SQL(", ").join(
-        sql.SQL("{}::{} AS {}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name))
+        sql.SQL("{}::{} AS {}").format(
+            sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)
+        )
         if c.arrow_type is None
         else sql.Identifier(c.name)
         for c in written
     )
     if plan.key:
-        latest = sql.SQL("SELECT DISTINCT ON ({k}) {typed} FROM {stage} ORDER BY {k}, {seq} DESC").format(
-            k=columns_sql(plan.key), typed=typed, stage=STAGE, seq=_SEQ
-        )
+        latest = sql.SQL(
+            "SELECT DISTINCT ON ({k}) {typed} FROM {stage} ORDER BY {k}, {seq} DESC"
+        ).format(k=columns_sql(plan.key), typed=typed, stage=STAGE, seq=_SEQ)
     else:
         latest = sql.SQL("SELECT {} FROM {}").format(typed, STAGE)
     execute(conn, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(LATEST, latest))
     execute(conn, sql.SQL("ANALYZE {}").format(LATEST))
 
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in plan.key
-    ) if plan.key else sql.SQL("false")
+    match = (
+        sql.SQL(" AND ").join(
+            sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in plan.key
+        )
+        if plan.key
+        else sql.SQL("false")
+    )
 
     def in_target(current_only: bool = False) -> sql.Composed:
         return sql.SQL("EXISTS (SELECT 1 FROM {} AS t WHERE {}{})").format(
@@ -176,7 +204,14 @@ def _merge(conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], 
     )
 
     def count(statement: sql.Composable) -> int:
-        return int(execute(conn, sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(statement))[0][0])
+        return int(
+            execute(
+                conn,
+                sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(
+                    statement
+                ),
+            )[0][0]
+        )
 
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
@@ -188,7 +223,9 @@ def _merge(conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], 
             else sql.SQL("")
         )
         result.inserted = count(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s {}").format(table.ident, cols, s_cols, LATEST, where)
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s {}").format(
+                table.ident, cols, s_cols, LATEST, where
+            )
         )
         return
 

@@ -27,7 +27,9 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         spec = source_spec(config)
         sources.setdefault(spec.key, spec)
         job = define_asset_job(
-            job_name(config.id), selection=[target_key(config)], tags={PIPELINE_TAG: config.id},
+            job_name(config.id),
+            selection=[target_key(config)],
+            tags={PIPELINE_TAG: config.id},
             description=f"Runs pipeline {config.id}: {config.name}",
         )
         jobs.append(job)

@@ -20,19 +20,21 @@ class PipelineRow:
     version: int
 
 
-_COLUMNS = "pipeline_id, name, enabled, config, origin, version"
-
-
 def list_rows(url: str) -> list[PipelineRow]:
     with connect(url) as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM pipelines ORDER BY pipeline_id").fetchall()
+        rows = conn.execute(
+            "SELECT pipeline_id, name, enabled, config, origin, version "
+            "FROM pipelines ORDER BY pipeline_id"
+        ).fetchall()
     return [PipelineRow(*row) for row in rows]
 
 
 def get_row(url: str, pipeline_id: str) -> PipelineRow | None:
     with connect(url) as conn:
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM pipelines WHERE pipeline_id = %s", (pipeline_id,)
+            "SELECT pipeline_id, name, enabled, config, origin, version FROM pipelines "
+            "WHERE pipeline_id = %s",
+            (pipeline_id,),
         ).fetchone()
     return PipelineRow(*row) if row else None
 
@@ -64,6 +66,10 @@ def sync_file_pipeline(url: str, raw: dict[str, Any], enabled: bool) -> None:
                    updated_at = now()
              WHERE pipelines.origin = 'file' AND pipelines.config IS DISTINCT FROM EXCLUDED.config
             """,
-            {"id": raw["id"], "name": raw.get("name", raw["id"]), "enabled": enabled,
-             "config": Jsonb(raw)},
+            {
+                "id": raw["id"],
+                "name": raw.get("name", raw["id"]),
+                "enabled": enabled,
+                "config": Jsonb(raw),
+            },
         )

@@ -32,9 +32,7 @@ class RunCounts:
     bytes_processed: int = 0
 
 
-def start_run(
-    url: str, run_id: str, pipeline_id: str, trigger: str, full_reload: bool
-) -> None:
+def start_run(url: str, run_id: str, pipeline_id: str, trigger: str, full_reload: bool) -> None:
     with connect(url) as conn:
         conn.execute(
             """

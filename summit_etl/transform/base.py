@@ -41,4 +41,3 @@ def replace_column(batch: pa.Table, name: str, values: pa.Array | pa.ChunkedArra
     if name in batch.column_names:
         return batch.set_column(batch.column_names.index(name), field, values)
     return batch.append_column(field, values)
-

@@ -29,11 +29,16 @@ def target_rows(url: str, order: str = "id") -> list[tuple]:
 
 def test_bulk_creates_target_and_replaces_rows(target_url: str) -> None:
     plan = LoadPlan(LoadStrategy.bulk, key=["id"], create_table=True, replace=True)
-    result = load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo")]), people([(2, "Bob", "Rome")])])
+    result = load(
+        target_url, TABLE, plan, [people([(1, "Ann", "Oslo")]), people([(2, "Bob", "Rome")])]
+    )
     assert result.rows_written == 2
     assert target_rows(target_url) == [(1, "Ann", "Oslo"), (2, "Bob", "Rome")]
     # The primary key came from the configured key.
-    pk = run_sql(target_url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'dw.people'::regclass AND contype = 'p'")
+    pk = run_sql(
+        target_url,
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'dw.people'::regclass AND contype = 'p'",
+    )
     assert pk == [(1,)]
     load(target_url, TABLE, plan, [people([(3, "Cid", "Bern")])])
     assert target_rows(target_url) == [(3, "Cid", "Bern")]
@@ -45,8 +50,15 @@ def test_missing_target_without_create_table_is_a_clear_error(target_url: str) -
 
 
 def test_only_the_targets_own_columns_are_written(target_url: str) -> None:
-    run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint PRIMARY KEY, name text)")
-    result = load(target_url, TABLE, LoadPlan(LoadStrategy.append_only, key=[]), [people([(1, "Ann", "Oslo")])])
+    run_sql(
+        target_url, "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint PRIMARY KEY, name text)"
+    )
+    result = load(
+        target_url,
+        TABLE,
+        LoadPlan(LoadStrategy.append_only, key=[]),
+        [people([(1, "Ann", "Oslo")])],
+    )
     assert result.ignored_columns == ["city"]
     assert run_sql(target_url, "SELECT id, name FROM dw.people") == [(1, "Ann")]
 
@@ -94,8 +106,18 @@ def test_scd_type2_opens_a_version_only_on_real_change(target_url: str) -> None:
 
 def test_delta_applies_inserts_updates_and_deletes(target_url: str) -> None:
     plan = LoadPlan(LoadStrategy.delta, key=["id"], create_table=True, delete_missing=True)
-    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome"), (3, "Cid", "Bern")])])
-    result = load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (3, "Cid", "Nice"), (4, "Dee", "Graz")])])
+    load(
+        target_url,
+        TABLE,
+        plan,
+        [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome"), (3, "Cid", "Bern")])],
+    )
+    result = load(
+        target_url,
+        TABLE,
+        plan,
+        [people([(1, "Ann", "Oslo"), (3, "Cid", "Nice"), (4, "Dee", "Graz")])],
+    )
     assert (result.inserted, result.updated, result.deleted) == (1, 1, 1)
     assert target_rows(target_url) == [(1, "Ann", "Oslo"), (3, "Cid", "Nice"), (4, "Dee", "Graz")]
 
@@ -121,13 +143,19 @@ def test_types_survive_a_created_target(target_url: str) -> None:
         }
     )
     load(target_url, TABLE, LoadPlan(LoadStrategy.bulk, key=["id"], create_table=True), [batch])
-    types = dict(run_sql(
-        target_url,
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'dw'",
-    ))
+    types = dict(
+        run_sql(
+            target_url,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'dw'",
+        )
+    )
     assert types == {
-        "id": "integer", "price": "numeric", "at": "timestamp with time zone", "day": "date",
-        "ok": "boolean", "ratio": "double precision",
+        "id": "integer",
+        "price": "numeric",
+        "at": "timestamp with time zone",
+        "day": "date",
+        "ok": "boolean",
+        "ratio": "double precision",
     }
     assert run_sql(target_url, "SELECT id, price, at, day, ok, ratio FROM dw.people") == [
         (1, Decimal("12.34"), moment, dt.date(2025, 3, 1), True, 0.25)

@@ -53,7 +53,9 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline_id, created_at DESC)")
+    op.execute(
+        "CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline_id, created_at DESC)"
+    )
     op.execute("CREATE INDEX pipeline_runs_by_status ON pipeline_runs (status, created_at)")
     op.execute(
         """
@@ -101,7 +103,7 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE INDEX data_quality_reports_latest ON data_quality_reports (pipeline_id, \"timestamp\" DESC)"
+        'CREATE INDEX data_quality_reports_latest ON data_quality_reports (pipeline_id, "timestamp" DESC)'
     )
     op.execute(
         """

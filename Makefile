@@ -1,0 +1,28 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+# Dagster webserver (:3000) + daemon with the demo pipelines on a demo source.
+run: install
+	$(BIN)/summit-etl serve
+
+# Lint, then the whole suite against real PostgreSQL and real Dagster.
+test: install
+	$(BIN)/ruff check summit_etl summit_etl_tests api_shim bench
+	@# pytest exits 5 when it collects nothing: a missing suite is a failure, said plainly.
+	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+
+bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/load_throughput.py
