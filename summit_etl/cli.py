@@ -29,6 +29,14 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+def dagster_storage_url(url: str) -> str:
+    """Dagster's storage URL on its own database, on psycopg2: dagster-postgres binds
+    NOTIFY parameters client-side, which SQLAlchemy 2.1's default driver (psycopg 3)
+    does not do."""
+    parts = urlsplit(with_database(url, "summit_dagster"))
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+
+
 def reachable(url: str) -> bool:
     try:
         psycopg.connect(with_database(url, "postgres"), connect_timeout=3).close()
@@ -61,12 +69,12 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
         summit_url = start_embedded_postgres(PROJECT_ROOT / ".dagster" / "pgdata")
         print(f"PostgreSQL: none at DATABASE_URL; started the embedded one ({summit_url})")
     env["DATABASE_URL"] = summit_url
-    env.setdefault("DAGSTER_PG_URL", with_database(summit_url, "summit_dagster"))
+    env.setdefault("DAGSTER_PG_URL", dagster_storage_url(summit_url))
     env.setdefault("DEMO_SOURCE_URL", with_database(summit_url, "summit_demo"))
     env.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
     env.setdefault("SUMMIT_DAGSTER_STATE", str(PROJECT_ROOT / ".dagster"))
     db.prepare(summit_url)
-    db.ensure_database(env["DAGSTER_PG_URL"])
+    db.ensure_database(with_database(summit_url, "summit_dagster"))
     if prepare_demo_source(env["DEMO_SOURCE_URL"]):
         print("Demo source filled: shop.customers, shop.orders")
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "DEMO_SOURCE_URL")})

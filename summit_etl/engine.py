@@ -174,7 +174,7 @@ def _execute(
         stored = watermark_store.current(summit_url, config.id, config.source.label)
     full_read = not incremental or stored is None
     start = lower_bound(stored, config.watermark_config) if incremental else None
-    outcome.watermark_from = start
+    outcome.watermark_from = None if start is None else str(start)
     plan = _load_plan(config, incremental=incremental, full_read=full_read)
     target_url = config.target_url(summit_url)
     context = {"pipelineId": config.id, "runId": request.run_id}

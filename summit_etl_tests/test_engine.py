@@ -32,7 +32,7 @@ def fill(url: str, count: int) -> None:
         url,
         """
         INSERT INTO public.items
-        SELECT g, 'item ' || g, g % 7, g / 4.0, g % 2 = 0,
+        SELECT g, 'item ' || g, g %% 7, g / 4.0, g %% 2 = 0,
                jsonb_build_object('n', g), '2025-01-01T00:00:00Z'::timestamptz + make_interval(secs => g)
           FROM generate_series(1, %s) g
         """,
@@ -177,7 +177,7 @@ def test_transformations_run_between_extract_and_load(
         outcome.counts.records_extracted
         == outcome.counts.records_loaded + outcome.counts.records_filtered
     )
-    assert run_sql(target_url, "SELECT total FROM dw.items WHERE id = 10") == [(Decimal("7.50"),)]
+    assert run_sql(target_url, "SELECT total FROM dw.items WHERE id = 11") == [(Decimal("11.00"),)]
 
 
 def test_logs_are_json_lines_with_pipeline_and_run(

@@ -18,8 +18,11 @@ T0 = "2025-01-01 00:00:00.000001+00"
 def source(source_url: str) -> str:
     run_sql(
         source_url,
+        "CREATE TABLE public.events (id bigint PRIMARY KEY, body text, seq bigint, updated_at timestamptz NOT NULL)",
+    )
+    run_sql(
+        source_url,
         """
-        CREATE TABLE public.events (id bigint PRIMARY KEY, body text, seq bigint, updated_at timestamptz NOT NULL);
         INSERT INTO public.events
         SELECT g, 'e' || g, g * 10, %s::timestamptz + make_interval(secs => g) FROM generate_series(1, 100) g;
         """,
@@ -76,7 +79,7 @@ def test_second_run_reads_only_new_and_changed_rows(
         (T0,),
     )
     outcome = run(cfg, summit_url)
-    assert outcome.counts.records_extracted == 2
+    assert outcome.counts.records_extracted == 3  # the two changes and the boundary row (>=)
     rows = dict(target(target_url))
     assert len(rows) == 101 and rows[5] == "changed" and rows[101] == "new"
 

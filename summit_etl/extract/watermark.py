@@ -23,18 +23,20 @@ def render(value: object) -> str:
     return str(value)
 
 
-def lower_bound(stored: str | None, config: WatermarkConfig) -> str | None:
+def lower_bound(stored: str | None, config: WatermarkConfig) -> str | Decimal | None:
     """Where the next read starts: the stored watermark minus the lookback window.
 
     No stored watermark (first run, reset or full reload) starts at the configured
-    initial value, or reads everything when there is none.
+    initial value, or reads everything when there is none. Numeric bounds are Decimals,
+    so that SQL compares them as numbers whatever the column's integer or decimal type.
     """
-    if stored is None:
-        return None if config.initial_value is None else str(config.initial_value)
-    if not config.lookback_window:
-        return stored
+    start = stored if stored is not None else config.initial_value
+    if start is None:
+        return None
     if config.type == "numeric":
-        return str(Decimal(stored) - Decimal(str(config.lookback_window)))
+        return Decimal(str(start)) - Decimal(str(config.lookback_window if stored else 0))
+    if stored is None or not config.lookback_window:
+        return str(start)
     moment = dt.datetime.fromisoformat(stored)
     return (moment - dt.timedelta(seconds=config.lookback_window)).isoformat()
 

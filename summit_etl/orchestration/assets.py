@@ -1,6 +1,9 @@
-"""A pipeline as Dagster sees it: its target table as an asset, its source as an external one."""
+"""A pipeline as Dagster sees it: its target table as an asset, its source as an external one.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Dagster inspects the asset function's
+annotations at definition time and needs them as real types.
+"""
+
 
 from dagster import (
     AssetExecutionContext,
@@ -38,30 +41,30 @@ def source_spec(config: PipelineConfig) -> AssetSpec:
     )
 
 
-def pipeline_asset(config: PipelineConfig) -> AssetsDefinition:
+def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
     @asset(
-        key=target_key(config),
-        deps=[source_key(config)],
-        description=config.description or config.name,
+        key=target_key(pipeline),
+        deps=[source_key(pipeline)],
+        description=pipeline.description or pipeline.name,
         group_name="summit",
         kinds={"postgres"},
         metadata={
-            "pipeline_id": config.id,
-            "source": config.source.label,
-            "extraction": config.extraction.strategy.value,
-            "loading": config.loading.strategy.value,
+            "pipeline_id": pipeline.id,
+            "source": pipeline.source.label,
+            "extraction": pipeline.extraction.strategy.value,
+            "loading": pipeline.loading.strategy.value,
         },
-        op_tags={PIPELINE_TAG: config.id},
+        op_tags={PIPELINE_TAG: pipeline.id},
     )
     def load_pipeline(
-        context: AssetExecutionContext, run_config: PipelineRunConfig, summit: SummitDatabase
+        context: AssetExecutionContext, config: PipelineRunConfig, summit: SummitDatabase
     ) -> MaterializeResult:
         tags = dict(context.run.tags)
         full_reload = (
-            run_config.full_reload or tags.get(FULL_RELOAD_TAG) == "true" or BACKFILL_TAG in tags
+            config.full_reload or tags.get(FULL_RELOAD_TAG) == "true" or BACKFILL_TAG in tags
         )
-        request = RunRequest(context.run_id, trigger=run_trigger(tags), full_reload=full_reload)
-        outcome = run_pipeline(config, request, summit.prepared_url())
+        request = RunRequest(context.run.run_id, trigger=run_trigger(tags), full_reload=full_reload)
+        outcome = run_pipeline(pipeline, request, summit.prepared_url())
         counts, metrics = outcome.counts, outcome.metrics
         metadata: dict[str, object] = {
             "status": outcome.status,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
-    UnresolvedAssetJobDefinition,
 )
+
+if TYPE_CHECKING:  # dagster exports the class only privately
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.keys import TRIGGER_TAG, schedule_name

@@ -4,6 +4,7 @@ and one that shows configuration errors in the Dagster UI."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dagster import (
     DagsterRunStatus,
@@ -13,11 +14,15 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
-    UnresolvedAssetJobDefinition,
     run_failure_sensor,
     run_status_sensor,
     sensor,
 )
+
+if TYPE_CHECKING:  # dagster exports the class only privately
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 from summit_etl.orchestration.keys import PIPELINE_TAG
 from summit_etl.registry import ConfigError

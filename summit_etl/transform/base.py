@@ -28,7 +28,7 @@ def column(batch: pa.Table, name: str, what: str) -> pa.ChunkedArray:
     """`batch[name]`, or a TransformError that lists the columns there are."""
     if name not in batch.column_names:
         raise TransformError(
-            f"{what} {name!r} is not a column of the batch (columns: "
+            f"{what} {name!r} is not in the batch (its columns: "
             f"{', '.join(batch.column_names) or 'none'})"
         )
     return batch[name]

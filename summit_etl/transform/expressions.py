@@ -19,6 +19,7 @@ import ast
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,9 +28,12 @@ from summit_etl.transform import functions as fn
 from summit_etl.transform.base import column
 from summit_etl.transform.errors import TransformError
 
-Evaluator = Callable[[pa.Table], fn.Value]
+Evaluator: TypeAlias = Callable[[pa.Table], fn.Value]
 
-_MAX_LENGTH = 10_000  # deeper nesting than this is no filter, and could exhaust the parser
+# Longer text is no sensible condition, and deep nesting could exhaust the parser.
+_MAX_LENGTH = 10_000
+# `**`, `//`, `.`, brackets, `:` and the like are lexed only so that the parser can name
+# them when it refuses them; any other character is refused by the lexer itself.
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
@@ -40,7 +44,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-# Operators the lexer lets through only so that the parser can name them when refusing.
+# Keywords and literals in SQL (or Python) spelling, any case, as Python spells them.
 _KEYWORDS = {
     "and": "and",
     "or": "or",
@@ -136,7 +140,7 @@ class _Compiler:
             name = self._name(node.id)
             if name.startswith("__"):
                 raise TransformError(f"the name {name!r} is not allowed")
-            return lambda batch: column(batch, name, "the expression's column")
+            return lambda batch: column(batch, name, "column")
         if isinstance(node, ast.BoolOp):
             combine = pc.and_kleene if isinstance(node.op, ast.And) else pc.or_kleene
             return self._fold(combine, [self.compile(v) for v in node.values])
@@ -191,16 +195,21 @@ class _Compiler:
     def _literals(self, node: ast.expr) -> pa.Array:
         """The right-hand side of IN: literals in parentheses (one literal is a list of one)."""
         items = node.elts if isinstance(node, ast.Tuple | ast.List) else [node]
-        values = []
+        values: list[object] = []
         for item in items:
-            negative = isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub)
-            literal = item.operand if isinstance(item, ast.UnaryOp) else item
-            number = isinstance(literal, ast.Constant) and type(literal.value) in (int, float)
-            if not isinstance(literal, ast.Constant) or (
-                item is not literal and not (negative and number)
+            negated = item.operand if isinstance(item, ast.UnaryOp) else None
+            if isinstance(item, ast.Constant):
+                values.append(item.value)
+            elif (
+                isinstance(item, ast.UnaryOp)
+                and isinstance(item.op, ast.USub)
+                and isinstance(negated, ast.Constant)
+                and isinstance(negated.value, int | float)
+                and not isinstance(negated.value, bool)
             ):
+                values.append(-negated.value)
+            else:
                 raise TransformError(f"IN takes a list of literals, not {self._original(item)!r}")
-            values.append(-literal.value if negative else literal.value)
         try:
             return pa.array(values)
         except (pa.ArrowException, OverflowError) as exc:
@@ -209,32 +218,27 @@ class _Compiler:
             ) from exc
 
     def _compare(self, node: ast.Compare) -> Evaluator:
+        """`a < b <= c` is `a < b AND b <= c`, as in Python."""
         parts: list[Evaluator] = []
         left_node = node.left
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            left = self.compile(left_node)
-            if isinstance(op, ast.In | ast.NotIn):
-                parts.append(self._membership(left, self._literals(right_node), op))
-            elif isinstance(op, ast.Is | ast.IsNot):
-                if not (isinstance(right_node, ast.Constant) and right_node.value is None):
-                    raise TransformError(f"IS takes only NULL, not {self._original(right_node)!r}")
-                test = pc.is_null if isinstance(op, ast.Is) else pc.is_valid
-                parts.append(lambda batch, left=left, test=test: test(left(batch)))
-            else:
-                compare, right = _COMPARE[type(op)], self.compile(right_node)
-                parts.append(
-                    lambda batch, c=compare, left=left, right=right: c(
-                        *fn.align(left(batch), right(batch))
-                    )
-                )
+            parts.append(self._comparison(op, self.compile(left_node), right_node))
             left_node = right_node
         return self._fold(pc.and_kleene, parts)
 
-    @staticmethod
-    def _membership(left: Evaluator, options: pa.Array, op: ast.cmpop) -> Evaluator:
-        if isinstance(op, ast.In):
-            return lambda batch: fn.is_in(left(batch), options)
-        return lambda batch: pc.invert(fn.is_in(left(batch), options))
+    def _comparison(self, op: ast.cmpop, left: Evaluator, right_node: ast.expr) -> Evaluator:
+        if isinstance(op, ast.In | ast.NotIn):
+            options = self._literals(right_node)
+            if isinstance(op, ast.In):
+                return lambda batch: fn.is_in(left(batch), options)
+            return lambda batch: pc.invert(fn.is_in(left(batch), options))
+        if isinstance(op, ast.Is | ast.IsNot):
+            if not (isinstance(right_node, ast.Constant) and right_node.value is None):
+                raise TransformError(f"IS takes only NULL, not {self._original(right_node)!r}")
+            test = pc.is_null if isinstance(op, ast.Is) else pc.is_valid
+            return lambda batch: test(left(batch))
+        compare, right = _COMPARE[type(op)], self.compile(right_node)
+        return lambda batch: compare(*fn.align(left(batch), right(batch)))
 
     def _call(self, node: ast.Call) -> Evaluator:
         if not isinstance(node.func, ast.Name):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,7 +16,7 @@ import pyarrow.compute as pc
 from summit_etl.transform.errors import TransformError
 from summit_etl.transform.parsing import parse_date, parse_timestamp
 
-Value = pa.Array | pa.ChunkedArray | pa.Scalar
+Value: TypeAlias = pa.Array | pa.ChunkedArray | pa.Scalar
 
 
 def is_text(value: Value) -> bool:
@@ -25,14 +26,17 @@ def is_text(value: Value) -> bool:
 def _fit(value: Value, other: pa.DataType) -> Value:
     """A literal made to fit the type it is compared or combined with.
 
-    NULL takes the other side's type (Arrow has few kernels for the null type), and a text
+    NULL takes the other side's type (Arrow has few kernels for the null type), a text
     literal next to a date or timestamp is read as one, as SQL does for
-    `created_at > '2024-01-01'`.
+    `created_at > '2024-01-01'`, and a timestamp literal takes the column's time zone.
     """
     if not isinstance(value, pa.Scalar) or value.type == other:
         return value
     if pa.types.is_null(value.type):
         return pa.scalar(None, other)
+    if pa.types.is_timestamp(value.type) and pa.types.is_timestamp(other):
+        # now() against a column without time zone: naive timestamps are UTC here.
+        return value.cast(other)
     if is_text(value) and (pa.types.is_date(other) or pa.types.is_timestamp(other)):
         text = pa.array([value.as_py()], pa.string())
         parsed = parse_date(text) if pa.types.is_date(other) else parse_timestamp(text)

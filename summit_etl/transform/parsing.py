@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-Values = pa.Array | pa.ChunkedArray
+Values: TypeAlias = pa.Array | pa.ChunkedArray
 
 _INTEGER = r"^[+-]?\d{1,38}$"
 _FLOAT = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
@@ -27,6 +28,11 @@ _TIMESTAMP = (
     r"(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?P<fraction>\.\d{1,9})?)?"
     r" ?(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
+# Shapes Arrow's ISO 8601 cast reads exactly as the general path does (see _arrow_cast).
+_ISO_TIME = r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)"
+_ISO_NAIVE = rf"^\d{{4}}-\d{{2}}-\d{{2}}{_ISO_TIME}?$"
+_ISO_ZONED = rf"^\d{{4}}-\d{{2}}-\d{{2}}{_ISO_TIME}(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)$"
+_UTC = pa.timestamp("us", "UTC")
 DECIMAL_TYPE = pa.decimal128(38, 9)
 _DECIMAL_LIMIT = Decimal(10) ** 29
 _MICROS_PER_MINUTE = 60_000_000
@@ -93,10 +99,9 @@ def parse_bool(values: Values) -> Values:
     return pc.if_else(pc.is_in(text, value_set=_TRUE), True, false_or_null)
 
 
-def _timestamp_parts(values: Values) -> Values:
-    text = pc.replace_substring_regex(
-        pc.utf8_trim_whitespace(values), r"^(\d{4})/(\d{2})/(\d{2})", r"\1-\2-\3"
-    )
+def _timestamp_parts(text: Values) -> Values:
+    """Named parts of (trimmed) ISO 8601 text; null where the text has another shape."""
+    text = pc.replace_substring_regex(text, r"^(\d{4})/(\d{2})/(\d{2})", r"\1-\2-\3")
     return pc.extract_regex(text, _TIMESTAMP)
 
 
@@ -105,18 +110,40 @@ def _strptime_exact(text: Values, fmt: str) -> Values:
     `text` starts with the `YYYY-MM-DD` date."""
     parsed = pc.strptime(text, fmt, unit="us", error_is_null=True)
     written = pc.utf8_slice_codeunits(text, 0, 10)
-    return keep(parsed, pc.equal(pc.strftime(parsed, "%Y-%m-%d"), written))
+    # Casting via date32 formats far faster than strftime.
+    return keep(parsed, pc.equal(pc.cast(pc.cast(parsed, pa.date32()), pa.string()), written))
+
+
+def _fast(text: Values, pattern: str, kind: pa.DataType) -> Values | None:
+    """The fast path: Arrow's own ISO 8601 cast of `text`, taken only when every value
+    has a shape (`pattern`) that the cast reads exactly as the general path does. None
+    when a value has another shape or is an impossible date (the cast fails then)."""
+    if not pc.all(pc.match_substring_regex(text, pattern)).as_py():
+        return None
+    try:
+        return pc.cast(text, kind)
+    except pa.ArrowInvalid:
+        return None
 
 
 def parse_date(values: Values) -> Values:
     """The date part of ISO 8601 text, as written (no time-zone conversion)."""
-    day = pc.struct_field(_timestamp_parts(values), "date")
+    text = pc.utf8_trim_whitespace(values)
+    fast = _fast(text, _ISO_NAIVE, pa.timestamp("us"))
+    if fast is not None:
+        return pc.cast(pc.floor_temporal(fast, unit="day"), pa.date32())
+    day = pc.struct_field(_timestamp_parts(text), "date")
     return pc.cast(_strptime_exact(day, "%Y-%m-%d"), pa.date32())
 
 
 def parse_timestamp(values: Values) -> Values:
     """ISO 8601 text as timestamp[us, UTC]; text without a zone is taken to be UTC."""
-    parts = _timestamp_parts(values)
+    text = pc.utf8_trim_whitespace(values)
+    for pattern, kind in ((_ISO_NAIVE, pa.timestamp("us")), (_ISO_ZONED, _UTC)):
+        fast = _fast(text, pattern, kind)
+        if fast is not None:
+            return pc.cast(fast, _UTC)
+    parts = _timestamp_parts(text)
     time = pc.struct_field(parts, "time")
     time = pc.if_else(pc.equal(time, ""), "00:00:00", time)
     time = pc.if_else(
@@ -136,7 +163,7 @@ def parse_timestamp(values: Values) -> Values:
     )
     offset = pc.if_else(pc.starts_with(zone, "-"), pc.negate(offset), offset)
     utc = pc.subtract(pc.add(wall, micros), pc.multiply(offset, _MICROS_PER_MINUTE))
-    return pc.cast(utc, pa.timestamp("us", "UTC"))
+    return pc.cast(utc, _UTC)
 
 
 def _is_json(text: str) -> bool:

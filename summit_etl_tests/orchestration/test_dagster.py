@@ -63,14 +63,14 @@ def test_every_pipeline_becomes_asset_job_and_schedule(defs) -> None:  # noqa: A
     assert AssetKey(["dw", "users"]) in graph.get_all_asset_keys()
     parents = graph.get(AssetKey(["dw", "users"])).parent_keys
     assert any(key.path[0] == "source" and key.path[-1] == "users" for key in parents)
-    assert len(defs.metadata["config_errors"]) == 1
-    assert "loading.strategy" in defs.metadata["config_errors"][0]
+    assert len(defs.metadata["config_errors"].value) == 1
+    assert "loading.strategy" in defs.metadata["config_errors"].value[0]
 
 
 def test_config_errors_are_reported_by_a_sensor(defs) -> None:  # noqa: ANN001
     from dagster import build_sensor_context
 
-    sensor = defs.get_sensor_def("summit_config_errors")
+    sensor = defs.resolve_sensor_def("summit_config_errors")
     with DagsterInstance.ephemeral() as instance:
         result = sensor(build_sensor_context(instance=instance))
     assert isinstance(result, SkipReason)
@@ -81,7 +81,7 @@ def test_materializing_runs_the_pipeline_and_records_it(
     defs, summit_url: str, target_url: str
 ) -> None:  # noqa: ANN001
     with DagsterInstance.ephemeral() as instance:
-        result = defs.get_job_def(job_name("users-sync")).execute_in_process(instance=instance)
+        result = defs.resolve_job_def(job_name("users-sync")).execute_in_process(instance=instance)
         assert result.success
         run = instance.get_run_by_id(result.run_id)
         assert run.tags[PIPELINE_TAG] == "users-sync"
@@ -98,7 +98,7 @@ def test_materializing_runs_the_pipeline_and_records_it(
 
 
 def test_full_reload_config_and_backfill_tag(defs, summit_url: str) -> None:  # noqa: ANN001
-    job = defs.get_job_def(job_name("users-sync"))
+    job = defs.resolve_job_def(job_name("users-sync"))
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -113,7 +113,7 @@ def test_full_reload_config_and_backfill_tag(defs, summit_url: str) -> None:  # 
 
 
 def test_schedule_skips_with_a_reason_while_paused(defs, summit_url: str) -> None:  # noqa: ANN001
-    schedule = defs.get_schedule_def(schedule_name("users-sync"))
+    schedule = defs.resolve_schedule_def(schedule_name("users-sync"))
     with DagsterInstance.ephemeral() as instance:
         running = schedule.evaluate_tick(build_schedule_context(instance=instance))
         assert isinstance(running.run_requests[0], RunRequest)
@@ -133,7 +133,7 @@ def test_failed_runs_end_up_failed_in_pipeline_runs(defs, summit_url: str, targe
         "CREATE SCHEMA dw; CREATE TABLE dw.users (id bigint PRIMARY KEY, email varchar(3))",
     )
     with DagsterInstance.ephemeral() as instance:
-        result = defs.get_job_def(job_name("users-sync")).execute_in_process(
+        result = defs.resolve_job_def(job_name("users-sync")).execute_in_process(
             instance=instance, raise_on_error=False
         )
         assert not result.success
@@ -175,9 +175,9 @@ def test_dagster_yaml_keeps_runs_in_their_own_postgres_database(
     from summit_etl.settings import PROJECT_ROOT
 
     dagster_url = make_database("dagster")
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_url)
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_url.replace("postgresql://", "postgresql+psycopg2://"))
     monkeypatch.setenv("SUMMIT_DAGSTER_STATE", str(tmp_path))
     with DagsterInstance.from_config(str(PROJECT_ROOT)) as instance:
-        result = defs.get_job_def(job_name("users-sync")).execute_in_process(instance=instance)
+        result = defs.resolve_job_def(job_name("users-sync")).execute_in_process(instance=instance)
         assert instance.get_run_by_id(result.run_id) is not None
     assert run_sql(dagster_url, "SELECT run_id FROM runs") == [(result.run_id,)]
