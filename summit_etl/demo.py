@@ -32,26 +32,30 @@ CREATE TABLE IF NOT EXISTS shop.orders (
 CREATE INDEX IF NOT EXISTS orders_updated_at ON shop.orders (updated_at);
 """
 
-FILL = """
-INSERT INTO shop.customers (id, email, full_name, country, is_active, attributes, signup_at, updated_at)
-SELECT g,
-       CASE WHEN g % 10 = 0 THEN '  Customer' || g || '@Example.COM ' ELSE 'customer' || g || '@example.com' END,
-       'Customer ' || g,
-       (ARRAY['DE','FR','NL','US','GB','ES'])[1 + g % 6],
-       g % 17 <> 0,
-       jsonb_build_object('tier', (ARRAY['free','pro','enterprise'])[1 + g % 3], 'tags', jsonb_build_array('demo')),
-       now() - make_interval(days => g % 900),
-       now() - make_interval(mins => g % 600)
-  FROM generate_series(1, %(customers)s) AS g;
-INSERT INTO shop.orders (id, customer_id, amount, status, ordered_at, updated_at)
-SELECT g,
-       1 + g % %(customers)s,
-       round((5 + (g * 7919) % 50000 / 100.0)::numeric, 2),
-       (ARRAY['paid','shipped','refunded','test','paid'])[1 + g % 5],
-       now() - make_interval(mins => g % 100000),
-       now() - make_interval(secs => g % 86400)
-  FROM generate_series(1, %(orders)s) AS g;
-"""
+FILL = (
+    """
+    INSERT INTO shop.customers (id, email, full_name, country, is_active, attributes, signup_at, updated_at)
+    SELECT g,
+           CASE WHEN g %% 10 = 0 THEN '  Customer' || g || '@Example.COM ' ELSE 'customer' || g || '@example.com' END,
+           'Customer ' || g,
+           (ARRAY['DE','FR','NL','US','GB','ES'])[1 + g %% 6],
+           g %% 17 <> 0,
+           jsonb_build_object('tier', (ARRAY['free','pro','enterprise'])[1 + g %% 3], 'tags', jsonb_build_array('demo')),
+           now() - make_interval(days => g %% 900),
+           now() - make_interval(mins => g %% 600)
+      FROM generate_series(1, %(customers)s) AS g
+    """,
+    """
+    INSERT INTO shop.orders (id, customer_id, amount, status, ordered_at, updated_at)
+    SELECT g,
+           1 + g %% %(customers)s,
+           round((5 + (g * 7919) %% 50000 / 100.0)::numeric, 2),
+           (ARRAY['paid','shipped','refunded','test','paid'])[1 + g %% 5],
+           now() - make_interval(mins => g %% 100000),
+           now() - make_interval(secs => g %% 86400)
+      FROM generate_series(1, %(orders)s) AS g
+    """,
+)
 
 
 def prepare_demo_source(url: str, customers: int = 20_000, orders: int = 100_000) -> bool:
@@ -62,7 +66,8 @@ def prepare_demo_source(url: str, customers: int = 20_000, orders: int = 100_000
         if conn.execute("SELECT EXISTS (SELECT 1 FROM shop.customers)").fetchone()[0]:
             return False
         with conn.transaction():
-            conn.execute(FILL, {"customers": customers, "orders": orders})
+            for statement in FILL:
+                conn.execute(statement, {"customers": customers, "orders": orders})
     log.info("demo source filled", extra={"customers": customers, "orders": orders})
     return True
 
