@@ -78,7 +78,7 @@ def add_demo_activity(url: str, new_orders: int = 50) -> None:
         conn.execute(
             """
             INSERT INTO shop.orders (id, customer_id, amount, status, ordered_at)
-            SELECT m.top + g, 1 + (m.top + g) % c.n, round((10 + random() * 490)::numeric, 2),
+            SELECT m.top + g, 1 + (m.top + g) %% c.n, round((10 + random() * 490)::numeric, 2),
                    'paid', now()
               FROM generate_series(1, %s) AS g,
                    (SELECT coalesce(max(id), 0) AS top FROM shop.orders) AS m,

@@ -6,8 +6,10 @@ Arithmetic is overflow-checked, so a bad value fails loudly instead of wrapping 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeAlias
 
 import pyarrow as pa
@@ -26,7 +28,8 @@ def is_text(value: Value) -> bool:
 def _fit(value: Value, other: pa.DataType) -> Value:
     """A literal made to fit the type it is compared or combined with.
 
-    NULL takes the other side's type (Arrow has few kernels for the null type), a text
+    A float literal next to a decimal becomes an exact decimal; NULL takes the other
+    side's type (Arrow has few kernels for the null type), a text
     literal next to a date or timestamp is read as one, as SQL does for
     `created_at > '2024-01-01'`, and a timestamp literal takes the column's time zone.
     """
@@ -34,6 +37,12 @@ def _fit(value: Value, other: pa.DataType) -> Value:
         return value
     if pa.types.is_null(value.type):
         return pa.scalar(None, other)
+    if pa.types.is_floating(value.type) and pa.types.is_decimal(other) and value.is_valid:
+        # `amount * 1.19` on a numeric column stays exact, as SQL's numeric literals do;
+        # repr() gives the literal's digits as written.
+        number = value.as_py()
+        if math.isfinite(number):
+            return pa.scalar(Decimal(repr(number)))
     if pa.types.is_timestamp(value.type) and pa.types.is_timestamp(other):
         # now() against a column without time zone: naive timestamps are UTC here.
         return value.cast(other)

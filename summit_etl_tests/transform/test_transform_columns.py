@@ -273,3 +273,12 @@ def test_derive_runtime_failure_names_column_and_expression() -> None:
         ),
     ):
         run([step], ORDERS)
+
+
+def test_derive_keeps_decimal_arithmetic_exact() -> None:
+    prices = pa.table({"amount": pa.array([Decimal("84.19"), None], pa.decimal128(12, 2))})
+    step = {"type": "derive", "columns": {"gross": "amount * 1.19", "plus": "amount + 0.1"}}
+    [out] = run([step], prices)
+    assert pa.types.is_decimal(out.schema.field("gross").type)
+    assert out.column("gross").to_pylist() == [Decimal("100.1861"), None]
+    assert out.column("plus").to_pylist() == [Decimal("84.29"), None]
