@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from summit_etl.demo import prepare_demo_source
+from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
@@ -146,6 +146,15 @@ def migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_activity(args: argparse.Namespace) -> int:
+    url = os.environ.get("DEMO_SOURCE_URL") or with_database(
+        Settings.from_env().database_url, "summit_demo"
+    )
+    add_demo_activity(url, new_orders=args.orders)
+    print(f"added {args.orders} orders and shipped some paid ones in {db.redact(url)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="summit-etl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="create and migrate the summit database").set_defaults(
         handler=migrate
     )
+    activity = commands.add_parser(
+        "demo-activity", help="new and changed orders in the demo source, for incremental runs"
+    )
+    activity.add_argument("--orders", type=int, default=50)
+    activity.set_defaults(handler=demo_activity)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

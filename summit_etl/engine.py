@@ -133,6 +133,7 @@ def run_pipeline(
         )
         if on_progress:
             on_progress("finished", {"status": outcome.status, **asdict(counts)})
+    log.debug("stage timings", extra={**context, **outcome.metrics})
     log.info(
         "run finished",
         extra={

@@ -208,3 +208,25 @@ def test_timestamps_keep_their_precision(source_url: str, target_url: str, summi
     assert run_sql(target_url, "SELECT updated_at FROM dw.items") == [
         (dt.datetime(2025, 5, 5, 8, 0, 0, 123456, tzinfo=dt.UTC),)
     ]
+
+
+def test_debug_level_adds_sql_and_stage_timings(
+    source: str, target_url: str, summit_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from summit_etl.logs import configure_logging
+    from summit_etl.settings import Settings
+
+    log_file = tmp_path / "debug.log"
+    monkeypatch.setenv("SUMMIT_LOG_FILE", str(log_file))
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    configure_logging(Settings.from_env())
+    try:
+        run(pipeline(source, target_url), summit_url)
+    finally:
+        monkeypatch.setenv("LOG_LEVEL", "info")
+        configure_logging(Settings.from_env())
+    entries = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert any(e.get("sql", "").startswith('SELECT * FROM "public"."items"') for e in entries)
+    assert any(e.get("sql", "").startswith("TRUNCATE") for e in entries)
+    timings = next(e for e in entries if e["message"] == "stage timings")
+    assert {"extractionDurationMs", "loadingDurationMs"} <= set(timings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -10,6 +11,8 @@ from psycopg import sql
 
 from summit_etl.identifiers import TableName, check_name, columns_sql
 from summit_etl.load.types import arrow_type_for, ddl_type
+
+log = logging.getLogger(__name__)
 
 SCD2_COLUMNS = ("effective_from", "effective_to", "is_current")
 
@@ -28,8 +31,10 @@ class TargetMissingError(LookupError):
 
 def execute(conn: adbc.Connection, statement: sql.Composable) -> list[tuple]:
     """Run one statement on the target session; rows if it returns any."""
+    text = statement.as_string(None)
+    log.debug("target sql", extra={"stage": "loading", "sql": text})
     with conn.cursor() as cursor:
-        cursor.execute(statement.as_string(None))
+        cursor.execute(text)
         return cursor.fetchall() if cursor.description else []
 
 
