@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/summit-etl serve
 
-# Lint, then the whole suite against real PostgreSQL and real Dagster.
+# Lint and type-check, then the whole suite against real PostgreSQL and real Dagster.
 test: install
 	$(BIN)/ruff check summit_etl summit_etl_tests api_shim bench
+	$(BIN)/mypy summit_etl api_shim
 	@# pytest exits 5 when it collects nothing: a missing suite is a failure, said plainly.
 	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 

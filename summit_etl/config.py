@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -491,7 +492,7 @@ class MissingEnvironmentVariable(ValueError):
     pass
 
 
-def interpolate_env(value: Any, environ: dict[str, str] | None = None, path: str = "") -> Any:
+def interpolate_env(value: Any, environ: Mapping[str, str] | None = None, path: str = "") -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed config."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):

@@ -63,7 +63,8 @@ def prepare_demo_source(url: str, customers: int = 20_000, orders: int = 100_000
     ensure_database(url)
     with connect(url) as conn:
         conn.execute(DEMO_SCHEMA)
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM shop.customers)").fetchone()[0]:
+        filled = conn.execute("SELECT EXISTS (SELECT 1 FROM shop.customers)").fetchone()
+        if filled and filled[0]:
             return False
         with conn.transaction():
             for statement in FILL:

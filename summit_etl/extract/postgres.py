@@ -34,9 +34,7 @@ def source_relation(source: SourceConfig) -> sql.Composable:
     return sql.SQL("({}) AS summit_source").format(sql.SQL(source.query or ""))
 
 
-def select_sql(
-    source: SourceConfig, column: str | None, lower_bound: str | Decimal | None
-) -> str:
+def select_sql(source: SourceConfig, column: str | None, lower_bound: str | Decimal | None) -> str:
     """`SELECT * FROM source [WHERE column >= lower_bound]` with everything quoted."""
     query = sql.SQL("SELECT * FROM {}").format(source_relation(source))
     if column is not None and lower_bound is not None:

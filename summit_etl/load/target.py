@@ -74,7 +74,7 @@ def create(
     """
     for name in schema.names:
         check_name(name, "column")
-    columns = [
+    columns: list[sql.Composable] = [
         sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(ddl_type(f)))
         for f in schema
         if not (scd2 and f.name in SCD2_COLUMNS)

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: Dagster inspects the asset functio
 annotations at definition time and needs them as real types.
 """
 
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -66,7 +67,7 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         request = RunRequest(context.run.run_id, trigger=run_trigger(tags), full_reload=full_reload)
         outcome = run_pipeline(pipeline, request, summit.prepared_url())
         counts, metrics = outcome.counts, outcome.metrics
-        metadata: dict[str, object] = {
+        metadata: dict[str, Any] = {
             "status": outcome.status,
             "records_extracted": counts.records_extracted,
             "records_transformed": counts.records_transformed,

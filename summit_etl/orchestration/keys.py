@@ -25,7 +25,7 @@ def schedule_name(pipeline_id: str) -> str:
 
 def _database(url: str) -> str:
     try:
-        return conninfo_to_dict(url).get("dbname") or "default"
+        return str(conninfo_to_dict(url).get("dbname") or "default")
     except Exception:  # an unparsable URL fails the run with its own message
         return "default"
 

@@ -37,7 +37,7 @@ def redact(url: str) -> str:
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist; True when created."""
     params = conninfo_to_dict(url)
-    name = params.get("dbname")
+    name = str(params.get("dbname") or "")
     if not name:
         return False
     try:
