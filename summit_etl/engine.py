@@ -22,6 +22,7 @@ from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
 from summit_etl.store import runs as run_store
 from summit_etl.store import watermarks as watermark_store
+from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts, RunError
 from summit_etl.transform import build_transformer
 
@@ -93,7 +94,8 @@ def run_pipeline(
 ) -> RunOutcome:
     """Run `config` once and record it; raises StageFailure after recording a failure."""
     context = {"pipelineId": config.id, "runId": request.run_id}
-    run_store.start_run(summit_url, request.run_id, config.id, request.trigger, request.full_reload)
+    with connect(summit_url) as conn:
+        run_store.start_run(conn, request.run_id, config.id, request.trigger, request.full_reload)
     log.info(
         "run started",
         extra={**context, "trigger": request.trigger, "fullReload": request.full_reload},
@@ -121,16 +123,17 @@ def run_pipeline(
         raise failure from exc
     finally:
         outcome.metrics = _metrics(clock, time.perf_counter() - started, counts)
-        run_store.finish_run(
-            summit_url,
-            request.run_id,
-            status=outcome.status,
-            counts=counts,
-            metrics=outcome.metrics,
-            errors=outcome.errors,
-            watermark_from=outcome.watermark_from,
-            watermark_to=outcome.watermark_to,
-        )
+        with connect(summit_url) as conn:
+            run_store.finish_run(
+                conn,
+                request.run_id,
+                status=outcome.status,
+                counts=counts,
+                metrics=outcome.metrics,
+                errors=outcome.errors,
+                watermark_from=outcome.watermark_from,
+                watermark_to=outcome.watermark_to,
+            )
         if on_progress:
             on_progress("finished", {"status": outcome.status, **asdict(counts)})
     log.debug("stage timings", extra={**context, **outcome.metrics})
@@ -172,7 +175,8 @@ def _execute(
     column = config.extraction.incremental_column if incremental else None
     stored = None
     if incremental and not request.full_reload:
-        stored = watermark_store.current(summit_url, config.id, config.source.label)
+        with connect(summit_url) as conn:
+            stored = watermark_store.current(conn, config.id, config.source.label)
     full_read = not incremental or stored is None
     start = lower_bound(stored, config.watermark_config) if incremental else None
     outcome.watermark_from = None if start is None else str(start)
@@ -225,15 +229,16 @@ def _execute(
     counts.records_loaded = result.rows_written
     outcome.load = result
     if high_mark and (value := high_mark.value()) is not None:
-        watermark_store.record(
-            summit_url,
-            pipeline_id=config.id,
-            source_table=config.source.label,
-            column=high_mark.column,
-            value=value,
-            records_loaded=result.rows_written,
-            run_id=request.run_id,
-        )
+        with connect(summit_url) as conn:
+            watermark_store.record(
+                conn,
+                pipeline_id=config.id,
+                source_table=config.source.label,
+                column=high_mark.column,
+                value=value,
+                records_loaded=result.rows_written,
+                run_id=request.run_id,
+            )
         outcome.watermark_to = value
 
 

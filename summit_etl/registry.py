@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from summit_etl.config import MissingEnvironmentVariable, PipelineConfig, interpolate_env
 from summit_etl.identifiers import InvalidIdentifierError
 from summit_etl.store import pipelines as pipeline_store
+from summit_etl.store.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ def load_registry(pipelines_dir: Path, summit_url: str | None) -> Registry:
     if summit_url is None:
         return registry
     try:
-        rows = pipeline_store.list_rows(summit_url)
+        with connect(summit_url) as conn:
+            rows = pipeline_store.list_rows(conn)
     except psycopg.Error as exc:
         log.warning(
             "pipelines table unreadable; only YAML pipelines are loaded", extra={"error": str(exc)}
@@ -120,6 +122,7 @@ def load_registry(pipelines_dir: Path, summit_url: str | None) -> Registry:
 
 def sync_files_to_table(registry: Registry, summit_url: str) -> None:
     """Give every YAML pipeline its row, so operators can pause it with SQL."""
-    for pipeline_id in registry.from_files:
-        config = registry.pipelines[pipeline_id]
-        pipeline_store.sync_file_pipeline(summit_url, registry.raw[pipeline_id], config.enabled)
+    with connect(summit_url) as conn:
+        for pipeline_id in registry.from_files:
+            config = registry.pipelines[pipeline_id]
+            pipeline_store.sync_file_pipeline(conn, registry.raw[pipeline_id], config.enabled)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # dagster exports the class only privately
 from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.keys import TRIGGER_TAG, schedule_name
 from summit_etl.store import pipelines as pipeline_store
+from summit_etl.store.db import connect
 
 
 def pipeline_schedule(
@@ -29,7 +30,9 @@ def pipeline_schedule(
         return None
 
     def evaluate(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
-        if not pipeline_store.is_enabled(summit_url, config.id, default=config.enabled):
+        with connect(summit_url) as conn:
+            enabled = pipeline_store.is_enabled(conn, config.id, default=config.enabled)
+        if not enabled:
             return SkipReason(
                 f"pipeline {config.id} is paused (pipelines.enabled = false); "
                 "set it to true to resume"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # dagster exports the class only privately
 from summit_etl.orchestration.keys import PIPELINE_TAG
 from summit_etl.registry import ConfigError
 from summit_etl.store import runs as run_store
+from summit_etl.store.db import connect
 from summit_etl.store.runs import RunError
 
 
@@ -42,7 +43,8 @@ def record_run_failure(context: RunFailureSensorContext, summit_url: str) -> boo
         message=message,
         details={"source": "dagster", "reason": "the run ended before recording its result"},
     )
-    return run_store.mark_ended_abnormally(summit_url, run.run_id, pipeline_id, "failed", error)
+    with connect(summit_url) as conn:
+        return run_store.mark_ended_abnormally(conn, run.run_id, pipeline_id, "failed", error)
 
 
 def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:
@@ -50,7 +52,8 @@ def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:
     pipeline_id = run.tags.get(PIPELINE_TAG)
     if pipeline_id is None:
         return False
-    return run_store.mark_ended_abnormally(summit_url, run.run_id, pipeline_id, "cancelled", None)
+    with connect(summit_url) as conn:
+        return run_store.mark_ended_abnormally(conn, run.run_id, pipeline_id, "cancelled", None)
 
 
 def run_record_sensors(

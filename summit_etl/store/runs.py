@@ -6,9 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg import Connection
 from psycopg.types.json import Jsonb
-
-from summit_etl.store.db import connect
 
 TERMINAL_STATUSES = ("success", "partial_success", "failed", "cancelled")
 
@@ -32,22 +31,23 @@ class RunCounts:
     bytes_processed: int = 0
 
 
-def start_run(url: str, run_id: str, pipeline_id: str, trigger: str, full_reload: bool) -> None:
-    with connect(url) as conn:
-        conn.execute(
-            """
-            INSERT INTO pipeline_runs (id, pipeline_id, status, trigger, full_reload, start_time)
-            VALUES (%s, %s, 'running', %s, %s, now())
-            ON CONFLICT (id) DO UPDATE
-               SET status = 'running', start_time = now(), end_time = NULL,
-                   trigger = EXCLUDED.trigger, full_reload = EXCLUDED.full_reload
-            """,
-            (run_id, pipeline_id, trigger, full_reload),
-        )
+def start_run(
+    conn: Connection, run_id: str, pipeline_id: str, trigger: str, full_reload: bool
+) -> None:
+    conn.execute(
+        """
+        INSERT INTO pipeline_runs (id, pipeline_id, status, trigger, full_reload, start_time)
+        VALUES (%s, %s, 'running', %s, %s, now())
+        ON CONFLICT (id) DO UPDATE
+           SET status = 'running', start_time = now(), end_time = NULL,
+               trigger = EXCLUDED.trigger, full_reload = EXCLUDED.full_reload
+        """,
+        (run_id, pipeline_id, trigger, full_reload),
+    )
 
 
 def finish_run(
-    url: str,
+    conn: Connection,
     run_id: str,
     *,
     status: str,
@@ -59,63 +59,60 @@ def finish_run(
     quality_score: float | None = None,
 ) -> None:
     assignments = asdict(counts)
-    with connect(url) as conn:
-        conn.execute(
-            """
-            UPDATE pipeline_runs
-               SET status = %(status)s, end_time = now(),
-                   records_extracted = %(records_extracted)s,
-                   records_transformed = %(records_transformed)s,
-                   records_filtered = %(records_filtered)s,
-                   records_loaded = %(records_loaded)s,
-                   records_failed = %(records_failed)s,
-                   records_quarantined = %(records_quarantined)s,
-                   bytes_processed = %(bytes_processed)s,
-                   metrics = %(metrics)s, errors = %(errors)s,
-                   watermark_from = %(watermark_from)s, watermark_to = %(watermark_to)s,
-                   quality_score = %(quality_score)s
-             WHERE id = %(run_id)s
-            """,
-            {
-                **assignments,
-                "status": status,
-                "metrics": Jsonb(metrics),
-                "errors": Jsonb([asdict(e) for e in errors]),
-                "watermark_from": watermark_from,
-                "watermark_to": watermark_to,
-                "quality_score": quality_score,
-                "run_id": run_id,
-            },
-        )
+    conn.execute(
+        """
+        UPDATE pipeline_runs
+           SET status = %(status)s, end_time = now(),
+               records_extracted = %(records_extracted)s,
+               records_transformed = %(records_transformed)s,
+               records_filtered = %(records_filtered)s,
+               records_loaded = %(records_loaded)s,
+               records_failed = %(records_failed)s,
+               records_quarantined = %(records_quarantined)s,
+               bytes_processed = %(bytes_processed)s,
+               metrics = %(metrics)s, errors = %(errors)s,
+               watermark_from = %(watermark_from)s, watermark_to = %(watermark_to)s,
+               quality_score = %(quality_score)s
+         WHERE id = %(run_id)s
+        """,
+        {
+            **assignments,
+            "status": status,
+            "metrics": Jsonb(metrics),
+            "errors": Jsonb([asdict(e) for e in errors]),
+            "watermark_from": watermark_from,
+            "watermark_to": watermark_to,
+            "quality_score": quality_score,
+            "run_id": run_id,
+        },
+    )
 
 
 def mark_ended_abnormally(
-    url: str, run_id: str, pipeline_id: str, status: str, error: RunError | None
+    conn: Connection, run_id: str, pipeline_id: str, status: str, error: RunError | None
 ) -> bool:
     """Record a run that ended without writing its own result (crash, kill, cancel).
 
     Returns True when the row changed; a run that already recorded its end is left as is.
     """
     errors = Jsonb([asdict(error)] if error else [])
-    with connect(url) as conn:
-        cursor = conn.execute(
-            """
-            INSERT INTO pipeline_runs (id, pipeline_id, status, end_time, errors)
-            VALUES (%(id)s, %(pipeline_id)s, %(status)s, now(), %(errors)s)
-            ON CONFLICT (id) DO UPDATE
-               SET status = EXCLUDED.status, end_time = now(),
-                   errors = pipeline_runs.errors || EXCLUDED.errors
-             WHERE pipeline_runs.status NOT IN ('success', 'partial_success', 'failed', 'cancelled')
-            """,
-            {"id": run_id, "pipeline_id": pipeline_id, "status": status, "errors": errors},
-        )
-        return cursor.rowcount > 0
+    cursor = conn.execute(
+        """
+        INSERT INTO pipeline_runs (id, pipeline_id, status, end_time, errors)
+        VALUES (%(id)s, %(pipeline_id)s, %(status)s, now(), %(errors)s)
+        ON CONFLICT (id) DO UPDATE
+           SET status = EXCLUDED.status, end_time = now(),
+               errors = pipeline_runs.errors || EXCLUDED.errors
+         WHERE pipeline_runs.status NOT IN ('success', 'partial_success', 'failed', 'cancelled')
+        """,
+        {"id": run_id, "pipeline_id": pipeline_id, "status": status, "errors": errors},
+    )
+    return cursor.rowcount > 0
 
 
-def get_run(url: str, run_id: str) -> dict[str, Any] | None:
-    with connect(url) as conn:
-        cursor = conn.execute("SELECT * FROM pipeline_runs WHERE id = %s", (run_id,))
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c.name for c in cursor.description or []], row, strict=True))
+def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    cursor = conn.execute("SELECT * FROM pipeline_runs WHERE id = %s", (run_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c.name for c in cursor.description or []], row, strict=True))

@@ -6,24 +6,23 @@ Operators reset a watermark by deleting its rows (runbook "Reset Watermark"), so
 
 from __future__ import annotations
 
-from summit_etl.store.db import connect
+from psycopg import Connection
 
 
-def current(url: str, pipeline_id: str, source_table: str) -> str | None:
-    with connect(url) as conn:
-        row = conn.execute(
-            """
-            SELECT last_loaded_value FROM etl_watermarks
-             WHERE pipeline_id = %s AND source_table = %s
-             ORDER BY id DESC LIMIT 1
-            """,
-            (pipeline_id, source_table),
-        ).fetchone()
+def current(conn: Connection, pipeline_id: str, source_table: str) -> str | None:
+    row = conn.execute(
+        """
+        SELECT last_loaded_value FROM etl_watermarks
+         WHERE pipeline_id = %s AND source_table = %s
+         ORDER BY id DESC LIMIT 1
+        """,
+        (pipeline_id, source_table),
+    ).fetchone()
     return row[0] if row else None
 
 
 def record(
-    url: str,
+    conn: Connection,
     *,
     pipeline_id: str,
     source_table: str,
@@ -32,13 +31,12 @@ def record(
     records_loaded: int,
     run_id: str,
 ) -> None:
-    with connect(url) as conn:
-        conn.execute(
-            """
-            INSERT INTO etl_watermarks
-                (pipeline_id, source_table, watermark_column, last_loaded_value,
-                 records_loaded, status, run_id)
-            VALUES (%s, %s, %s, %s, %s, 'success', %s)
-            """,
-            (pipeline_id, source_table, column, value, records_loaded, run_id),
-        )
+    conn.execute(
+        """
+        INSERT INTO etl_watermarks
+            (pipeline_id, source_table, watermark_column, last_loaded_value,
+             records_loaded, status, run_id)
+        VALUES (%s, %s, %s, %s, %s, 'success', %s)
+        """,
+        (pipeline_id, source_table, column, value, records_loaded, run_id),
+    )
