@@ -102,13 +102,17 @@ def serve(args: argparse.Namespace) -> int:
             workspace,
         ],
         "dagster-daemon": ["dagster-daemon", "run", "-w", workspace],
+        "api": ["python", "-m", "api_shim"],
     }
+    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://{args.host}:{args.dagster_port}/graphql")
     bin_dir = Path(sys.executable).parent
     children = {
         name: subprocess.Popen([str(bin_dir / cmd[0]), *cmd[1:]], env=env, cwd=PROJECT_ROOT)
         for name, cmd in commands.items()
     }
     print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
+    api_host, api_port = env.get("ETL_SERVICE_HOST", "127.0.0.1"), env.get("ETL_SERVICE_PORT", "4020")
+    print(f"API: http://{api_host}:{api_port}")
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:

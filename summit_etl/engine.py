@@ -121,6 +121,10 @@ def run_pipeline(
             "run failed", extra={**context, "stage": failure.stage, "error": str(failure.cause)}
         )
         raise failure from exc
+    except BaseException:
+        # Dagster interrupts a terminated run with a BaseException: the run was cancelled.
+        outcome.status = "cancelled"
+        raise
     finally:
         outcome.metrics = _metrics(clock, time.perf_counter() - started, counts)
         with connect(summit_url) as conn:

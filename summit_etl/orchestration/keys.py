@@ -23,6 +23,10 @@ def schedule_name(pipeline_id: str) -> str:
     return job_name(pipeline_id) + "_schedule"
 
 
+def cdc_sensor_name(pipeline_id: str) -> str:
+    return job_name(pipeline_id) + "_cdc"
+
+
 def _database(url: str) -> str:
     try:
         return str(conninfo_to_dict(url).get("dbname") or "default")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import Connection
@@ -17,11 +18,13 @@ class PipelineRow:
     config: dict[str, Any]
     origin: str
     version: int
+    created_at: datetime
+    updated_at: datetime
 
 
 def list_rows(conn: Connection) -> list[PipelineRow]:
     rows = conn.execute(
-        "SELECT pipeline_id, name, enabled, config, origin, version "
+        "SELECT pipeline_id, name, enabled, config, origin, version, created_at, updated_at "
         "FROM pipelines ORDER BY pipeline_id"
     ).fetchall()
     return [PipelineRow(*row) for row in rows]
@@ -29,7 +32,8 @@ def list_rows(conn: Connection) -> list[PipelineRow]:
 
 def get_row(conn: Connection, pipeline_id: str) -> PipelineRow | None:
     row = conn.execute(
-        "SELECT pipeline_id, name, enabled, config, origin, version FROM pipelines "
+        "SELECT pipeline_id, name, enabled, config, origin, version, created_at, updated_at "
+        "FROM pipelines "
         "WHERE pipeline_id = %s",
         (pipeline_id,),
     ).fetchone()
@@ -68,3 +72,49 @@ def sync_file_pipeline(conn: Connection, raw: dict[str, Any], enabled: bool) -> 
             "config": Jsonb(raw),
         },
     )
+
+
+class PipelineExists(ValueError):
+    pass
+
+
+def create(conn: Connection, raw: dict[str, Any], enabled: bool) -> PipelineRow:
+    """Store a pipeline sent to the API; PipelineExists when its id is taken."""
+    row = conn.execute(
+        """
+        INSERT INTO pipelines (pipeline_id, name, enabled, config, origin)
+        VALUES (%(id)s, %(name)s, %(enabled)s, %(config)s, 'api')
+        ON CONFLICT (pipeline_id) DO NOTHING
+        RETURNING pipeline_id, name, enabled, config, origin, version, created_at, updated_at
+        """,
+        {"id": raw["id"], "name": raw["name"], "enabled": enabled, "config": Jsonb(raw)},
+    ).fetchone()
+    if row is None:
+        raise PipelineExists(f"pipeline {raw['id']!r} already exists")
+    return PipelineRow(*row)
+
+
+def replace(conn: Connection, raw: dict[str, Any], enabled: bool) -> PipelineRow | None:
+    """New config for an API pipeline, version bumped; None when there is no such row."""
+    row = conn.execute(
+        """
+        UPDATE pipelines
+           SET config = %(config)s, name = %(name)s, enabled = %(enabled)s,
+               version = version + 1, updated_at = now()
+         WHERE pipeline_id = %(id)s
+        RETURNING pipeline_id, name, enabled, config, origin, version, created_at, updated_at
+        """,
+        {"id": raw["id"], "name": raw["name"], "enabled": enabled, "config": Jsonb(raw)},
+    ).fetchone()
+    return PipelineRow(*row) if row else None
+
+
+def delete(conn: Connection, pipeline_id: str) -> bool:
+    cursor = conn.execute("DELETE FROM pipelines WHERE pipeline_id = %s", (pipeline_id,))
+    return cursor.rowcount > 0
+
+
+def counts(conn: Connection) -> tuple[int, int]:
+    """(all pipelines, enabled pipelines)."""
+    row = conn.execute("SELECT count(*), count(*) FILTER (WHERE enabled) FROM pipelines").fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -73,7 +73,7 @@ def finish_run(
                metrics = %(metrics)s, errors = %(errors)s,
                watermark_from = %(watermark_from)s, watermark_to = %(watermark_to)s,
                quality_score = %(quality_score)s
-         WHERE id = %(run_id)s
+         WHERE id = %(run_id)s AND status <> 'cancelled'
         """,
         {
             **assignments,
@@ -116,3 +116,49 @@ def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return dict(zip([c.name for c in cursor.description or []], row, strict=True))
+
+
+def record_pending(
+    conn: Connection, run_id: str, pipeline_id: str, trigger: str, full_reload: bool
+) -> None:
+    """A run just launched through Dagster; the engine turns it `running` when it starts."""
+    conn.execute(
+        """
+        INSERT INTO pipeline_runs (id, pipeline_id, status, trigger, full_reload)
+        VALUES (%s, %s, 'pending', %s, %s)
+        ON CONFLICT (id) DO NOTHING
+        """,
+        (run_id, pipeline_id, trigger, full_reload),
+    )
+
+
+def list_runs(
+    conn: Connection, pipeline_id: str, *, limit: int, status: str | None = None
+) -> list[dict[str, Any]]:
+    """A pipeline's runs, newest first."""
+    cursor = conn.execute(
+        """
+        SELECT * FROM pipeline_runs
+         WHERE pipeline_id = %(pipeline_id)s AND (%(status)s::text IS NULL OR status = %(status)s)
+         ORDER BY created_at DESC, id
+         LIMIT %(limit)s
+        """,
+        {"pipeline_id": pipeline_id, "status": status, "limit": limit},
+    )
+    names = [c.name for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def totals(conn: Connection) -> dict[str, int]:
+    row = conn.execute(
+        """
+        SELECT count(*),
+               count(*) FILTER (WHERE status IN ('success', 'partial_success')),
+               count(*) FILTER (WHERE status = 'failed'),
+               count(*) FILTER (WHERE status IN ('pending', 'running')),
+               coalesce(sum(records_loaded), 0)
+          FROM pipeline_runs
+        """
+    ).fetchone()
+    keys = ("totalRuns", "successfulRuns", "failedRuns", "runningRuns", "totalRecordsProcessed")
+    return dict(zip(keys, (int(v) for v in row or (0,) * 5), strict=True))

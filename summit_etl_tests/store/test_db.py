@@ -12,7 +12,7 @@ from summit_etl_tests.support import ADMIN_URL, run_sql
 
 SUMMIT_TABLES = {
     "pipelines", "pipeline_runs", "etl_watermarks", "etl_cdc_watermarks",
-    "data_quality_reports", "etl_quarantine",
+    "data_quality_reports", "etl_quarantine", "etl_admin_stops",
 }
 
 
@@ -44,7 +44,7 @@ def test_migrations_are_idempotent_and_safe_from_concurrent_processes(
     assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
     db.migrate(url)
     assert tables(url) >= SUMMIT_TABLES
-    assert run_sql(url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert run_sql(url, "SELECT version_num FROM alembic_version") == [("0002",)]
 
 
 def test_redact_hides_passwords() -> None:

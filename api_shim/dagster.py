@@ -1,0 +1,344 @@
+"""The Dagster webserver's GraphQL API, as the operations the REST routes need."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from api_shim.errors import ApiError, DependencyDown
+
+LOCATION = "summit_etl"
+REPOSITORY = "__repository__"
+_REPOSITORY_SELECTOR = {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION}
+
+# Dagster run statuses in the SPEC's words.
+RUN_STATUS = {
+    "QUEUED": "pending",
+    "NOT_STARTED": "pending",
+    "STARTING": "pending",
+    "MANAGED": "pending",
+    "STARTED": "running",
+    "CANCELING": "running",
+    "SUCCESS": "success",
+    "FAILURE": "failed",
+    "CANCELED": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class InstigatorState:
+    """A schedule or sensor and whether it is running, with the ids stopping it takes."""
+
+    name: str
+    status: str  # RUNNING | STOPPED
+    origin_id: str
+    selector_id: str
+
+
+class DagsterClient:
+    def __init__(self, graphql_url: str, timeout: float) -> None:
+        self.graphql_url = graphql_url
+        self._http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def query(
+        self,
+        document: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        try:
+            response = self._http.post(
+                self.graphql_url,
+                json={"query": document, "variables": variables or {}},
+                timeout=timeout if timeout is not None else self._http.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise DependencyDown("dagster", f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise DependencyDown("dagster", f"GraphQL answered HTTP {response.status_code}")
+        payload = response.json()
+        if payload.get("errors"):
+            raise ApiError(502, "Dagster rejected the request", payload["errors"])
+        return dict(payload["data"])
+
+    # --- runs --------------------------------------------------------------------------
+
+    def launch_run(self, job_name: str, tags: dict[str, str]) -> str:
+        data = self.query(
+            """
+            mutation Launch($params: ExecutionParams!) {
+              launchRun(executionParams: $params) {
+                __typename
+                ... on LaunchRunSuccess { run { runId } }
+                ... on PythonError { message }
+                ... on Error { message }
+              }
+            }
+            """,
+            {
+                "params": {
+                    "selector": {**_REPOSITORY_SELECTOR, "jobName": job_name},
+                    "runConfigData": {},
+                    "executionMetadata": {
+                        "tags": [{"key": k, "value": v} for k, v in tags.items()]
+                    },
+                }
+            },
+        )["launchRun"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise ApiError(
+                502, f"Dagster did not launch {job_name}: {data.get('message', data['__typename'])}"
+            )
+        return str(data["run"]["runId"])
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's status and failure events, None when Dagster does not know it."""
+        data = self.query(
+            """
+            query Run($runId: ID!) {
+              runOrError(runId: $runId) {
+                __typename
+                ... on Run {
+                  runId status
+                  eventConnection {
+                    events {
+                      __typename
+                      ... on MessageEvent { message timestamp stepKey }
+                      ... on ExecutionStepFailureEvent { error { message className } }
+                      ... on RunFailureEvent { pipelineName }
+                    }
+                  }
+                }
+              }
+            }
+            """,
+            {"runId": run_id},
+        )["runOrError"]
+        if data["__typename"] != "Run":
+            return None
+        failures = [
+            e
+            for e in data["eventConnection"]["events"]
+            if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
+        ]
+        return {"status": data["status"], "failures": failures}
+
+    def runs(
+        self, tags: dict[str, str] | None = None, statuses: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        data = self.query(
+            """
+            query Runs($filter: RunsFilter) {
+              runsOrError(filter: $filter, limit: 1000) {
+                __typename
+                ... on Runs { results { runId status jobName tags { key value } } }
+              }
+            }
+            """,
+            {
+                "filter": {
+                    "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+                    "statuses": statuses or [],
+                }
+            },
+        )["runsOrError"]
+        return list(data.get("results", []))
+
+    def terminate(self, run_id: str) -> tuple[bool, str]:
+        data = self.query(
+            """
+            mutation Terminate($runId: String!) {
+              terminateRun(runId: $runId) {
+                __typename
+                ... on TerminateRunFailure { message }
+                ... on PythonError { message }
+                ... on RunNotFoundError { message }
+              }
+            }
+            """,
+            {"runId": run_id},
+        )["terminateRun"]
+        return data["__typename"] == "TerminateRunSuccess", data.get("message", "")
+
+    def launch_asset_backfill(self, asset_path: list[str], tags: dict[str, str]) -> str:
+        data = self.query(
+            """
+            mutation Backfill($params: LaunchBackfillParams!) {
+              launchPartitionBackfill(backfillParams: $params) {
+                __typename
+                ... on LaunchBackfillSuccess { backfillId }
+                ... on PythonError { message }
+                ... on Error { message }
+              }
+            }
+            """,
+            {
+                "params": {
+                    "assetSelection": [{"path": asset_path}],
+                    "partitionsByAssets": [{"assetKey": {"path": asset_path}, "partitions": None}],
+                    "tags": [{"key": k, "value": v} for k, v in tags.items()],
+                    "title": "Full reload",
+                }
+            },
+        )["launchPartitionBackfill"]
+        if data["__typename"] != "LaunchBackfillSuccess":
+            raise ApiError(
+                502,
+                f"Dagster did not launch the backfill: {data.get('message', data['__typename'])}",
+            )
+        return str(data["backfillId"])
+
+    # --- schedules and sensors --------------------------------------------------------
+
+    def instigators(self) -> tuple[list[InstigatorState], list[InstigatorState]]:
+        """(schedules, sensors) of the code location, with their running state."""
+        data = self.query(
+            """
+            query Instigators($selector: RepositorySelector!) {
+              repositoryOrError(repositorySelector: $selector) {
+                __typename
+                ... on Repository {
+                  schedules { name scheduleState { id selectorId status } }
+                  sensors { name sensorState { id selectorId status } }
+                }
+              }
+            }
+            """,
+            {"selector": _REPOSITORY_SELECTOR},
+        )["repositoryOrError"]
+        if data["__typename"] != "Repository":
+            raise DependencyDown("dagster", f"code location {LOCATION} is not loaded")
+
+        def states(items: list[dict[str, Any]], key: str) -> list[InstigatorState]:
+            return [
+                InstigatorState(i["name"], i[key]["status"], i[key]["id"], i[key]["selectorId"])
+                for i in items
+            ]
+
+        return states(data["schedules"], "scheduleState"), states(data["sensors"], "sensorState")
+
+    def start_schedule(self, name: str) -> None:
+        self._expect(
+            self.query(
+                """
+                mutation Start($selector: ScheduleSelector!) {
+                  startSchedule(scheduleSelector: $selector) { __typename ... on PythonError { message } }
+                }
+                """,
+                {"selector": {**_REPOSITORY_SELECTOR, "scheduleName": name}},
+            )["startSchedule"],
+            "ScheduleStateResult",
+            f"start schedule {name}",
+        )
+
+    def stop_schedule(self, state: InstigatorState) -> None:
+        self._expect(
+            self.query(
+                """
+                mutation Stop($origin: String!, $selector: String!) {
+                  stopRunningSchedule(scheduleOriginId: $origin, scheduleSelectorId: $selector) {
+                    __typename ... on PythonError { message }
+                  }
+                }
+                """,
+                {"origin": state.origin_id, "selector": state.selector_id},
+            )["stopRunningSchedule"],
+            "ScheduleStateResult",
+            f"stop schedule {state.name}",
+        )
+
+    def start_sensor(self, name: str) -> None:
+        self._expect(
+            self.query(
+                """
+                mutation Start($selector: SensorSelector!) {
+                  startSensor(sensorSelector: $selector) { __typename ... on PythonError { message } ... on Error { message } }
+                }
+                """,
+                {"selector": {**_REPOSITORY_SELECTOR, "sensorName": name}},
+            )["startSensor"],
+            "Sensor",
+            f"start sensor {name}",
+        )
+
+    def stop_sensor(self, state: InstigatorState) -> None:
+        self._expect(
+            self.query(
+                """
+                mutation Stop($origin: String!, $selector: String!) {
+                  stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
+                    __typename ... on PythonError { message }
+                  }
+                }
+                """,
+                {"origin": state.origin_id, "selector": state.selector_id},
+            )["stopSensor"],
+            "StopSensorMutationResult",
+            f"stop sensor {state.name}",
+        )
+
+    @staticmethod
+    def _expect(result: dict[str, Any], typename: str, action: str) -> None:
+        if result["__typename"] != typename:
+            raise ApiError(
+                502, f"Dagster could not {action}: {result.get('message', result['__typename'])}"
+            )
+
+    # --- the code location and the instance ------------------------------------------
+
+    def reload_location(self) -> None:
+        """Reload the code location so pipelines created or changed through the API show."""
+        result = self.query(
+            """
+            mutation Reload($name: String!) {
+              reloadRepositoryLocation(repositoryLocationName: $name) {
+                __typename
+                ... on WorkspaceLocationEntry { locationOrLoadError { __typename ... on PythonError { message } } }
+                ... on PythonError { message }
+              }
+            }
+            """,
+            {"name": LOCATION},
+        )["reloadRepositoryLocation"]
+        error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")
+        if error:
+            raise ApiError(502, f"Dagster could not reload the code location: {error}")
+
+    def wait_for_job(self, job_name: str, timeout: float = 30.0) -> None:
+        """After a reload, wait until the location serves `job_name`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = self.query(
+                """
+                query Job($selector: PipelineSelector!) {
+                  pipelineOrError(params: $selector) { __typename }
+                }
+                """,
+                {"selector": {**_REPOSITORY_SELECTOR, "pipelineName": job_name}},
+            )
+            if data["pipelineOrError"]["__typename"] == "Pipeline":
+                return
+            time.sleep(0.2)
+        raise DependencyDown("dagster", f"job {job_name} did not appear after reloading")
+
+    def health(self, timeout: float) -> tuple[bool, bool, list[dict[str, Any]]]:
+        """(webserver answers, every required daemon healthy, daemon statuses)."""
+        data = self.query(
+            """
+            query Health {
+              version
+              instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } } }
+            }
+            """,
+            timeout=timeout,
+        )
+        statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
+        healthy = all(s["healthy"] for s in statuses if s["required"])
+        return True, healthy, statuses

@@ -1,0 +1,95 @@
+"""`/admin/stop-all` and `/admin/resume-all`: a whole-service pause that survives restarts.
+
+stop-all stops every running schedule and CDC sensor, cancels queued runs and
+terminates running ones, and writes what it stopped to `etl_admin_stops`; resume-all
+starts exactly those schedules and sensors again (runs are not relaunched: their
+pipelines' schedules or an operator start them anew).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api_shim.services import services
+from summit_etl.orchestration.keys import PIPELINE_TAG
+from summit_etl.store import admin as admin_store
+from summit_etl.store import runs as run_store
+from summit_etl.store.admin import Stopped
+
+_ACTIVE_RUNS = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
+
+
+def _is_cdc_sensor(name: str) -> bool:
+    return name.endswith("_cdc")
+
+
+def stop_all(request: Request) -> JSONResponse:
+    svc = services(request)
+    schedules, sensors = svc.dagster.instigators()
+    stopped: list[Stopped] = []
+    for schedule in schedules:
+        if schedule.status == "RUNNING":
+            svc.dagster.stop_schedule(schedule)
+            stopped.append(Stopped("schedule", schedule.name, None))
+    for sensor in sensors:
+        if sensor.status == "RUNNING" and _is_cdc_sensor(sensor.name):
+            svc.dagster.stop_sensor(sensor)
+            stopped.append(Stopped("sensor", sensor.name, None))
+    runs = [
+        r
+        for r in svc.dagster.runs(statuses=_ACTIVE_RUNS)
+        if any(t["key"] == PIPELINE_TAG for t in r["tags"])
+    ]
+    for run in runs:
+        pipeline_id = next(t["value"] for t in run["tags"] if t["key"] == PIPELINE_TAG)
+        terminated, _ = svc.dagster.terminate(run["runId"])
+        if terminated:
+            stopped.append(Stopped("run", run["runId"], pipeline_id))
+    with svc.db.connection() as conn:
+        admin_store.record_stops(conn, stopped)
+        for item in stopped:
+            if item.kind == "run" and item.pipeline_id:
+                run_store.mark_ended_abnormally(
+                    conn, item.name, item.pipeline_id, "cancelled", None
+                )
+    return JSONResponse(
+        {
+            "message": "stopped every schedule and CDC sensor and cancelled active runs",
+            "stopped": _summary(stopped),
+        }
+    )
+
+
+def resume_all(request: Request) -> JSONResponse:
+    svc = services(request)
+    with svc.db.connection() as conn:
+        pending = admin_store.open_stops(conn)
+    schedules, sensors = svc.dagster.instigators()
+    existing = {("schedule", s.name) for s in schedules} | {("sensor", s.name) for s in sensors}
+    resumed, missing = [], []
+    for item in pending:
+        if (item.kind, item.name) not in existing:
+            missing.append(item.name)
+            continue
+        (svc.dagster.start_schedule if item.kind == "schedule" else svc.dagster.start_sensor)(
+            item.name
+        )
+        resumed.append(item)
+    with svc.db.connection() as conn:
+        admin_store.mark_resumed(conn, [*resumed, *(i for i in pending if i.name in missing)])
+    return JSONResponse(
+        {
+            "message": "started again what stop-all stopped",
+            "resumed": _summary(resumed),
+            "missing": missing,
+        }
+    )
+
+
+def _summary(items: list[Stopped]) -> dict[str, list[str]]:
+    return {
+        "schedules": [i.name for i in items if i.kind == "schedule"],
+        "sensors": [i.name for i in items if i.kind == "sensor"],
+        "runs": [i.name for i in items if i.kind == "run"],
+    }

@@ -1,0 +1,118 @@
+"""`/pipelines`: list, create, read, replace, delete — validated by the same models as YAML."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api_shim import serialize
+from api_shim.errors import ApiError
+from api_shim.services import Services, json_body, require_pipeline, services
+from summit_etl.config import PipelineConfig
+from summit_etl.orchestration.keys import cdc_sensor_name, job_name, schedule_name
+from summit_etl.registry import ConfigError, parse_pipeline
+from summit_etl.store import pipelines as pipeline_store
+
+
+def _validated(body: dict, path_id: str | None = None) -> PipelineConfig:
+    if path_id is not None:
+        body.setdefault("id", path_id)
+        if body["id"] != path_id:
+            raise ApiError(
+                400,
+                "invalid pipeline configuration",
+                [f"id: {body['id']!r} does not match the path's {path_id!r}"],
+            )
+    try:
+        return parse_pipeline(body, "request body")
+    except ConfigError as exc:
+        raise ApiError(400, "invalid pipeline configuration", exc.problems) from exc
+
+
+def _publish(svc: Services, pipeline_id: str) -> None:
+    """Reload the code location so the pipeline's asset, job and schedule exist at once."""
+    svc.dagster.reload_location()
+    svc.dagster.wait_for_job(job_name(pipeline_id))
+
+
+def list_pipelines(request: Request) -> JSONResponse:
+    with services(request).db.connection() as conn:
+        rows = pipeline_store.list_rows(conn)
+    return JSONResponse([serialize.pipeline(r) for r in rows])
+
+
+def get_pipeline(request: Request) -> JSONResponse:
+    with services(request).db.connection() as conn:
+        row = require_pipeline(conn, request.path_params["pipeline_id"])
+    return JSONResponse(serialize.pipeline(row))
+
+
+async def create_pipeline(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    config = _validated(body)
+    svc = services(request)
+
+    def create() -> pipeline_store.PipelineRow:
+        with svc.db.connection() as conn:
+            try:
+                row = pipeline_store.create(conn, body, config.enabled)
+            except pipeline_store.PipelineExists as exc:
+                raise ApiError(409, str(exc)) from exc
+        try:
+            _publish(svc, config.id)
+        except Exception:
+            with svc.db.connection() as conn:  # leave nothing half-created
+                pipeline_store.delete(conn, config.id)
+            svc.dagster.reload_location()
+            raise
+        return row
+
+    return JSONResponse(serialize.pipeline(await run_in_threadpool(create)), status_code=201)
+
+
+def _owned_by_api(row: pipeline_store.PipelineRow) -> None:
+    if row.origin == "file":
+        raise ApiError(
+            409,
+            f"pipeline {row.pipeline_id!r} is defined by a YAML file in pipelines/; "
+            "change the file instead",
+        )
+
+
+async def replace_pipeline(request: Request) -> JSONResponse:
+    pipeline_id = request.path_params["pipeline_id"]
+    body = await json_body(request)
+    config = _validated(body, pipeline_id)
+    svc = services(request)
+
+    def replace() -> pipeline_store.PipelineRow:
+        with svc.db.connection() as conn:
+            _owned_by_api(require_pipeline(conn, pipeline_id))
+            row = pipeline_store.replace(conn, body, config.enabled)
+        if row is None:
+            raise ApiError(404, f"pipeline {pipeline_id!r} not found")
+        _publish(svc, pipeline_id)
+        return row
+
+    return JSONResponse(serialize.pipeline(await run_in_threadpool(replace)))
+
+
+def delete_pipeline(request: Request) -> Response:
+    pipeline_id = request.path_params["pipeline_id"]
+    svc = services(request)
+    with svc.db.connection() as conn:
+        row = require_pipeline(conn, pipeline_id)
+        _owned_by_api(row)
+    # Stop what runs on its own first, so nothing starts between delete and reload.
+    schedules, sensors = svc.dagster.instigators()
+    for state in [*schedules, *sensors]:
+        if state.status == "RUNNING" and state.name in (
+            schedule_name(pipeline_id),
+            cdc_sensor_name(pipeline_id),
+        ):
+            (svc.dagster.stop_schedule if state in schedules else svc.dagster.stop_sensor)(state)
+    with svc.db.connection() as conn:
+        pipeline_store.delete(conn, pipeline_id)
+    svc.dagster.reload_location()
+    return Response(status_code=204)

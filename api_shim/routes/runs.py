@@ -1,0 +1,156 @@
+"""Runs of a pipeline: launch (execute, backfill), list, read, cancel — through Dagster."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api_shim import serialize
+from api_shim.dagster import RUN_STATUS
+from api_shim.errors import ApiError
+from api_shim.services import Services, json_body, pipeline_config, require_pipeline, services
+from summit_etl.orchestration.keys import FULL_RELOAD_TAG, TRIGGER_TAG, job_name, target_key
+from summit_etl.store import runs as run_store
+from summit_etl.store.runs import TERMINAL_STATUSES, RunError
+
+RUN_STATUSES = ("pending", "running", "success", "partial_success", "failed", "cancelled")
+MAX_LIMIT = 1000
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name} must be true or false", {"field": name})
+    return value
+
+
+async def execute(request: Request) -> JSONResponse:
+    pipeline_id = request.path_params["pipeline_id"]
+    body = await json_body(request)
+    unknown = set(body) - {"fullReload"}
+    if unknown:
+        raise ApiError(400, "unknown keys in the request body", sorted(unknown))
+    full_reload = _flag(body.get("fullReload", False), "fullReload")
+    wait = request.query_params.get("wait", "false").lower() in ("1", "true", "yes")
+    svc = services(request)
+
+    def launch() -> dict[str, Any]:
+        with svc.db.connection() as conn:
+            require_pipeline(conn, pipeline_id)
+        tags = {TRIGGER_TAG: "manual", FULL_RELOAD_TAG: "true" if full_reload else "false"}
+        run_id = svc.dagster.launch_run(job_name(pipeline_id), tags)
+        with svc.db.connection() as conn:
+            run_store.record_pending(conn, run_id, pipeline_id, "manual", full_reload)
+            row = run_store.get_run(conn, run_id)
+        if row is None:  # pragma: no cover - the insert above guarantees it
+            raise ApiError(500, f"run {run_id} was not recorded")
+        return _wait_for_end(svc, row) if wait else row
+
+    row = await run_in_threadpool(launch)
+    done = row["status"] in TERMINAL_STATUSES
+    return JSONResponse(serialize.run(row), status_code=200 if done else 202)
+
+
+def _wait_for_end(svc: Services, row: dict[str, Any]) -> dict[str, Any]:
+    """Poll until the run ends; a run Dagster ended without the engine recording it (a
+    crash) is closed here from Dagster's status."""
+    deadline = time.monotonic() + svc.settings.wait_timeout_seconds
+    checked_dagster = 0.0
+    while row["status"] not in TERMINAL_STATUSES and time.monotonic() < deadline:
+        time.sleep(0.25)
+        if time.monotonic() - checked_dagster > 2:
+            checked_dagster = time.monotonic()
+            _reconcile(svc, row)
+        with svc.db.connection() as conn:
+            row = run_store.get_run(conn, row["id"]) or row
+    return row
+
+
+def _reconcile(svc: Services, row: dict[str, Any]) -> None:
+    dagster_run = svc.dagster.run(row["id"])
+    status = RUN_STATUS.get(dagster_run["status"], "") if dagster_run else ""
+    if status in ("failed", "cancelled"):
+        failure = next(iter(dagster_run["failures"] if dagster_run else []), None)
+        error = (
+            RunError("loading", failure.get("message", "the run ended"), {"source": "dagster"})
+            if failure
+            else None
+        )
+        time.sleep(1)  # the engine may be writing its own record right now
+        with svc.db.connection() as conn:
+            run_store.mark_ended_abnormally(conn, row["id"], row["pipeline_id"], status, error)
+
+
+def list_runs(request: Request) -> JSONResponse:
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in RUN_STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(RUN_STATUSES)}", {"field": "status"})
+    try:
+        limit = int(params.get("limit", "20"))
+    except ValueError:
+        raise ApiError(400, "limit must be a whole number", {"field": "limit"}) from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}", {"field": "limit"})
+    with services(request).db.connection() as conn:
+        require_pipeline(conn, request.path_params["pipeline_id"])
+        rows = run_store.list_runs(
+            conn, request.path_params["pipeline_id"], limit=limit, status=status
+        )
+    return JSONResponse([serialize.run(r) for r in rows])
+
+
+def _require_run(svc: Services, pipeline_id: str, run_id: str) -> dict[str, Any]:
+    with svc.db.connection() as conn:
+        require_pipeline(conn, pipeline_id)
+        row = run_store.get_run(conn, run_id)
+    if row is None or row["pipeline_id"] != pipeline_id:
+        raise ApiError(404, f"run {run_id!r} of pipeline {pipeline_id!r} not found")
+    return row
+
+
+def get_run(request: Request) -> JSONResponse:
+    svc = services(request)
+    row = _require_run(svc, request.path_params["pipeline_id"], request.path_params["run_id"])
+    failures = None
+    if row["status"] == "failed" and not row["errors"]:
+        dagster_run = svc.dagster.run(row["id"])
+        failures = dagster_run["failures"] if dagster_run else None
+    return JSONResponse(serialize.run(row, failures))
+
+
+def cancel_run(request: Request) -> JSONResponse:
+    svc = services(request)
+    pipeline_id, run_id = request.path_params["pipeline_id"], request.path_params["run_id"]
+    row = _require_run(svc, pipeline_id, run_id)
+    if row["status"] in TERMINAL_STATUSES:
+        raise ApiError(409, f"run {run_id} already ended ({row['status']})")
+    terminated, message = svc.dagster.terminate(run_id)
+    if not terminated:
+        raise ApiError(409, f"Dagster could not cancel run {run_id}: {message}")
+    with svc.db.connection() as conn:
+        run_store.mark_ended_abnormally(conn, run_id, pipeline_id, "cancelled", None)
+        row = run_store.get_run(conn, run_id) or row
+    return JSONResponse(serialize.run(row))
+
+
+def backfill(request: Request) -> JSONResponse:
+    svc = services(request)
+    pipeline_id = request.path_params["pipeline_id"]
+    with svc.db.connection() as conn:
+        config = pipeline_config(require_pipeline(conn, pipeline_id))
+    backfill_id = svc.dagster.launch_asset_backfill(
+        list(target_key(config).path), {TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"}
+    )
+    return JSONResponse(
+        {
+            "message": f"full reload of {pipeline_id} launched as a Dagster asset backfill",
+            "pipelineId": pipeline_id,
+            "backfillId": backfill_id,
+            "status": "requested",
+        },
+        status_code=202,
+    )

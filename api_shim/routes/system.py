@@ -1,0 +1,152 @@
+"""`/health` and `/metrics`: the service and its dependencies, for people and Prometheus."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api_shim.errors import ApiError
+from api_shim.services import Services, services
+from summit_etl.store import cdc_watermarks, quality_reports
+from summit_etl.store import pipelines as pipeline_store
+from summit_etl.store import runs as run_store
+
+VERSION = version("summit-etl")
+T = TypeVar("T")
+
+
+class _Cached:
+    """A value recomputed at most every `ttl` seconds: dashboards and load balancers poll
+    these routes hard, and Dagster's GraphQL is the slow part."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._values: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        with self._lock:
+            hit = self._values.get(key)
+            if hit and time.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._values[key] = (time.monotonic(), value)
+        return value
+
+
+_health_cache = _Cached(ttl=1.0)
+_cdc_cache = _Cached(ttl=5.0)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _check_database(svc: Services) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with svc.db.connection(timeout=svc.settings.health_timeout_seconds) as conn:
+            conn.execute("SELECT 1")
+    except ApiError as exc:
+        return {"status": "down", "error": exc.detail}
+    return {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _check_dagster(svc: Services) -> tuple[dict[str, Any], dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        _, daemons_healthy, statuses = svc.dagster.health(svc.settings.health_timeout_seconds)
+    except ApiError as exc:
+        down = {"status": "down", "error": exc.detail}
+        return down, {"status": "unknown", "error": "the Dagster webserver did not answer"}
+    webserver = {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+    unhealthy = [s["daemonType"] for s in statuses if s["required"] and not s["healthy"]]
+    daemon: dict[str, Any] = {"status": "up" if daemons_healthy else "down"}
+    if unhealthy:
+        daemon["error"] = f"no recent heartbeat from: {', '.join(unhealthy)}"
+    return webserver, daemon
+
+
+def health(request: Request) -> JSONResponse:
+    svc = services(request)
+
+    def check() -> dict[str, Any]:
+        dagster, daemon = _check_dagster(svc)
+        return {"database": _check_database(svc), "dagster": dagster, "daemon": daemon}
+
+    dependencies = _health_cache.get("health", check)
+    down = [name for name, dep in dependencies.items() if dep["status"] != "up"]
+    body: dict[str, Any] = {
+        "status": "unhealthy" if down else "healthy",
+        "timestamp": _now(),
+        "version": VERSION,
+        "service": "etl-service",
+        "dependencies": dependencies,
+    }
+    if down:
+        body["error"] = f"dependency down: {', '.join(down)}"
+    return JSONResponse(body, status_code=503 if down else 200)
+
+
+def _active_cdc_engines(svc: Services) -> int | None:
+    def count() -> int | None:
+        try:
+            _, sensors = svc.dagster.instigators()
+        except ApiError:
+            return None
+        return sum(1 for s in sensors if s.name.endswith("_cdc") and s.status == "RUNNING")
+
+    return _cdc_cache.get("cdc", count)
+
+
+def metrics_values(svc: Services) -> dict[str, Any]:
+    with svc.db.connection() as conn:
+        total, enabled = pipeline_store.counts(conn)
+        values: dict[str, Any] = {"totalPipelines": total, "enabledPipelines": enabled}
+        values["activeCDCEngines"] = _active_cdc_engines(svc)
+        values.update(run_store.totals(conn))
+        values["averageQualityScore"] = quality_reports.average_score(conn)
+        values["maxCdcLagSeconds"] = cdc_watermarks.max_lag_seconds(conn)
+    values["timestamp"] = _now()
+    return values
+
+
+_PROMETHEUS = {
+    "totalPipelines": "summit_pipelines",
+    "enabledPipelines": "summit_pipelines_enabled",
+    "activeCDCEngines": "summit_cdc_engines_active",
+    "totalRuns": "summit_runs",
+    "successfulRuns": "summit_runs_successful",
+    "failedRuns": "summit_runs_failed",
+    "runningRuns": "summit_runs_running",
+    "totalRecordsProcessed": "summit_records_processed",
+    "averageQualityScore": "summit_quality_score_average",
+    "maxCdcLagSeconds": "summit_cdc_lag_seconds_max",
+}
+
+
+def metrics(request: Request) -> Response:
+    values = metrics_values(services(request))
+    accept = request.headers.get("accept", "")
+    if "application/openmetrics-text" in accept or "text/plain" in accept:
+        registry = CollectorRegistry()
+        for key, name in _PROMETHEUS.items():
+            if values[key] is not None:
+                Gauge(name, f"Summit ETL {key}", registry=registry).set(values[key])
+        if "application/openmetrics-text" in accept:
+            return Response(generate_openmetrics(registry), media_type=OPENMETRICS)
+        return Response(
+            generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+    return JSONResponse(values)
