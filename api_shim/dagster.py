@@ -61,9 +61,13 @@ class DagsterClient:
             )
         except httpx.HTTPError as exc:
             raise DependencyDown("dagster", f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
+        try:
+            # Dagster answers some resolver errors with HTTP 500 and a normal GraphQL body.
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or "data" not in payload:
             raise DependencyDown("dagster", f"GraphQL answered HTTP {response.status_code}")
-        payload = response.json()
         if payload.get("errors"):
             raise ApiError(502, "Dagster rejected the request", payload["errors"])
         return dict(payload["data"])
@@ -181,7 +185,6 @@ class DagsterClient:
             """,
             {
                 "params": {
-                    "assetSelection": [{"path": asset_path}],
                     "partitionsByAssets": [{"assetKey": {"path": asset_path}, "partitions": None}],
                     "tags": [{"key": k, "value": v} for k, v in tags.items()],
                     "title": "Full reload",

@@ -111,7 +111,10 @@ def serve(args: argparse.Namespace) -> int:
         for name, cmd in commands.items()
     }
     print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
-    api_host, api_port = env.get("ETL_SERVICE_HOST", "127.0.0.1"), env.get("ETL_SERVICE_PORT", "4020")
+    api_host, api_port = (
+        env.get("ETL_SERVICE_HOST", "127.0.0.1"),
+        env.get("ETL_SERVICE_PORT", "4020"),
+    )
     print(f"API: http://{api_host}:{api_port}")
     stopping = False
 
