@@ -37,6 +37,19 @@ def dagster_storage_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
 
 
+def dagster_home(state_dir: Path) -> str:
+    """Dagster's home: the state folder, reading the project's dagster.yaml through a link.
+
+    Not the project root: Dagster treats `$DAGSTER_HOME/logs` as its own, and the
+    service's `logs/etl-service.log` must stay the operators'.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    link = state_dir / "dagster.yaml"
+    if not link.exists():
+        link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+    return str(state_dir)
+
+
 def reachable(url: str) -> bool:
     try:
         psycopg.connect(with_database(url, "postgres"), connect_timeout=3).close()
@@ -71,8 +84,11 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     env["DATABASE_URL"] = summit_url
     env.setdefault("DAGSTER_PG_URL", dagster_storage_url(summit_url))
     env.setdefault("DEMO_SOURCE_URL", with_database(summit_url, "summit_demo"))
-    env.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
     env.setdefault("SUMMIT_DAGSTER_STATE", str(PROJECT_ROOT / ".dagster"))
+    env.setdefault("DAGSTER_HOME", dagster_home(Path(env["SUMMIT_DAGSTER_STATE"])))
+    # Dagster's webserver and daemon ship every file in $DAGSTER_HOME/logs to its telemetry
+    # service, whatever dagster.yaml says; this is the documented off switch.
+    env["DAGSTER_DISABLE_TELEMETRY"] = "1"
     db.prepare(summit_url)
     db.ensure_database(with_database(summit_url, "summit_dagster"))
     if prepare_demo_source(env["DEMO_SOURCE_URL"]):

@@ -1,0 +1,82 @@
+"""`/pipelines`: YAML and API pipelines, validation, conflicts, and Dagster seeing changes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+
+from summit_etl_tests.api_shim.conftest import Stack
+from summit_etl_tests.support import run_sql
+
+
+def new_pipeline(pipeline_id: str) -> dict[str, Any]:
+    return {
+        "id": pipeline_id,
+        "name": "Users copy",
+        "source": {"url": "${SOURCE_URL}", "table": "public.users"},
+        "loading": {"strategy": "bulk", "targetTable": f"dw.{pipeline_id.replace('-', '_')}",
+                    "targetUrl": "${TARGET_URL}", "createTable": True},
+        "schedule": {"cron": "0 5 * * *"},
+    }
+
+
+def test_yaml_pipelines_are_listed(api: httpx.Client) -> None:
+    listed = {p["id"]: p for p in api.get("/pipelines").json()}
+    assert {"users-sync", "slow-sync", "broken-load", "users-cdc"} <= set(listed)
+    assert listed["users-sync"]["origin"] == "file"
+    assert listed["users-sync"]["config"]["source"]["url"] == "${SOURCE_URL}"  # secrets stay references
+
+
+def test_unknown_pipeline_is_404(api: httpx.Client) -> None:
+    for method, path in [("GET", "/pipelines/nope"), ("PUT", "/pipelines/nope"), ("DELETE", "/pipelines/nope"),
+                         ("POST", "/pipelines/nope/execute"), ("GET", "/pipelines/nope/runs"),
+                         ("POST", "/pipelines/nope/backfill"), ("POST", "/pipelines/nope/cdc/start")]:
+        body = new_pipeline("nope") if method == "PUT" else None
+        response = api.request(method, path, json=body)
+        assert response.status_code == 404, (method, path)
+        assert response.json()["error"] == "pipeline 'nope' not found"
+
+
+def test_invalid_bodies_are_400_naming_the_field(api: httpx.Client) -> None:
+    bad = new_pipeline("bad-one")
+    bad["loading"]["strategy"] = "merge"
+    bad["bogus"] = 1
+    response = api.post("/pipelines", json=bad)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid pipeline configuration"
+    details = " ".join(response.json()["details"])
+    assert "loading.strategy: Input should be 'bulk'" in details and "bogus: unknown key" in details
+    incremental = {**new_pipeline("bad-one"), "extraction": {"strategy": "incremental"}}
+    details = " ".join(api.post("/pipelines", json=incremental).json()["details"])
+    assert "extraction.incrementalColumn is required" in details
+    assert api.post("/pipelines", content=b"{not json").status_code == 400
+    assert api.post("/pipelines", json=[1, 2]).status_code == 400
+    assert api.get("/pipelines/bad-one").status_code == 404  # nothing stored
+
+
+def test_create_read_replace_delete_with_dagster_in_step(api: httpx.Client, stack: Stack) -> None:
+    body = new_pipeline("users-copy")
+    created = api.post("/pipelines", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["origin"] == "api" and created.json()["version"] == 1
+    assert api.post("/pipelines", json=body).status_code == 409
+
+    # The new pipeline's job exists in Dagster at once: it runs.
+    run = api.post("/pipelines/users-copy/execute?wait=true").json()
+    assert run["status"] == "success" and run["recordsLoaded"] == 200
+    assert run_sql(stack.target_url, "SELECT count(*) FROM dw.users_copy") == [(200,)]
+
+    changed = copy.deepcopy(body)
+    changed["schedule"]["cron"] = "0 6 * * *"
+    replaced = api.put("/pipelines/users-copy", json=changed)
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2
+    assert api.get("/pipelines/users-copy").json()["config"]["schedule"]["cron"] == "0 6 * * *"
+    assert api.put("/pipelines/users-sync", json={**changed, "id": "users-sync"}).status_code == 409  # YAML-owned
+
+    assert api.delete("/pipelines/users-copy").status_code == 204
+    assert api.get("/pipelines/users-copy").status_code == 404
+    schedules = httpx.post(stack.graphql_url, json={"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { schedules { name } } } } }"}).json()
+    names = {s["name"] for n in schedules["data"]["repositoriesOrError"]["nodes"] for s in n["schedules"]}
+    assert "pipeline_users_copy_schedule" not in names and "pipeline_users_sync_schedule" in names

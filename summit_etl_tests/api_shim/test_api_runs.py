@@ -1,0 +1,110 @@
+"""Runs through the API: launched in Dagster, recorded in pipeline_runs under the same id."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from summit_etl_tests.api_shim.conftest import Stack
+from summit_etl_tests.support import run_sql
+
+
+def dagster_run(stack: Stack, run_id: str) -> dict:
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status jobName tags { key value } } } }"
+    return httpx.post(stack.graphql_url, json={"query": query, "variables": {"id": run_id}}).json()["data"]["runOrError"]
+
+
+def test_execute_is_visible_in_dagster_and_pipeline_runs_with_one_id(api: httpx.Client, stack: Stack) -> None:
+    started = time.perf_counter()
+    response = api.post("/pipelines/users-sync/execute")
+    assert response.status_code == 202
+    run = response.json()
+    assert run["status"] == "pending" and run["trigger"] == "manual"
+    assert time.perf_counter() - started < 5  # it launches; it does not wait
+    in_dagster = dagster_run(stack, run["id"])
+    assert in_dagster["jobName"] == "pipeline_users_sync"
+    assert {"key": "summit/pipeline_id", "value": "users-sync"} in in_dagster["tags"]
+    assert run_sql(stack.summit_url, "SELECT pipeline_id FROM pipeline_runs WHERE id = %s", (run["id"],)) == [("users-sync",)]
+
+    deadline = time.monotonic() + 120
+    while api.get(f"/pipelines/users-sync/runs/{run['id']}").json()["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    finished = api.get(f"/pipelines/users-sync/runs/{run['id']}").json()
+    assert finished["status"] == "success" and finished["recordsLoaded"] == 200
+    assert finished["metrics"]["totalDurationMs"] > 0 and finished["dagsterRunId"] == run["id"]
+    while dagster_run(stack, run["id"])["status"] != "SUCCESS":  # Dagster closes the run just after
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_runs_are_listed_newest_first_with_limit_and_status(api: httpx.Client) -> None:
+    first = api.post("/pipelines/users-sync/execute?wait=true").json()
+    second = api.post("/pipelines/users-sync/execute?wait=true", json={"fullReload": True}).json()
+    runs = api.get("/pipelines/users-sync/runs", params={"limit": 2}).json()
+    assert [r["id"] for r in runs] == [second["id"], first["id"]]
+    assert runs[0]["fullReload"] is True
+    assert all(r["status"] == "success" for r in api.get("/pipelines/users-sync/runs?status=success").json())
+    assert api.get("/pipelines/users-sync/runs?status=failed").json() == []
+    assert api.get("/pipelines/users-sync/runs?status=bogus").status_code == 400
+    assert api.get("/pipelines/users-sync/runs?limit=0").status_code == 400
+    assert api.get("/pipelines/users-sync/runs/not-a-run").status_code == 404
+    assert api.post("/pipelines/users-sync/execute", json={"fullReload": "yes"}).status_code == 400
+
+
+def test_a_failed_run_reports_its_stage_and_the_database_message(api: httpx.Client) -> None:
+    run = api.post("/pipelines/broken-load/execute?wait=true").json()
+    assert run["status"] == "failed"
+    errors = api.get(f"/pipelines/broken-load/runs/{run['id']}").json()["errors"]
+    assert errors[0]["stage"] == "loading"
+    assert "value too long for type character varying(3)" in errors[0]["message"]
+
+
+def test_cancel_terminates_a_running_run(api: httpx.Client, stack: Stack) -> None:
+    run = api.post("/pipelines/slow-sync/execute").json()
+    deadline = time.monotonic() + 90
+    while api.get(f"/pipelines/slow-sync/runs/{run['id']}").json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    cancelled = api.post(f"/pipelines/slow-sync/runs/{run['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    while dagster_run(stack, run["id"])["status"] not in ("CANCELED", "FAILURE"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    time.sleep(1)
+    assert api.get(f"/pipelines/slow-sync/runs/{run['id']}").json()["status"] == "cancelled"
+    again = api.post(f"/pipelines/slow-sync/runs/{run['id']}/cancel")
+    assert again.status_code == 409
+
+
+def test_backfill_is_a_full_reload_through_dagster(api: httpx.Client) -> None:
+    response = api.post("/pipelines/users-sync/backfill")
+    assert response.status_code == 202 and response.json()["backfillId"]
+    deadline = time.monotonic() + 120
+    while True:
+        runs = [r for r in api.get("/pipelines/users-sync/runs?limit=50").json() if r["trigger"] == "backfill"]
+        if runs and runs[0]["status"] == "success":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert runs[0]["fullReload"] is True
+
+
+def test_cdc_routes_answer_before_the_cdc_engine_exists(api: httpx.Client) -> None:
+    response = api.post("/pipelines/users-sync/cdc/start")
+    assert response.status_code == 400
+    assert response.json()["error"] == "pipeline users-sync is not a CDC pipeline"
+    missing = api.post("/pipelines/users-cdc/cdc/stop")
+    assert missing.status_code == 404 and "no CDC sensor" in missing.json()["error"]
+
+
+def test_quality_routes_answer_before_reports_exist(api: httpx.Client, stack: Stack) -> None:
+    run_id = api.post("/pipelines/users-sync/execute?wait=true").json()["id"]
+    response = api.get(f"/quality/reports/{run_id}")
+    assert response.status_code == 404 and response.json()["error"] == f"no quality report for run {run_id}"
+    assert api.get("/quality/reports/latest?pipelineId=nope").status_code == 404
+    run_sql(stack.summit_url, "INSERT INTO data_quality_reports (pipeline_run_id, pipeline_id, overall_score, dimensions, issues) VALUES (%s, 'users-sync', 91.5, '{\"validity\": 80}', '[{\"severity\": \"critical\"}]')", (run_id,))
+    report = api.get(f"/quality/reports/{run_id}").json()
+    assert report["overallScore"] == 91.5 and report["dimensions"] == {"validity": 80}
+    assert api.get("/quality/reports/latest?pipelineId=users-sync").json()["pipelineRunId"] == run_id

@@ -1,0 +1,87 @@
+"""The runbook's curl commands, verbatim, against the live service (with jq).
+
+Only the port changes (the test service listens on a free port, not 4020) and the
+placeholders `{pipeline-id}` / `{run-id}` are filled in; each command is checked to
+stand in the runbook exactly as run here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from summit_etl.settings import PROJECT_ROOT
+from summit_etl_tests.api_shim.conftest import Stack
+
+RUNBOOK = PROJECT_ROOT.parent / "shared" / "runbook.md"
+
+START = "curl -X POST http://localhost:4020/pipelines/{pipeline-id}/execute"
+MONITOR = """curl -s http://localhost:4020/pipelines/{pipeline-id}/runs | jq ".[0]\""""
+IDENTIFY = "curl http://localhost:4020/pipelines/{pipeline-id}/runs | jq '.[0]'"
+ERRORS = "curl http://localhost:4020/pipelines/{pipeline-id}/runs/{run-id} | jq '.errors[]'"
+LOGS = """tail -100 logs/etl-service.log | jq 'select(.pipelineId == "{pipeline-id}")'"""
+STOP_ALL = "curl -X POST http://localhost:4020/admin/stop-all"
+HEALTH = "curl http://localhost:4020/health"
+RESUME_ALL = "curl -X POST http://localhost:4020/admin/resume-all"
+
+
+def test_the_commands_are_the_runbooks() -> None:
+    text = RUNBOOK.read_text()
+    for command in (START, IDENTIFY, ERRORS, LOGS, STOP_ALL, HEALTH, RESUME_ALL):
+        assert command in text, command
+    assert f"watch -n 30 '{MONITOR}'" in text
+
+
+def shell(stack: Stack, command: str, pipeline_id: str, run_id: str = "") -> str:
+    filled = (
+        command.replace("localhost:4020", stack.api_url.removeprefix("http://").replace("127.0.0.1", "localhost"))
+        .replace("{pipeline-id}", pipeline_id)
+        .replace("{run-id}", run_id)
+    )
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", filled], cwd=stack.log_file.parent.parent,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, f"{filled}\n{done.stderr}"
+    return done.stdout
+
+
+def jq_values(output: str) -> list[dict]:
+    decoder, values, position = json.JSONDecoder(), [], 0
+    output = output.strip()
+    while position < len(output):
+        value, end = decoder.raw_decode(output, position)
+        values.append(value)
+        position = end
+        while position < len(output) and output[position].isspace():
+            position += 1
+    return values
+
+
+@pytest.mark.parametrize("pipeline_id", ["broken-load"])
+def test_start_a_pipeline_and_pipeline_failure_steps(stack: Stack, pipeline_id: str) -> None:
+    launched = json.loads(shell(stack, START, pipeline_id))
+    assert launched["status"] == "pending"
+    deadline = time.monotonic() + 120
+    while (latest := jq_values(shell(stack, MONITOR, pipeline_id))[0])["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert latest["id"] == launched["id"]
+
+    failed = jq_values(shell(stack, IDENTIFY, pipeline_id))[0]
+    assert failed["status"] == "failed"
+    errors = jq_values(shell(stack, ERRORS, pipeline_id, failed["id"]))
+    assert errors[0]["stage"] == "loading" and "character varying(3)" in errors[0]["message"]
+    logged = jq_values(shell(stack, LOGS, pipeline_id))
+    assert any(entry.get("runId") == failed["id"] and entry["message"] == "run failed" for entry in logged)
+
+
+def test_database_failover_steps_1_4_5(stack: Stack) -> None:
+    stopped = json.loads(shell(stack, STOP_ALL, "-"))
+    assert "pipeline_users_sync_schedule" in stopped["stopped"]["schedules"]
+    assert json.loads(shell(stack, HEALTH, "-"))["status"] == "healthy"
+    resumed = json.loads(shell(stack, RESUME_ALL, "-"))
+    assert set(resumed["resumed"]["schedules"]) == set(stopped["stopped"]["schedules"])
