@@ -118,6 +118,6 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_the_shipped_example_pipelines_are_valid() -> None:
-    registry = load_registry(Path(__file__).parents[1] / "pipelines", summit_url=None)
+    registry = load_registry(Path(__file__).parents[2] / "pipelines", summit_url=None)
     assert registry.errors == []
     assert {"customers-full", "orders-incremental", "customers-history"} <= set(registry.pipelines)

@@ -1,0 +1,233 @@
+"""The pipeline model (SPEC §2): typed, strictly validated pipeline configurations.
+
+Configurations come from `pipelines/*.yaml` or from the `pipelines` table (JSON bodies
+of the API); both go through `PipelineConfig.model_validate`, so an unknown key, a
+wrong type, a missing field or an unsafe name is rejected with the field named.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from summit_etl.config.base import Model, check_select, identifier_list
+from summit_etl.config.quality import QualityConfig
+from summit_etl.config.transforms import TransformationConfig
+from summit_etl.identifiers import TableName, check_name
+
+PIPELINE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+# --- source and extraction -------------------------------------------------------------
+
+
+class SourceConfig(Model):
+    url: str = Field(min_length=1)
+    table: str | None = None
+    query: str | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _table_is_identifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            TableName.parse(value, "source.table")
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _query_is_select(cls, value: str | None) -> str | None:
+        return check_select(value, "source.query") if value is not None else None
+
+    @model_validator(mode="after")
+    def _table_xor_query(self) -> SourceConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("source needs exactly one of 'table' or 'query'")
+        return self
+
+    @property
+    def table_name(self) -> TableName | None:
+        return TableName.parse(self.table, "source.table") if self.table else None
+
+    @property
+    def label(self) -> str:
+        """The source as operators name it: the table exactly as configured, or 'query'."""
+        return self.table or "query"
+
+
+class ExtractionStrategy(StrEnum):
+    full = "full"
+    incremental = "incremental"
+    cdc = "cdc"
+
+
+class ExtractionConfig(Model):
+    strategy: ExtractionStrategy = ExtractionStrategy.full
+    incremental_column: str | None = None
+    batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
+
+    @field_validator("incremental_column")
+    @classmethod
+    def _column(cls, value: str | None) -> str | None:
+        return check_name(value, "extraction.incrementalColumn") if value is not None else None
+
+
+class WatermarkConfig(Model):
+    type: Literal["timestamp", "numeric"] = "timestamp"
+    initial_value: str | int | float | None = None
+    lookback_window: float = Field(default=0, ge=0)
+
+
+class CdcStrategy(StrEnum):
+    timestamp = "timestamp"
+    version = "version"
+    trigger = "trigger"
+    log_based = "log_based"
+
+
+class CdcConfig(Model):
+    strategy: CdcStrategy
+    tracking_column: str | None = None
+    primary_keys: list[str] = Field(default_factory=list)
+    capture_deletes: bool = True
+    include_old_values: bool = True
+    poll_interval_seconds: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=1000, ge=1)
+
+    @field_validator("tracking_column")
+    @classmethod
+    def _tracking(cls, value: str | None) -> str | None:
+        return check_name(value, "cdc.trackingColumn") if value is not None else None
+
+    @field_validator("primary_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return identifier_list(value, "cdc.primaryKeys")
+
+
+# --- loading, schedule, sla --------------------------------------------------------------
+
+
+class LoadStrategy(StrEnum):
+    bulk = "bulk"
+    append_only = "append_only"
+    upsert = "upsert"
+    scd_type1 = "scd_type1"
+    scd_type2 = "scd_type2"
+    delta = "delta"
+
+
+MERGE_STRATEGIES = {
+    LoadStrategy.upsert,
+    LoadStrategy.scd_type1,
+    LoadStrategy.scd_type2,
+    LoadStrategy.delta,
+}
+
+
+class LoadingConfig(Model):
+    strategy: LoadStrategy = LoadStrategy.bulk
+    target_table: str
+    target_url: str | None = None
+    upsert_key: list[str] = Field(default_factory=list)
+    create_table: bool = False
+
+    @field_validator("target_table")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        TableName.parse(value, "loading.targetTable")
+        return value
+
+    @field_validator("upsert_key")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return identifier_list(value, "loading.upsertKey")
+
+    @property
+    def target_name(self) -> TableName:
+        return TableName.parse(self.target_table, "loading.targetTable")
+
+
+class ScheduleConfig(Model):
+    cron: str
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"{value!r} is not a valid cron expression")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise ValueError(f"unknown timezone {value!r}")
+        return value
+
+
+class SlaConfig(Model):
+    max_duration_seconds: float | None = Field(default=None, gt=0)
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+
+class PipelineConfig(Model):
+    id: Annotated[str, StringConstraints(pattern=PIPELINE_ID_PATTERN, max_length=100)]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    enabled: bool = True
+    version: int = Field(default=1, ge=1)
+    source: SourceConfig
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    watermark: WatermarkConfig | None = None
+    cdc: CdcConfig | None = None
+    transformation: TransformationConfig = Field(default_factory=TransformationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    loading: LoadingConfig
+    schedule: ScheduleConfig | None = None
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        strategy = self.extraction.strategy
+        if strategy is ExtractionStrategy.incremental:
+            if not self.extraction.incremental_column:
+                raise ValueError(
+                    "extraction.incrementalColumn is required when extraction.strategy is "
+                    "'incremental'"
+                )
+        elif self.watermark is not None:
+            raise ValueError("watermark is only allowed with extraction.strategy 'incremental'")
+        if strategy is ExtractionStrategy.cdc:
+            if self.cdc is None:
+                raise ValueError("a 'cdc' block is required when extraction.strategy is 'cdc'")
+        elif self.cdc is not None:
+            raise ValueError("the 'cdc' block is only allowed with extraction.strategy 'cdc'")
+        if self.loading.strategy in MERGE_STRATEGIES and not self.merge_key:
+            raise ValueError(
+                f"loading.upsertKey is required for loading.strategy "
+                f"'{self.loading.strategy.value}'"
+            )
+        return self
+
+    @property
+    def merge_key(self) -> list[str]:
+        """The key that identifies a row in the target: upsertKey, else the CDC keys."""
+        if self.loading.upsert_key:
+            return self.loading.upsert_key
+        return self.cdc.primary_keys if self.cdc else []
+
+    @property
+    def watermark_config(self) -> WatermarkConfig:
+        return self.watermark or WatermarkConfig()
+
+    def target_url(self, default: str) -> str:
+        return self.loading.target_url or default
