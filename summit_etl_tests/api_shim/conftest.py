@@ -158,6 +158,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stop(serve)
         for name in names.values():
             run_sql(ADMIN_URL, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)).as_string(None))
+    # SIGTERM stops all three processes cleanly: exit 0, and nothing listens any more.
+    assert serve.returncode == 0
+    for port in (api_port, dagster_port):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
 
 
 @pytest.fixture
