@@ -1,0 +1,537 @@
+"""API latency: the REST API of a real `summit-etl serve`, read and launch routes (docs/benchmarks.md).
+
+One invocation starts the whole service (Dagster webserver + daemon + API) on free ports
+against scratch databases, seeds 1,000 runs of one pipeline, measures the routes with an
+async HTTP client, prints one markdown table and stops and drops everything it created:
+
+    .venv/bin/python bench/api_latency.py
+    .venv/bin/python bench/api_latency.py --reads 100,500 --executes 5   # a quicker pass
+
+Read routes (`GET /health`, `GET /metrics`, `GET /pipelines/{id}/runs?limit=10`) run at 1
+and at 50 concurrent clients, a fixed number of requests each after a warm-up, over
+keep-alive connections; every answer must be 200 or the script fails. `POST
+/pipelines/{id}/execute` runs sequentially (each launches a real Dagster run and must answer
+202); the script then waits for those runs to end, cancelling any that outlive the wait.
+
+The load generator runs on the same machine as the server: its CPU time is reported next to
+the server's, per request, so the competition for the cores is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psutil
+import psycopg
+import yaml
+from psycopg import sql
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get("SUMMIT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PIPELINE_ID = "bench-users"
+JOB_NAME = "pipeline_bench_users"
+SEED_RUNS = 1_000
+SOURCE_ROWS = 200
+CONCURRENCY = (1, 50)
+DEFAULT_READS = "300,2000"  # requests per read route at 1 and at 50 clients
+DEFAULT_EXECUTES = 10
+READ_TARGET_MS = 50.0  # p99 at 50 concurrent clients
+EXECUTE_TARGET_MS = 300.0  # p99 of sequential launches
+START_TIMEOUT_S = 240.0
+PHASE_TIMEOUT_S = 180.0
+DRAIN_TIMEOUT_S = 180.0
+HTTP_TIMEOUT_S = 30.0
+TERMINAL = {"success", "partial_success", "failed", "cancelled"}
+
+# 1,000 finished runs of the pipeline over the last ~6 weeks, newest last: mostly success,
+# some failed / partial / cancelled, with the engine's metrics object and error entries.
+SEED_SQL = """
+INSERT INTO pipeline_runs (id, pipeline_id, status, trigger, full_reload, created_at,
+                           start_time, end_time, records_extracted, records_transformed,
+                           records_filtered, records_loaded, records_failed, bytes_processed,
+                           quality_score, errors, metrics)
+SELECT 'seed-' || lpad(g::text, 6, '0'), %(pipeline)s, s.status,
+       CASE WHEN g %% 12 = 0 THEN 'manual' ELSE 'schedule' END,
+       g %% 40 = 0,
+       s.created, s.created + interval '1 second',
+       s.created + interval '1 second' + s.ms * interval '1 millisecond',
+       s.extracted, s.extracted, 0, l.loaded, s.extracted - l.loaded, s.extracted * 112,
+       CASE WHEN s.status = 'failed' THEN NULL ELSE 0.9 + (g %% 10) / 100.0 END,
+       CASE WHEN s.status IN ('failed', 'partial_success') THEN jsonb_build_array(jsonb_build_object(
+                'stage', 'loading', 'message', 'connection to target lost: server closed the connection unexpectedly',
+                'details', jsonb_build_object('batch', g %% 7, 'table', 'dw.users'),
+                'timestamp', to_char(s.created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')))
+            ELSE '[]'::jsonb END,
+       jsonb_build_object(
+           'extractionDurationMs', round(s.ms * 0.45, 1), 'transformationDurationMs', round(s.ms * 0.05, 1),
+           'validationDurationMs', 0.0, 'loadingDurationMs', round(s.ms * 0.5, 1),
+           'totalDurationMs', s.ms, 'throughputRecordsPerSecond', round(l.loaded * 1000.0 / s.ms, 1))
+  FROM generate_series(1, %(runs)s) AS g
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN g %% 53 = 0 THEN 'cancelled' WHEN g %% 17 = 0 THEN 'failed'
+                   WHEN g %% 23 = 0 THEN 'partial_success' ELSE 'success' END AS status,
+              now() - (%(runs)s - g) * interval '1 hour' - (g * 7919 %% 1800) * interval '1 second' AS created,
+              (g * 7919 %% 20000 + 500)::bigint AS extracted,
+              (g * 104729 %% 9000 + 800)::numeric AS ms) AS s
+ CROSS JOIN LATERAL (
+       SELECT CASE s.status WHEN 'success' THEN s.extracted
+                            WHEN 'partial_success' THEN s.extracted - s.extracted / 50
+                            ELSE 0 END AS loaded) AS l
+"""
+
+
+class BenchmarkError(Exception):
+    pass
+
+
+# --- databases, files, processes ----------------------------------------------------------
+
+
+def url_for(database: str, scheme: str = "postgresql") -> str:
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(scheme=scheme, path="/" + database))
+
+
+def admin(statement: sql.Composable) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Scratch:
+    """What the run created, so that `cleanup` can take it all down again."""
+
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    databases: list[str] = field(default_factory=list)
+    serve: subprocess.Popen | None = None
+    descendants: set[int] = field(default_factory=set)
+
+    def database(self, role: str) -> str:
+        name = f"summit_bench_api_{self.tag}_{role}"
+        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.databases.append(name)
+        return name
+
+    def remember_descendants(self) -> None:
+        if self.serve is None:
+            return
+        with contextlib.suppress(psutil.Error):
+            self.descendants |= {p.pid for p in psutil.Process(self.serve.pid).children(recursive=True)}
+
+    def cleanup(self) -> None:
+        if self.serve is not None:
+            self.remember_descendants()
+            if self.serve.poll() is None:
+                self.serve.send_signal(signal.SIGTERM)  # serve stops its three children
+                try:
+                    self.serve.wait(timeout=45)
+                except subprocess.TimeoutExpired:
+                    self.serve.kill()
+                    self.serve.wait()
+            # Anything it started that is still alive (run workers, code servers): by pid.
+            leftovers = []
+            for pid in self.descendants:
+                with contextlib.suppress(psutil.Error):
+                    leftovers.append(psutil.Process(pid))
+            for process in leftovers:
+                with contextlib.suppress(psutil.Error):
+                    process.terminate()
+            _, alive = psutil.wait_procs(leftovers, timeout=10)
+            for process in alive:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+        for name in self.databases:
+            try:
+                admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            except psycopg.Error as exc:
+                print(f"could not drop database {name}: {exc}", file=sys.stderr)
+
+
+@dataclass
+class Service:
+    api_url: str
+    graphql_url: str
+    summit_url: str
+    serve_log: Path
+    processes: dict[str, list[psutil.Process]]  # api / dagster / postgres, for CPU accounting
+
+
+def write_pipeline(pipelines_dir: Path, source_url: str) -> None:
+    document = {
+        "id": PIPELINE_ID,
+        "name": "Bench users (full load)",
+        "source": {"url": source_url, "table": "public.users"},
+        "extraction": {"strategy": "full"},
+        "loading": {"strategy": "upsert", "targetTable": "dw.users", "targetUrl": source_url,
+                    "upsertKey": ["id"], "createTable": True},
+    }
+    pipelines_dir.mkdir()
+    (pipelines_dir / f"{PIPELINE_ID}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def prepare_source(source_url: str) -> None:
+    with psycopg.connect(source_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.users (id bigint PRIMARY KEY, email text, "
+                     "updated_at timestamptz DEFAULT now())")
+        conn.execute("INSERT INTO public.users (id, email) SELECT g, 'u' || g || '@example.org' "
+                     "FROM generate_series(1, %s) AS g", (SOURCE_ROWS,))
+        # Created up front, so that concurrent runs never race on CREATE TABLE IF NOT EXISTS.
+        conn.execute("CREATE SCHEMA dw")
+        conn.execute("CREATE TABLE dw.users (id bigint PRIMARY KEY, email text, updated_at timestamptz)")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, serve: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if serve.poll() is not None:
+            raise BenchmarkError(f"summit-etl serve exited with {serve.returncode} while waiting for {what}")
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+            if check():
+                return
+        time.sleep(0.5)
+    raise BenchmarkError(f"{what} not ready within {timeout:.0f} s")
+
+
+def start_service(scratch: Scratch, home: Path) -> Service:
+    names = {role: scratch.database(role) for role in ("summit", "dagster", "source")}
+    source_url = url_for(names["source"])
+    prepare_source(source_url)
+    write_pipeline(home / "pipelines", source_url)
+    api_port, dagster_port = free_port(), free_port()
+    graphql_url = f"http://127.0.0.1:{dagster_port}/graphql"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url_for(names["summit"]),
+        "DAGSTER_PG_URL": url_for(names["dagster"], "postgresql+psycopg2"),
+        "DEMO_SOURCE_URL": source_url,
+        "SUMMIT_DAGSTER_STATE": str(home / "state"),
+        "SUMMIT_PIPELINES_DIR": str(home / "pipelines"),
+        "SUMMIT_LOG_FILE": str(home / "logs" / "etl-service.log"),
+        "ETL_SERVICE_HOST": "127.0.0.1",
+        "ETL_SERVICE_PORT": str(api_port),
+        "DAGSTER_GRAPHQL_URL": graphql_url,
+        "DAGSTER_HOST": "127.0.0.1",
+    }
+    for inherited in ("ETL_API_TOKENS", "DAGSTER_HOME", "ETL_ALLOW_INSECURE_BIND"):
+        env.pop(inherited, None)
+    serve_log = home / "serve.out"
+    with serve_log.open("wb") as out:
+        scratch.serve = subprocess.Popen(
+            [str(BIN / "summit-etl"), "serve", "--host", "127.0.0.1", "--dagster-port", str(dagster_port)],
+            env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches this script only; cleanup stops serve
+        )
+    serve = scratch.serve
+    api_url = f"http://127.0.0.1:{api_port}"
+    started = time.monotonic()
+    wait_until(lambda: httpx.get(f"{api_url}/health", timeout=10).status_code == 200,
+               START_TIMEOUT_S, "the service (/health 200)", serve)
+    job_query = {"query": "query($s: PipelineSelector!) { pipelineOrError(params: $s) { __typename } }",
+                 "variables": {"s": {"repositoryName": "__repository__",
+                                     "repositoryLocationName": "summit_etl", "pipelineName": JOB_NAME}}}
+
+    def job_loaded() -> bool:
+        data = httpx.post(graphql_url, json=job_query, timeout=10).json()["data"]
+        return bool(data["pipelineOrError"]["__typename"] == "Pipeline")
+
+    wait_until(job_loaded, 60, f"Dagster job {JOB_NAME}", serve)
+    print(f"service up in {time.monotonic() - started:.0f} s (API {api_url}, Dagster {graphql_url})",
+          flush=True)
+    scratch.remember_descendants()
+    return Service(api_url, graphql_url, url_for(names["summit"]), serve_log,
+                   server_processes(serve, names["summit"]))
+
+
+def server_processes(serve: subprocess.Popen, summit_db: str) -> dict[str, list[psutil.Process]]:
+    groups: dict[str, list[psutil.Process]] = {"api": [], "dagster": [], "postgres": []}
+    for child in psutil.Process(serve.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(child.cmdline())
+            groups["api" if "api_shim" in cmdline else "dagster"].append(child)
+    # Every PostgreSQL backend (the API's pool, Dagster's storage, others' work too).
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "postgres":
+            groups["postgres"].append(process)
+    if not groups["api"]:
+        raise BenchmarkError("could not find the API process among serve's children")
+    return groups
+
+
+def seed_runs(summit_url: str) -> None:
+    with psycopg.connect(summit_url, autocommit=True) as conn:
+        conn.execute(SEED_SQL, {"pipeline": PIPELINE_ID, "runs": SEED_RUNS})
+        conn.execute("ANALYZE pipeline_runs")
+        row = conn.execute("SELECT count(*) FROM pipeline_runs WHERE pipeline_id = %s",
+                           (PIPELINE_ID,)).fetchone()
+    if not row or row[0] != SEED_RUNS:
+        raise BenchmarkError(f"seeded {row[0] if row else 0} runs, expected {SEED_RUNS}")
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def busy_and_total() -> tuple[float, float]:
+    """All cores' busy and total CPU seconds so far (guest time is already in user)."""
+    times = psutil.cpu_times()._asdict()
+    total = sum(v for k, v in times.items() if k not in ("guest", "guest_nice"))
+    return total - times["idle"] - times.get("iowait", 0.0), total
+
+
+@contextlib.contextmanager
+def cpu_meter(service: Service) -> Iterator[dict[str, float]]:
+    """CPU seconds spent by each side while the block runs, and the machine's busy share."""
+    groups = {"client": [psutil.Process()], **service.processes}
+    before = {name: cpu_seconds(procs) for name, procs in groups.items()}
+    machine = busy_and_total()
+    spent: dict[str, float] = {}
+    yield spent
+    spent.update({name: cpu_seconds(procs) - before[name] for name, procs in groups.items()})
+    after = busy_and_total()
+    spent["machine_busy"] = (after[0] - machine[0]) / max(after[1] - machine[1], 1e-9)
+
+
+@dataclass
+class Result:
+    route: str
+    clients: int
+    latencies: list[float]  # seconds
+    seconds: float
+    cpu: dict[str, float]
+    target_ms: float | None = None
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)] * 1000
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    def per_request_ms(self, name: str) -> float:
+        return self.cpu.get(name, 0.0) * 1000 / self.requests
+
+
+async def fire(client: httpx.AsyncClient, method: str, path: str, total: int, clients: int,
+               expect: int, on_body: Callable[[Any], None] | None = None) -> tuple[list[float], float]:
+    """`total` requests from `clients` concurrent workers; latencies and wall seconds."""
+    latencies: list[float] = []
+    issued = 0
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < total:
+            issued += 1
+            started = time.perf_counter()
+            try:
+                response = await client.request(method, path, json={} if method == "POST" else None)
+            except httpx.HTTPError as exc:
+                raise BenchmarkError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != expect:
+                raise BenchmarkError(f"{method} {path} answered {response.status_code} (expected "
+                                     f"{expect}): {response.text[:500]}")
+            if on_body is not None:
+                on_body(response.json())
+
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(PHASE_TIMEOUT_S), asyncio.TaskGroup() as group:
+            for _ in range(clients):
+                group.create_task(worker())
+    except* BenchmarkError as failed:
+        raise failed.exceptions[0] from None
+    except* TimeoutError:
+        raise BenchmarkError(f"{total} x {method} {path} took over {PHASE_TIMEOUT_S:.0f} s") from None
+    return latencies, time.perf_counter() - started
+
+
+async def measure(service: Service, method: str, path: str, clients: int, total: int, warmup: int,
+                  expect: int = 200, target_ms: float | None = None,
+                  on_body: Callable[[Any], None] | None = None) -> Result:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=service.api_url, limits=limits,
+                                 timeout=HTTP_TIMEOUT_S) as client:
+        if warmup:
+            await fire(client, method, path, warmup, clients, expect, on_body)
+        with cpu_meter(service) as cpu:
+            latencies, seconds = await fire(client, method, path, total, clients, expect, on_body)
+    label = f"{method} {path.split('?')[0].replace(PIPELINE_ID, '{id}')}"
+    if "?" in path:
+        label += "?" + path.split("?", 1)[1]
+    result = Result(label, clients, latencies, seconds, cpu, target_ms)
+    print(f"  {label:<38} c={clients:<3} n={total:<5} p50 {result.percentile(50):7.1f} ms  "
+          f"p99 {result.percentile(99):7.1f} ms  {total / seconds:7.0f} req/s", flush=True)
+    return result
+
+
+async def drain_runs(service: Service, run_ids: list[str]) -> str:
+    """Wait for the launched runs to end; cancel those still going after DRAIN_TIMEOUT_S."""
+    started = time.monotonic()
+    statuses: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=service.api_url, timeout=HTTP_TIMEOUT_S) as client:
+        while time.monotonic() - started < DRAIN_TIMEOUT_S:
+            for run_id in run_ids:
+                if statuses.get(run_id) not in TERMINAL:
+                    response = await client.get(f"/pipelines/{PIPELINE_ID}/runs/{run_id}")
+                    response.raise_for_status()
+                    statuses[run_id] = response.json()["status"]
+            if all(s in TERMINAL for s in statuses.values()):
+                break
+            await asyncio.sleep(1.0)
+        for run_id in run_ids:
+            if statuses.get(run_id) not in TERMINAL:
+                response = await client.post(f"/pipelines/{PIPELINE_ID}/runs/{run_id}/cancel")
+                statuses[run_id] = f"cancel requested ({response.status_code})"
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{len(run_ids)} launched runs ended within {time.monotonic() - started:.0f} s: {summary}"
+
+
+async def benchmark(service: Service, reads: dict[int, int], executes: int) -> tuple[list[Result], str]:
+    routes = ["/health", "/metrics", f"/pipelines/{PIPELINE_ID}/runs?limit=10"]
+    results = []
+    for clients in CONCURRENCY:
+        print(f"reads at {clients} concurrent client(s):", flush=True)
+        for path in routes:
+            warmup = max(4 * clients, 30)
+            target = READ_TARGET_MS if clients == max(CONCURRENCY) else None
+            results.append(await measure(service, "GET", path, clients, reads[clients], warmup,
+                                         target_ms=target))
+    print("launches, sequential:", flush=True)
+    run_ids: list[str] = []
+    results.append(await measure(
+        service, "POST", f"/pipelines/{PIPELINE_ID}/execute", 1, executes, warmup=1, expect=202,
+        target_ms=EXECUTE_TARGET_MS, on_body=lambda body: run_ids.append(body["id"])))
+    drained = await drain_runs(service, run_ids)
+    return results, drained
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def target_cell(result: Result) -> str:
+    if result.target_ms is None:
+        return "-"
+    p99 = result.percentile(99)
+    return f"p99 ≤ {result.target_ms:.0f} ms: {'met' if p99 <= result.target_ms else 'MISSED'}"
+
+
+def print_rows(table: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for n, row in enumerate(table):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def report(results: list[Result], drained: str) -> None:
+    print()
+    print_rows([("route", "clients", "requests", "p50 ms", "p99 ms", "max ms", "req/s", "target")] + [
+        (r.route, str(r.clients), f"{r.requests:,}", f"{r.percentile(50):.1f}",
+         f"{r.percentile(99):.1f}", f"{max(r.latencies) * 1000:.1f}",
+         f"{r.requests / r.seconds:,.0f}", target_cell(r))
+        for r in results
+    ])
+    print()
+    print("CPU per request (ms), same phases; machine = both cores' busy share during the phase:")
+    print()
+    print_rows([("route", "clients", "API", "client", "postgres", "dagster", "machine busy")] + [
+        (r.route, str(r.clients), f"{r.per_request_ms('api'):.2f}", f"{r.per_request_ms('client'):.2f}",
+         f"{r.per_request_ms('postgres'):.2f}", f"{r.per_request_ms('dagster'):.2f}",
+         f"{r.cpu.get('machine_busy', 0.0):.0%}")
+        for r in results
+    ])
+    print()
+    print(drained)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reads", default=DEFAULT_READS,
+                        help=f"requests per read route at 1,50 clients (default {DEFAULT_READS})")
+    parser.add_argument("--executes", type=int, default=DEFAULT_EXECUTES,
+                        help=f"sequential POST /execute requests (default {DEFAULT_EXECUTES})")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="print the service's output directory and keep it")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    counts = [int(n) for n in args.reads.split(",")]
+    if len(counts) != len(CONCURRENCY) or min(counts) < 1 or args.executes < 1:
+        print("--reads takes two positive counts (1 and 50 clients); --executes ≥ 1", file=sys.stderr)
+        return 2
+    reads = dict(zip(CONCURRENCY, counts, strict=True))
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    scratch = Scratch()
+    home = Path(tempfile.mkdtemp(prefix="summit_bench_api_"))
+    service: Service | None = None
+    exit_code = 0
+    try:
+        service = start_service(scratch, home)
+        seed_runs(service.summit_url)
+        results, drained = asyncio.run(benchmark(service, reads, args.executes))
+        report(results, drained)
+    except BenchmarkError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        if scratch.serve is not None:
+            tail = (home / "serve.out").read_text(errors="replace").splitlines()[-30:]
+            print("last lines of summit-etl serve:\n  " + "\n  ".join(tail), file=sys.stderr)
+        exit_code = 1
+    except KeyboardInterrupt:
+        print("interrupted; stopping the service and dropping the scratch databases", file=sys.stderr)
+        exit_code = 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup must not be cut short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        scratch.cleanup()
+        if args.keep_logs:
+            print(f"service output kept in {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
