@@ -14,6 +14,8 @@ LOCATION = "summit_etl"
 REPOSITORY = "__repository__"
 _REPOSITORY_SELECTOR = {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION}
 
+RELOAD_TIMEOUT_SECONDS = 120.0
+
 # Dagster run statuses in the SPEC's words.
 RUN_STATUS = {
     "QUEUED": "pending",
@@ -309,12 +311,15 @@ class DagsterClient:
             }
             """,
             {"name": LOCATION},
+            # Reloading starts a new code server that imports every pipeline: seconds, more
+            # on a loaded machine, and the caller waits for it on purpose.
+            timeout=RELOAD_TIMEOUT_SECONDS,
         )["reloadRepositoryLocation"]
         error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")
         if error:
             raise ApiError(502, f"Dagster could not reload the code location: {error}")
 
-    def wait_for_job(self, job_name: str, timeout: float = 30.0) -> None:
+    def wait_for_job(self, job_name: str, timeout: float = RELOAD_TIMEOUT_SECONDS) -> None:
         """After a reload, wait until the location serves `job_name`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

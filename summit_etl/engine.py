@@ -20,9 +20,14 @@ from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
+from summit_etl.quality.gate import QualityGate
+from summit_etl.quality.report import build_report, sla_penalties
+from summit_etl.quality.target import check_target
+from summit_etl.store import quality_reports
 from summit_etl.store import runs as run_store
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
+from summit_etl.store.quarantine import QuarantineWriter
 from summit_etl.store.runs import RunCounts, RunError
 from summit_etl.transform import build_transformer
 
@@ -56,6 +61,7 @@ class RunOutcome:
     watermark_from: str | None = None
     watermark_to: str | None = None
     load: LoadResult | None = None
+    quality_report: dict[str, Any] | None = None
 
 
 class _StageClock:
@@ -63,6 +69,9 @@ class _StageClock:
 
     def __init__(self) -> None:
         self.inclusive: dict[str, float] = {}
+        # The loader's COPY pulls batches from C++, which turns our exceptions into its
+        # own; the first stage failure is kept here so the run reports the real one.
+        self.failure: StageFailure | None = None
 
     def wrap(self, stage: str, items: Iterable[T]) -> Iterator[T]:
         self.inclusive.setdefault(stage, 0.0)
@@ -74,10 +83,12 @@ class _StageClock:
             except StopIteration:
                 self.inclusive[stage] += time.perf_counter() - started
                 return
-            except StageFailure:
+            except StageFailure as failure:
+                self.failure = self.failure or failure
                 raise
             except Exception as exc:
-                raise StageFailure(stage, exc) from exc
+                self.failure = self.failure or StageFailure(stage, exc)
+                raise self.failure from exc
             self.inclusive[stage] += time.perf_counter() - started
             yield item
 
@@ -93,6 +104,11 @@ def run_pipeline(
     on_progress: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
     """Run `config` once and record it; raises StageFailure after recording a failure."""
+    if config.extraction.strategy is ExtractionStrategy.cdc:
+        # Imported here, not at the top: summit_etl.cdc builds on this module's types.
+        from summit_etl.cdc.run import run_cdc
+
+        return run_cdc(config, request, summit_url)
     context = {"pipelineId": config.id, "runId": request.run_id}
     with connect(summit_url) as conn:
         run_store.start_run(conn, request.run_id, config.id, request.trigger, request.full_reload)
@@ -104,8 +120,9 @@ def run_pipeline(
     clock = _StageClock()
     started = time.perf_counter()
     outcome = RunOutcome(status="running", counts=counts, metrics={})
+    gate = _quality_gate(config, request, summit_url)
     try:
-        _execute(config, request, summit_url, counts, clock, outcome)
+        _execute(config, request, summit_url, counts, clock, outcome, gate)
         outcome.status = "partial_success" if counts.records_quarantined else "success"
     except Exception as exc:
         failure = exc if isinstance(exc, StageFailure) else StageFailure("loading", exc)
@@ -126,7 +143,10 @@ def run_pipeline(
         outcome.status = "cancelled"
         raise
     finally:
-        outcome.metrics = _metrics(clock, time.perf_counter() - started, counts)
+        duration = time.perf_counter() - started
+        outcome.metrics = _metrics(clock, duration, counts)
+        if gate is not None and _reportable(outcome):
+            outcome.quality_report = _record_quality(config, request, summit_url, gate, duration)
         with connect(summit_url) as conn:
             run_store.finish_run(
                 conn,
@@ -137,6 +157,9 @@ def run_pipeline(
                 errors=outcome.errors,
                 watermark_from=outcome.watermark_from,
                 watermark_to=outcome.watermark_to,
+                quality_score=outcome.quality_report["overallScore"]
+                if outcome.quality_report
+                else None,
             )
         if on_progress:
             on_progress("finished", {"status": outcome.status, **asdict(counts)})
@@ -154,14 +177,15 @@ def run_pipeline(
 
 
 def _metrics(clock: _StageClock, total: float, counts: RunCounts) -> dict[str, float]:
-    extract = clock.inclusive.get("extraction", 0.0)
-    transform = clock.inclusive.get("transformation", 0.0) - extract
-    loading = clock.inclusive.get("loading", 0.0) - clock.inclusive.get("transformation", 0.0)
+    inclusive = clock.inclusive
+    extract = inclusive.get("extraction", 0.0)
+    transform = inclusive.get("transformation", 0.0)
+    validate = inclusive.get("validation", transform)
     return {
         "extractionDurationMs": _ms(extract),
-        "transformationDurationMs": _ms(max(transform, 0.0)),
-        "validationDurationMs": 0.0,
-        "loadingDurationMs": _ms(max(loading, 0.0)),
+        "transformationDurationMs": _ms(max(transform - extract, 0.0)),
+        "validationDurationMs": _ms(max(validate - transform, 0.0)),
+        "loadingDurationMs": _ms(max(inclusive.get("loading", 0.0) - validate, 0.0)),
         "totalDurationMs": _ms(total),
         "throughputRecordsPerSecond": round(counts.records_loaded / total, 1) if total else 0.0,
     }
@@ -174,6 +198,7 @@ def _execute(
     counts: RunCounts,
     clock: _StageClock,
     outcome: RunOutcome,
+    gate: QualityGate | None,
 ) -> None:
     incremental = config.extraction.strategy is ExtractionStrategy.incremental
     column = config.extraction.incremental_column if incremental else None
@@ -216,13 +241,15 @@ def _execute(
             _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
             stream = clock.wrap("extraction", extracted(batches))
             stream = clock.wrap("transformation", transformed(stream))
+            if gate is not None:
+                stream = clock.wrap("validation", gate.stream(stream))
             load_started = time.perf_counter()
             try:
                 result = load(target_url, config.loading.target_name, plan, stream)
             except StageFailure:
                 raise
             except Exception as exc:
-                raise StageFailure("loading", exc) from exc
+                raise clock.failure or StageFailure("loading", exc) from exc
             clock.inclusive["loading"] = time.perf_counter() - load_started
     except StageFailure:
         raise
@@ -232,6 +259,18 @@ def _execute(
     counts.records_filtered = transformer.rows_filtered
     counts.records_loaded = result.rows_written
     outcome.load = result
+    if gate is not None:
+        counts.records_quarantined = gate.quarantined
+        try:
+            check_target(
+                [r for r in gate.rules if r.on_target],
+                gate.outcomes,
+                target_url,
+                config.loading.target_name,
+                result.rows_written,
+            )
+        except Exception as exc:
+            raise StageFailure("validation", exc) from exc
     if high_mark and (value := high_mark.value()) is not None:
         with connect(summit_url) as conn:
             watermark_store.record(
@@ -244,6 +283,42 @@ def _execute(
                 run_id=request.run_id,
             )
         outcome.watermark_to = value
+
+
+def _quality_gate(
+    config: PipelineConfig, request: RunRequest, summit_url: str
+) -> QualityGate | None:
+    quality = config.quality
+    if not quality.rules and quality.min_overall_score is None:
+        return None
+    return QualityGate(quality, QuarantineWriter(summit_url, request.run_id, config.id))
+
+
+def _reportable(outcome: RunOutcome) -> bool:
+    """Finished runs have a report; so does a run stopped by its quality rules."""
+    if outcome.status in ("success", "partial_success"):
+        return True
+    return any(error.stage == "validation" for error in outcome.errors)
+
+
+def _record_quality(
+    config: PipelineConfig, request: RunRequest, summit_url: str, gate: QualityGate, duration: float
+) -> dict[str, Any]:
+    penalties = sla_penalties(config.sla, duration)
+    if penalties:
+        log.warning(
+            "run exceeded its SLA",
+            extra={
+                "pipelineId": config.id,
+                "runId": request.run_id,
+                "durationMs": _ms(duration),
+                "slaSeconds": config.sla.max_duration_seconds,
+            },
+        )
+    report = build_report(gate, run_id=request.run_id, pipeline_id=config.id, penalties=penalties)
+    with connect(summit_url) as conn:
+        quality_reports.save(conn, report)
+    return report
 
 
 def _load_plan(config: PipelineConfig, *, incremental: bool, full_read: bool) -> LoadPlan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from summit_etl.config.base import Model
 
@@ -52,6 +52,13 @@ class QualityRule(Model):
     threshold: float = Field(default=100, ge=0, le=100)
     severity: Literal["critical", "high", "medium", "low"] = "medium"
     action: Literal["warn", "quarantine", "fail"] = "warn"
+
+    @model_validator(mode="after")
+    def _complete(self) -> QualityRule:
+        from summit_etl.quality.rules import check_rule_config
+
+        check_rule_config(self)
+        return self
 
 
 class QualityConfig(Model):

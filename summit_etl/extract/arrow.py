@@ -1,14 +1,15 @@
 """Arrow batches as they come out of PostgreSQL, made plain for transforms and loaders.
 
 The ADBC driver reads COPY BINARY into Arrow and marks types Arrow lacks with extension
-types: `numeric` as an opaque string, `json`/`jsonb` as `arrow.json`. Transforms and
-writers want plain types, so numeric becomes decimal128 where its declared precision
-fits, and JSON becomes its text; each field keeps the PostgreSQL type in its metadata
+types: `numeric` as an opaque string, `json`/`jsonb` as `arrow.json`, `uuid` as 16
+bytes. Transforms and writers want plain types, so numeric becomes decimal128 where its
+declared precision fits, and JSON and UUIDs become their text; each field keeps the PostgreSQL type in its metadata
 so that a target created from it gets the same column type.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 PG_TYPE = b"POSTGRESQL:type"
@@ -35,12 +36,33 @@ def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Fiel
         )
     )
     metadata = field.metadata or {}
+    if metadata.get(PG_TYPE) == b"uuid" and pa.types.is_fixed_size_binary(storage.type):
+        text = uuid_text(storage)
+        return field.with_type(text.type), text
     if metadata.get(PG_TYPE) == b"numeric":
         shape = numeric_precision_scale(int(metadata.get(PG_TYPMOD, b"-1")))
         if shape and shape[0] <= _MAX_DECIMAL128_PRECISION:
             decimal = pa.decimal128(*shape)
             return field.with_type(decimal), storage.cast(decimal)
     return field.with_type(storage.type), storage
+
+
+_HEX = np.array(list("0123456789abcdef"))
+_DASHES_AFTER = (8, 12, 16, 20)  # hex digits before each '-' of the canonical form
+
+
+def uuid_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """16-byte UUIDs as canonical text, vectorised (rules and transforms match on text)."""
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    raw = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    raw = raw[array.offset * 16 : (array.offset + len(array)) * 16].reshape(-1, 16)
+    digits = np.empty((len(array), 32), dtype="<U1")
+    digits[:, 0::2], digits[:, 1::2] = _HEX[raw >> 4], _HEX[raw & 15]
+    parts = np.split(digits, _DASHES_AFTER, axis=1)
+    dash = np.full((len(array), 1), "-", dtype="<U1")
+    joined = np.concatenate([p for part in parts for p in (part, dash)][:-1], axis=1)
+    text = np.ascontiguousarray(joined).view("<U36").ravel()
+    return pa.array(text, pa.string(), mask=array.is_null().to_numpy(zero_copy_only=False))
 
 
 def plain_table(data: pa.Table | pa.RecordBatch) -> pa.Table:

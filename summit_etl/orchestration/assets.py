@@ -4,9 +4,13 @@ No `from __future__ import annotations` here: Dagster inspects the asset functio
 annotations at definition time and needs them as real types.
 """
 
+import re
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
     AssetSpec,
@@ -56,6 +60,7 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
             "loading": pipeline.loading.strategy.value,
         },
         op_tags={PIPELINE_TAG: pipeline.id},
+        check_specs=quality_check_specs(pipeline),
     )
     def load_pipeline(
         context: AssetExecutionContext, config: PipelineRunConfig, summit: SummitDatabase
@@ -82,6 +87,50 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         }
         if outcome.watermark_to is not None:
             metadata["watermark"] = outcome.watermark_to
-        return MaterializeResult(metadata=metadata)
+        report = outcome.quality_report
+        if report is not None:
+            metadata["quality_score"] = MetadataValue.float(report["overallScore"])
+            metadata["quality_dimensions"] = MetadataValue.json(report["dimensions"])
+        return MaterializeResult(metadata=metadata, check_results=quality_check_results(report))
 
     return load_pipeline
+
+
+def check_name(rule_id: str) -> str:
+    """A rule id as a Dagster check name (letters, digits and underscores)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", rule_id)
+
+
+def quality_check_specs(pipeline: PipelineConfig) -> list[AssetCheckSpec]:
+    """Every quality rule as an asset check; `action: fail` rules block."""
+    return [
+        AssetCheckSpec(
+            name=check_name(rule.id),
+            asset=target_key(pipeline),
+            blocking=rule.action == "fail",
+            description=f"{rule.name or rule.id}: {rule.rule.type} ({rule.dimension.value}, "
+            f"threshold {rule.threshold:g}%, action {rule.action})",
+        )
+        for rule in pipeline.quality.rules
+    ]
+
+
+def quality_check_results(report: dict[str, Any] | None) -> list[AssetCheckResult]:
+    if report is None:
+        return []
+    return [
+        AssetCheckResult(
+            check_name=check_name(rule["ruleId"]),
+            passed=rule["passed"],
+            severity=AssetCheckSeverity.ERROR
+            if rule["severity"] in ("critical", "high")
+            else AssetCheckSeverity.WARN,
+            metadata={
+                "pass_rate": MetadataValue.float(rule["passRate"]),
+                "affected_rows": rule["failed"],
+                "evaluated_rows": rule["evaluated"],
+                "examples": MetadataValue.json(rule["examples"]),
+            },
+        )
+        for rule in report["rules"]
+    ]

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 
 from dagster import AssetsDefinition, AssetSpec, Definitions, define_asset_job
 
-from summit_etl.config import PipelineConfig
+from summit_etl.config import ExtractionStrategy, PipelineConfig
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
+from summit_etl.orchestration.cdc_sensors import cdc_sensor
 from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
@@ -18,7 +19,7 @@ from summit_etl.registry import ConfigError, Registry
 def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     assets: list[AssetsDefinition] = []
     sources: dict[object, AssetSpec] = {}
-    jobs, schedules = [], []
+    jobs, schedules, cdc_sensors = [], [], []
     errors = list(registry.errors)
     claimed: dict[object, str] = {}
     for config in _unique(registry.pipelines.values(), errors, claimed):
@@ -36,11 +37,17 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         schedule = pipeline_schedule(config, job, summit_url)
         if schedule is not None:
             schedules.append(schedule)
+        if config.extraction.strategy is ExtractionStrategy.cdc:
+            cdc_sensors.append(cdc_sensor(config, job, summit_url))
     return Definitions(
         assets=[*sources.values(), *assets],
         jobs=jobs,
         schedules=schedules,
-        sensors=[*run_record_sensors(jobs, summit_url), config_error_sensor(errors)],
+        sensors=[
+            *run_record_sensors(jobs, summit_url),
+            config_error_sensor(errors),
+            *cdc_sensors,
+        ],
         resources={"summit": SummitDatabase(url=summit_url)},
         metadata={"config_errors": [str(e) for e in errors]},
     )

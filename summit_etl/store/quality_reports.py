@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import Connection
+from psycopg.types.json import Jsonb
 
 _REPORT = """
     SELECT pipeline_run_id, pipeline_id, "timestamp", overall_score, dimensions, issues, statistics
@@ -45,3 +46,24 @@ def latest(conn: Connection, pipeline_id: str | None) -> dict[str, Any] | None:
 def average_score(conn: Connection) -> float | None:
     row = conn.execute("SELECT avg(overall_score) FROM data_quality_reports").fetchone()
     return None if row is None or row[0] is None else round(float(row[0]), 2)
+
+
+def save(conn: Connection, report: dict[str, Any]) -> None:
+    conn.execute(
+        """
+        INSERT INTO data_quality_reports
+            (pipeline_run_id, pipeline_id, overall_score, dimensions, issues, statistics)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (pipeline_run_id) DO UPDATE
+           SET overall_score = EXCLUDED.overall_score, dimensions = EXCLUDED.dimensions,
+               issues = EXCLUDED.issues, statistics = EXCLUDED.statistics, "timestamp" = now()
+        """,
+        (
+            report["pipelineRunId"],
+            report["pipelineId"],
+            report["overallScore"],
+            Jsonb(report["dimensions"]),
+            Jsonb(report["issues"]),
+            Jsonb(report["statistics"]),
+        ),
+    )

@@ -1,0 +1,142 @@
+"""A sensor per CDC pipeline: a cheap probe every `pollIntervalSeconds`, a run when there
+are changes.
+
+The sensor only asks the source whether anything lies past the watermark; the run does
+the reading and applying. It starts STOPPED: capture installs triggers or replication
+slots on a source, which an operator turns on deliberately (`POST /pipelines/{id}/cdc/start`,
+runbook "Enable CDC for a Table"). Its cursor holds the watermark it last read from
+`etl_cdc_watermarks` and the change window it last launched a run for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+if TYPE_CHECKING:  # dagster exports the class only privately
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+from summit_etl.cdc.changes import Offset
+from summit_etl.cdc.sources import change_source
+from summit_etl.config import PipelineConfig
+from summit_etl.orchestration.keys import PIPELINE_TAG, TRIGGER_TAG, cdc_sensor_name
+from summit_etl.store import cdc_watermarks
+from summit_etl.store import pipelines as pipeline_store
+from summit_etl.store.db import connect, redact
+
+CDC_WINDOW_TAG = "summit/cdc_window"
+_IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+class CdcSourceUnavailable(RuntimeError):
+    """The probe could not reach or read the source; the tick fails and the next retries."""
+
+
+@dataclass(frozen=True)
+class CdcCursor:
+    watermark: str | None = None
+    window: str | None = None
+    attempt: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> CdcCursor:
+        return cls(**json.loads(text)) if text else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def cdc_sensor(
+    config: PipelineConfig, job: UnresolvedAssetJobDefinition, summit_url: str
+) -> SensorDefinition:
+    interval = config.cdc.poll_interval_seconds if config.cdc else 10
+    label = config.source.label
+
+    @sensor(
+        name=cdc_sensor_name(config.id),
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"CDC for {config.id}: polls {label} every {interval} s, runs on changes",
+    )
+    def poll(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        with connect(summit_url) as conn:
+            if not pipeline_store.is_enabled(conn, config.id, default=config.enabled):
+                return SkipReason(
+                    f"pipeline {config.id} is paused (pipelines.enabled = false); "
+                    "set it to true to resume CDC"
+                )
+            watermark = cdc_watermarks.current(conn, config.id, label)
+        busy = context.instance.get_runs(
+            RunsFilter(job_name=job.name, statuses=_IN_FLIGHT, tags={PIPELINE_TAG: config.id}),
+            limit=1,
+        )
+        if busy:
+            return SkipReason(f"run {busy[0].run_id} is still applying changes")
+        offset = (
+            Offset(watermark.last_processed_value, watermark.last_processed_lsn, True)
+            if watermark
+            else None
+        )
+        probed_at = datetime.now(UTC)
+        try:
+            source = change_source(config)
+            source.prepare()
+            head = source.probe(offset)
+        except Exception as exc:
+            # Nothing moves on failure: the cursor and the watermark stay as they were.
+            raise CdcSourceUnavailable(
+                f"CDC probe of {label} for {config.id} failed, retrying in {interval} s: "
+                f"{_safe(str(exc), config.source.url)}"
+            ) from None
+        previous = CdcCursor.parse(context.cursor)
+        seen = offset.value if offset else None
+        if head is None:
+            with connect(summit_url) as conn:
+                cdc_watermarks.mark_caught_up(conn, config.id, label, probed_at)
+            return SensorResult(
+                skip_reason=f"no changes past {seen or 'the start'}; caught up",
+                cursor=CdcCursor(seen, previous.window, previous.attempt).dump(),
+            )
+        window = f"{seen or 'start'}..{head}"
+        # The same window again means its run ended without moving the watermark
+        # (failed): a new run key retries it, since Dagster skips a key it has seen.
+        attempt = previous.attempt + 1 if window == previous.window else 0
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=f"{window}#{attempt}",
+                    tags={TRIGGER_TAG: "cdc", CDC_WINDOW_TAG: window},
+                )
+            ],
+            cursor=CdcCursor(seen, window, attempt).dump(),
+        )
+
+    return poll
+
+
+def _safe(message: str, url: str) -> str:
+    """The error without the source URL's password, should the driver have echoed it."""
+    redacted = redact(url)
+    return message.replace(url, redacted) if url != redacted else message

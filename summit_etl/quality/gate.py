@@ -1,0 +1,173 @@
+"""The validation stage: row-level rules on every batch as it streams, quarantine, and the
+blocking checks that stop the load before it commits."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from summit_etl.config.quality import QualityConfig
+from summit_etl.quality.rules import CompiledRule, compile_rules, row_expectation, rule_of
+from summit_etl.quality.scoring import RuleOutcome, dimension_scores, overall_score
+from summit_etl.quality.statistics import ColumnStatistics
+
+log = logging.getLogger(__name__)
+
+_SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
+
+
+class QualityGateFailure(RuntimeError):
+    """A blocking rule or the minimum overall score failed: nothing is loaded."""
+
+
+class QuarantineSink(Protocol):
+    """Where rows held back by `action: quarantine` go (the `etl_quarantine` table)."""
+
+    def write(self, rows: list[dict[str, Any]], failed_rules: list[list[str]]) -> None: ...
+
+
+def _example(field: str | None, value: Any) -> Any:
+    """An offending value as JSON can hold it; masked when the field looks secret."""
+    if field and _SECRET_FIELD.search(field):
+        return "***"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | str) or (isinstance(value, int | float) and math.isfinite(value)):
+        return value
+    return str(value)
+
+
+class _Expectations:
+    """One ephemeral Great Expectations context per run, with the row rules' suites."""
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        import great_expectations as gx
+
+        self.context = gx.get_context(mode="ephemeral")
+        source = self.context.data_sources.add_pandas("summit")
+        self.batches = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe(
+            "all"
+        )
+        # Quarantine rules need the failing rows' positions (COMPLETE results, slower);
+        # the others need only counts and examples.
+        self.suites = []
+        for name, members, result_format in (
+            ("counted", [r for r in rules if r.rule.action != "quarantine"], "SUMMARY"),
+            ("quarantine", [r for r in rules if r.rule.action == "quarantine"], "COMPLETE"),
+        ):
+            if members:
+                suite = gx.ExpectationSuite(name=name)
+                for rule in members:
+                    suite.add_expectation(row_expectation(rule))
+                self.suites.append((self.context.suites.add(suite), result_format))
+
+    def validate(self, frame: Any) -> list[tuple[str, dict[str, Any]]]:
+        """(rule id, GE result) for every row rule on this batch."""
+        batch = self.batches.get_batch(batch_parameters={"dataframe": frame})
+        found = []
+        for suite, result_format in self.suites:
+            results = batch.validate(
+                suite,
+                result_format={
+                    "result_format": result_format,
+                    "partial_unexpected_count": 5,
+                    "return_unexpected_index_query": False,
+                },
+            )
+            for result in results.results:
+                rule_id = rule_of(result)
+                if result.exception_info and result.exception_info.get("raised_exception"):
+                    raise QualityGateFailure(
+                        f"quality rule {rule_id!r} could not run: "
+                        f"{result.exception_info.get('exception_message')}"
+                    )
+                found.append((rule_id, dict(result.result)))
+        return found
+
+
+class QualityGate:
+    def __init__(self, quality: QualityConfig, quarantine: QuarantineSink) -> None:
+        self.quality = quality
+        self.rules = compile_rules(quality.rules)
+        self.row_rules = [r for r in self.rules if not r.on_target]
+        self.outcomes = {r.id: RuleOutcome(r.rule) for r in self.rules}
+        self.statistics = ColumnStatistics({r.field for r in self.rules if r.field})
+        self.quarantine = quarantine
+        self.quarantined = 0
+        self._unique_seen: dict[str, set[Any]] = {
+            r.id: set() for r in self.row_rules if r.rule.rule.type == "unique"
+        }
+        self._expectations = _Expectations(self.row_rules) if self.row_rules else None
+
+    def stream(self, batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for batch in batches:
+            self.statistics.observe(batch)
+            if self._expectations is not None and batch.num_rows:
+                batch = self._validate(batch)
+            if batch.num_rows:
+                yield batch
+        self._enforce()
+
+    def _validate(self, batch: pa.Table) -> pa.Table:
+        frame = batch.to_pandas()
+        held: dict[int, list[str]] = {}
+        by_id = {r.id: r for r in self.row_rules}
+        for rule_id, result in self._expectations.validate(frame) if self._expectations else []:
+            rule = by_id[rule_id]
+            failing = int(result.get("unexpected_count") or 0)
+            examples = [
+                _example(rule.field, v) for v in result.get("partial_unexpected_list") or []
+            ]
+            positions = list(result.get("unexpected_index_list") or [])
+            if rule_id in self._unique_seen:
+                earlier = self._repeats_of_earlier_batches(rule, frame)
+                failing += len(earlier)
+                positions = sorted(set(positions) | set(earlier))
+            self.outcomes[rule_id].add(len(frame), failing, examples)
+            if rule.rule.action == "quarantine":
+                for position in positions:
+                    held.setdefault(int(position), []).append(rule_id)
+        if not held:
+            return batch
+        positions = sorted(held)
+        rows = batch.take(pa.array(positions)).to_pylist()
+        self.quarantine.write(rows, [held[p] for p in positions])
+        self.quarantined += len(positions)
+        keep = pc.invert(pc.is_in(pa.array(range(batch.num_rows)), value_set=pa.array(positions)))
+        return batch.filter(keep)
+
+    def _repeats_of_earlier_batches(self, rule: CompiledRule, frame: Any) -> list[int]:
+        """Rows whose value already appeared in an earlier batch (uniqueness spans the run)."""
+        seen = self._unique_seen[rule.id]
+        values = frame[rule.field]
+        repeats = [int(i) for i in values.index[values.isin(seen) & values.notna()]]
+        seen.update(values.dropna().tolist())
+        return repeats
+
+    def scores(self, penalties: dict[str, float] | None = None) -> tuple[dict[str, float], float]:
+        dimensions = dimension_scores(list(self.outcomes.values()), penalties)
+        return dimensions, overall_score(dimensions, self.quality.weights)
+
+    def _enforce(self) -> None:
+        """Blocking rules and the minimum score, checked before the load may commit."""
+        for outcome in self.outcomes.values():
+            if outcome.rule.action == "fail" and outcome.evaluated and not outcome.passed:
+                raise QualityGateFailure(
+                    f"blocking quality rule {outcome.rule.id!r} failed: pass rate "
+                    f"{outcome.pass_rate:.2f}% is below its threshold of "
+                    f"{outcome.rule.threshold:g}% "
+                    f"({outcome.failed} of {outcome.evaluated} rows)"
+                )
+        minimum = self.quality.min_overall_score
+        if minimum is not None:
+            _, score = self.scores()
+            if score < minimum:
+                raise QualityGateFailure(
+                    f"overall quality score {score:.2f} is below minOverallScore {minimum:g}"
+                )
