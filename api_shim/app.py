@@ -42,6 +42,9 @@ ROUTES = [
     Route("/pipelines/{pipeline_id}/runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
     Route("/pipelines/{pipeline_id}/cdc/start", cdc.start, methods=["POST"]),
     Route("/pipelines/{pipeline_id}/cdc/stop", cdc.stop, methods=["POST"]),
+    Route(
+        "/pipelines/{pipeline_id}/runs/{run_id}/quarantine/replay", quality.replay, methods=["POST"]
+    ),
     Route("/quality/reports/latest", quality.latest, methods=["GET"]),
     Route("/quality/reports/{run_id}", quality.for_run, methods=["GET"]),
     Route("/admin/stop-all", admin.stop_all, methods=["POST"]),

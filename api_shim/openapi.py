@@ -136,6 +136,14 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "AdminResult": {"type": "object"},
+    "Replay": {
+        "type": "object",
+        "properties": {
+            "replayed": {"type": "integer"},
+            "stillQuarantined": {"type": "integer"},
+            "replayId": {"type": "string"},
+        },
+    },
     "Backfill": {
         "type": "object",
         "properties": {
@@ -308,6 +316,15 @@ def document() -> dict[str, Any]:
                     (202, "launched", _ref("Backfill")),
                     (404,),
                     params=[pid],
+                    mutating=True,
+                )
+            },
+            "/pipelines/{pipeline_id}/runs/{run_id}/quarantine/replay": {
+                "post": _op(
+                    "Replay a run's quarantined rows that pass the current rules",
+                    (200, "replayed", _ref("Replay")),
+                    (404,),
+                    params=[pid, rid],
                     mutating=True,
                 )
             },

@@ -16,6 +16,7 @@ import psycopg
 
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
+from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
 from summit_etl.store import db
@@ -178,6 +179,21 @@ def demo_activity(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    registry = load_registry(settings.pipelines_dir, settings.database_url)
+    config = registry.pipelines.get(args.pipeline_id)
+    if config is None:
+        print(f"pipeline {args.pipeline_id!r} not found", file=sys.stderr)
+        return 2
+    result = replay_quarantine(config, args.run_id, settings.database_url)
+    print(
+        f"replayed {result.replayed} quarantined rows of run {args.run_id} "
+        f"({result.still_quarantined} still fail the rules and stay in quarantine)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="summit-etl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     activity.add_argument("--orders", type=int, default=50)
     activity.set_defaults(handler=demo_activity)
+    replayer = commands.add_parser(
+        "replay-quarantine", help="load a run's quarantined rows that pass the current rules"
+    )
+    replayer.add_argument("pipeline_id")
+    replayer.add_argument("run_id")
+    replayer.set_defaults(handler=replay)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

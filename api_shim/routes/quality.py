@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
-from api_shim.services import require_pipeline, services
-from summit_etl.store import quality_reports
+from api_shim.services import pipeline_config, require_pipeline, services
+from summit_etl.quality.replay import replay_quarantine
+from summit_etl.store import quality_reports, quarantine
 
 
 def latest(request: Request) -> JSONResponse:
@@ -29,3 +30,23 @@ def for_run(request: Request) -> JSONResponse:
     if report is None:
         raise ApiError(404, f"no quality report for run {run_id}")
     return JSONResponse(report)
+
+
+def replay(request: Request) -> JSONResponse:
+    """Load a run's quarantined rows that pass the pipeline's current rules."""
+    svc = services(request)
+    pipeline_id, run_id = request.path_params["pipeline_id"], request.path_params["run_id"]
+    with svc.db.connection() as conn:
+        config = pipeline_config(require_pipeline(conn, pipeline_id))
+        if not quarantine.pending(conn, pipeline_id, run_id):
+            raise ApiError(404, f"run {run_id} has no quarantined rows waiting for replay")
+    result = replay_quarantine(config, run_id, svc.settings.database_url)
+    return JSONResponse(
+        {
+            "pipelineId": pipeline_id,
+            "runId": run_id,
+            "replayId": result.replay_id,
+            "replayed": result.replayed,
+            "stillQuarantined": result.still_quarantined,
+        }
+    )

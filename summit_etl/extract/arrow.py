@@ -3,8 +3,8 @@
 The ADBC driver reads COPY BINARY into Arrow and marks types Arrow lacks with extension
 types: `numeric` as an opaque string, `json`/`jsonb` as `arrow.json`, `uuid` as 16
 bytes. Transforms and writers want plain types, so numeric becomes decimal128 where its
-declared precision fits, and JSON and UUIDs become their text; each field keeps the PostgreSQL type in its metadata
-so that a target created from it gets the same column type.
+declared precision fits, and JSON and UUIDs become their text; each field keeps the
+PostgreSQL type in its metadata so that a target created from it gets the same type.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class ReplayResult:
 
 def replay_quarantine(config: PipelineConfig, run_id: str, summit_url: str) -> ReplayResult:
     with connect(summit_url) as conn:
-        pending = quarantine_store.pending(conn, run_id)
+        pending = quarantine_store.pending(conn, config.id, run_id)
     replay_id = f"replay-{uuid.uuid4()}"
     if not pending:
         return ReplayResult(replay_id, 0, 0)

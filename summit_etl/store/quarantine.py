@@ -36,12 +36,12 @@ class QuarantineWriter:
             )
 
 
-def pending(conn: Connection, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+def pending(conn: Connection, pipeline_id: str, run_id: str) -> list[tuple[int, dict[str, Any]]]:
     """(id, record) of a run's quarantined rows not replayed yet."""
     rows = conn.execute(
         "SELECT id, record FROM etl_quarantine "
-        "WHERE run_id = %s AND replayed_at IS NULL ORDER BY id",
-        (run_id,),
+        "WHERE pipeline_id = %s AND run_id = %s AND replayed_at IS NULL ORDER BY id",
+        (pipeline_id, run_id),
     ).fetchall()
     return [(int(r[0]), dict(r[1])) for r in rows]
 

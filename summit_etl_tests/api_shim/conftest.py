@@ -98,6 +98,17 @@ PIPELINES = {
         "source": {"url": "${SOURCE_URL}", "table": "public.users"},
         "loading": {"strategy": "bulk", "targetTable": "dw.narrow", "targetUrl": "${TARGET_URL}"},
     },
+    "users-quality": {
+        "source": {"url": "${SOURCE_URL}", "table": "public.users"},
+        "quality": {"rules": [
+            {"id": "email-present", "dimension": "completeness", "severity": "critical",
+             "rule": {"type": "not_null", "config": {"field": "email"}}},
+            {"id": "low-ids", "dimension": "accuracy", "severity": "critical", "action": "quarantine",
+             "threshold": 90, "rule": {"type": "range", "config": {"field": "id", "max": 150}}},
+        ]},
+        "loading": {"strategy": "upsert", "targetTable": "dw.users_quality", "targetUrl": "${TARGET_URL}",
+                    "upsertKey": ["id"], "createTable": True},
+    },
     "users-cdc": {
         "source": {"url": "${SOURCE_URL}", "table": "public.users"},
         "extraction": {"strategy": "cdc"},

@@ -181,3 +181,39 @@ def test_dagster_yaml_keeps_runs_in_their_own_postgres_database(
         result = defs.resolve_job_def(job_name("users-sync")).execute_in_process(instance=instance)
         assert instance.get_run_by_id(result.run_id) is not None
     assert run_sql(dagster_url, "SELECT run_id FROM runs") == [(result.run_id,)]
+
+
+def test_quality_rules_are_asset_checks_with_fail_rules_blocking(
+    source_url: str, target_url: str, summit_url: str, tmp_path: Path
+) -> None:
+    run_sql(
+        source_url,
+        "CREATE TABLE public.users (id bigint PRIMARY KEY, email text);"
+        "INSERT INTO public.users VALUES (1, 'a@x.org'), (2, NULL), (3, 'c@x.org')",
+    )
+    pipeline = {
+        "id": "checked", "name": "Checked",
+        "source": {"url": source_url, "table": "public.users"},
+        "quality": {"rules": [
+            {"id": "email-present", "dimension": "completeness", "severity": "high", "threshold": 60,
+             "rule": {"type": "not_null", "config": {"field": "email"}}},
+            {"id": "email.format", "dimension": "validity", "action": "fail",
+             "rule": {"type": "format", "config": {"field": "email", "format": "email"}}},
+        ]},
+        "loading": {"strategy": "bulk", "targetTable": "dw.checked", "targetUrl": target_url, "createTable": True},
+    }
+    (tmp_path / "checked.yaml").write_text(yaml.safe_dump(pipeline))
+    defs = build_definitions(load_registry(tmp_path, summit_url), summit_url)
+    asset = defs.resolve_assets_def(AssetKey(["dw", "checked"]))
+    specs = {spec.name: spec for spec in asset.check_specs}
+    assert set(specs) == {"email_present", "email_format"}
+    assert specs["email_format"].blocking and not specs["email_present"].blocking
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def(job_name("checked")).execute_in_process(instance=instance)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["email_present"].passed  # 2 of 3 rows, above its 60% threshold
+    assert evaluations["email_present"].metadata["affected_rows"].value == 1
+    assert evaluations["email_format"].passed
+    materialization = result.asset_materializations_for_node("dw__checked")[0]
+    score = materialization.metadata["quality_score"].value
+    assert score == run_sql(summit_url, "SELECT overall_score FROM data_quality_reports")[0][0]
