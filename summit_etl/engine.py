@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -101,7 +101,6 @@ def run_pipeline(
     config: PipelineConfig,
     request: RunRequest,
     summit_url: str,
-    on_progress: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
     """Run `config` once and record it; raises StageFailure after recording a failure."""
     if config.extraction.strategy is ExtractionStrategy.cdc:
@@ -161,8 +160,6 @@ def run_pipeline(
                 if outcome.quality_report
                 else None,
             )
-        if on_progress:
-            on_progress("finished", {"status": outcome.status, **asdict(counts)})
     log.debug("stage timings", extra={**context, **outcome.metrics})
     log.info(
         "run finished",
