@@ -7,6 +7,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -106,13 +107,25 @@ class QualityGate:
         self._expectations = _Expectations(self.row_rules) if self.row_rules else None
 
     def stream(self, batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for batch in batches:
-            self.statistics.observe(batch)
-            if self._expectations is not None and batch.num_rows:
-                batch = self._validate(batch)
-            if batch.num_rows:
-                yield batch
+        """Checked batches, in order. Each batch is validated on a worker thread while the
+        one before it is being loaded and the next one read: Great Expectations' pandas
+        work then overlaps the COPYs, which spend their time in C++ and in PostgreSQL."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality") as worker:
+            ahead: Future[pa.Table] | None = None
+            for batch in batches:
+                checking = worker.submit(self._checked, batch)
+                if ahead is not None and (done := ahead.result()).num_rows:
+                    yield done
+                ahead = checking
+            if ahead is not None and (done := ahead.result()).num_rows:
+                yield done
         self._enforce()
+
+    def _checked(self, batch: pa.Table) -> pa.Table:
+        self.statistics.observe(batch)
+        if self._expectations is None or not batch.num_rows:
+            return batch
+        return self._validate(batch)
 
     def _validate(self, batch: pa.Table) -> pa.Table:
         frame = batch.to_pandas()
