@@ -26,11 +26,15 @@ LOGS = """tail -100 logs/etl-service.log | jq 'select(.pipelineId == "{pipeline-
 STOP_ALL = "curl -X POST http://localhost:4020/admin/stop-all"
 HEALTH = "curl http://localhost:4020/health"
 RESUME_ALL = "curl -X POST http://localhost:4020/admin/resume-all"
+HEALTH_JQ = "curl http://localhost:4020/health | jq"
+METRICS_JQ = "curl http://localhost:4020/metrics | jq"
+RUN_METRICS = "curl http://localhost:4020/pipelines/{pipeline-id}/runs/{run-id} | jq '.metrics'"
 
 
 def test_the_commands_are_the_runbooks() -> None:
     text = RUNBOOK.read_text()
-    for command in (START, IDENTIFY, ERRORS, LOGS, STOP_ALL, HEALTH, RESUME_ALL):
+    for command in (START, IDENTIFY, ERRORS, LOGS, STOP_ALL, HEALTH, RESUME_ALL, HEALTH_JQ,
+                    METRICS_JQ, RUN_METRICS):
         assert command in text, command
     assert f"watch -n 30 '{MONITOR}'" in text
 
@@ -85,3 +89,16 @@ def test_database_failover_steps_1_4_5(stack: Stack) -> None:
     assert json.loads(shell(stack, HEALTH, "-"))["status"] == "healthy"
     resumed = json.loads(shell(stack, RESUME_ALL, "-"))
     assert set(resumed["resumed"]["schedules"]) == set(stopped["stopped"]["schedules"])
+
+
+def test_morning_checklist_and_slow_pipeline_investigation(stack: Stack) -> None:
+    assert json.loads(shell(stack, HEALTH_JQ, "-"))["status"] == "healthy"
+    run = json.loads(shell(stack, START, "users-sync"))
+    deadline = time.monotonic() + 120
+    while jq_values(shell(stack, MONITOR, "users-sync"))[0]["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    metrics = json.loads(shell(stack, METRICS_JQ, "-"))
+    assert metrics["successfulRuns"] >= 1 and metrics["totalPipelines"] >= 4
+    stages = json.loads(shell(stack, RUN_METRICS, "users-sync", run["id"]))
+    assert {"extractionDurationMs", "transformationDurationMs", "loadingDurationMs"} <= set(stages)
