@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import uvicorn
 
-from api_shim.app import create_app
 from api_shim.settings import ApiSettings
-from summit_etl.logs import configure_logging
-from summit_etl.settings import Settings
 
 
 def main() -> None:
     settings = ApiSettings.from_env()
     settings.check_bind()
-    configure_logging(Settings.from_env())
     uvicorn.run(
-        create_app(settings),
+        "api_shim.app:create_app",
+        factory=True,
+        # A second worker uses the second core: the routes are CPU-bound in Python.
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=None,

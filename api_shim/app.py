@@ -20,6 +20,8 @@ from api_shim.middleware import BearerTokenMiddleware, BodyLimitMiddleware, Requ
 from api_shim.routes import admin, cdc, pipelines, quality, runs, system
 from api_shim.services import Services
 from api_shim.settings import ApiSettings
+from summit_etl.logs import configure_logging
+from summit_etl.settings import Settings
 
 
 def openapi_document(request: Request) -> JSONResponse:
@@ -54,6 +56,7 @@ ROUTES = [
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
     settings = settings or ApiSettings.from_env()
+    configure_logging(Settings.from_env())  # in every worker process uvicorn starts
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

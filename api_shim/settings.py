@@ -18,6 +18,7 @@ class ApiSettings:
     tokens: frozenset[str] = field(default_factory=frozenset)
     allow_insecure_bind: bool = False
     max_body_bytes: int = 1_048_576
+    workers: int = 2
     dagster_timeout_seconds: float = 10.0
     health_timeout_seconds: float = 2.0
     wait_timeout_seconds: float = 900.0
@@ -36,6 +37,7 @@ class ApiSettings:
             allow_insecure_bind=env.get("ETL_ALLOW_INSECURE_BIND", "").lower()
             in ("1", "true", "yes"),
             max_body_bytes=int(env.get("ETL_MAX_BODY_BYTES", "1048576")),
+            workers=int(env.get("ETL_API_WORKERS", "2")),
         )
 
     def check_bind(self) -> None:

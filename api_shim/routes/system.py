@@ -27,22 +27,34 @@ T = TypeVar("T")
 
 class _Cached:
     """A value recomputed at most every `ttl` seconds: dashboards and load balancers poll
-    these routes hard, and Dagster's GraphQL is the slow part."""
+    these routes hard, and Dagster's GraphQL is the slow part.
+
+    One caller refreshes at a time; the others get the previous value meanwhile (or wait
+    for the first one), so a burst of requests never turns into a burst of Dagster calls.
+    """
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._values: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+        self._value: tuple[float, Any] | None = None
+        self._refreshing = threading.Lock()
 
-    def get(self, key: str, compute: Callable[[], T]) -> T:
-        with self._lock:
-            hit = self._values.get(key)
-            if hit and time.monotonic() - hit[0] < self.ttl:
-                return hit[1]
-        value = compute()
-        with self._lock:
-            self._values[key] = (time.monotonic(), value)
-        return value
+    def get(self, compute: Callable[[], T]) -> T:
+        hit = self._value
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        if hit and not self._refreshing.acquire(blocking=False):
+            return hit[1]
+        if not hit:
+            self._refreshing.acquire()
+            if self._value is not None:  # filled while this caller waited
+                self._refreshing.release()
+                return self._value[1]
+        try:
+            value = compute()
+            self._value = (time.monotonic(), value)
+            return value
+        finally:
+            self._refreshing.release()
 
 
 _health_cache = _Cached(ttl=1.0)
@@ -85,7 +97,7 @@ def health(request: Request) -> JSONResponse:
         dagster, daemon = _check_dagster(svc)
         return {"database": _check_database(svc), "dagster": dagster, "daemon": daemon}
 
-    dependencies = _health_cache.get("health", check)
+    dependencies = _health_cache.get(check)
     down = [name for name, dep in dependencies.items() if dep["status"] != "up"]
     body: dict[str, Any] = {
         "status": "unhealthy" if down else "healthy",
@@ -107,14 +119,15 @@ def _active_cdc_engines(svc: Services) -> int | None:
             return None
         return sum(1 for s in sensors if s.name.endswith("_cdc") and s.status == "RUNNING")
 
-    return _cdc_cache.get("cdc", count)
+    return _cdc_cache.get(count)
 
 
 def metrics_values(svc: Services) -> dict[str, Any]:
+    active_cdc = _active_cdc_engines(svc)  # before taking a pooled connection: Dagster is slow
     with svc.db.connection() as conn:
         total, enabled = pipeline_store.counts(conn)
         values: dict[str, Any] = {"totalPipelines": total, "enabledPipelines": enabled}
-        values["activeCDCEngines"] = _active_cdc_engines(svc)
+        values["activeCDCEngines"] = active_cdc
         values.update(run_store.totals(conn))
         values["averageQualityScore"] = quality_reports.average_score(conn)
         values["maxCdcLagSeconds"] = cdc_watermarks.max_lag_seconds(conn)
