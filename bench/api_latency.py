@@ -16,7 +16,7 @@ keep-alive connections; every answer must be 200 or the script fails. `POST
 
 Each virtual client is its own httpx.AsyncClient with one keep-alive connection: one shared
 AsyncClient with a 50-connection pool spends ~6 ms of CPU per request in its pool
-management at 50 clients (`--client httpx-shared` to see it), three times what 50 small
+management at 50 clients (`--client httpx-shared` to see it), three to four times what 50 small
 clients cost, and on two shared cores that CPU is taken from the server. A minimal raw HTTP
 client repeats the 50-client reads as a cross-check of what the server itself sustains.
 
@@ -140,7 +140,8 @@ class Scratch:
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     databases: list[str] = field(default_factory=list)
     serve: subprocess.Popen | None = None
-    descendants: set[int] = field(default_factory=set)
+    # psutil.Process objects, not bare pids: psutil refuses to signal a pid that was reused.
+    descendants: dict[int, psutil.Process] = field(default_factory=dict)
 
     def database(self, role: str) -> str:
         name = f"summit_bench_api_{self.tag}_{role}"
@@ -152,7 +153,8 @@ class Scratch:
         if self.serve is None:
             return
         with contextlib.suppress(psutil.Error):
-            self.descendants |= {p.pid for p in psutil.Process(self.serve.pid).children(recursive=True)}
+            for child in psutil.Process(self.serve.pid).children(recursive=True):
+                self.descendants.setdefault(child.pid, child)
 
     def cleanup(self) -> None:
         if self.serve is not None:
@@ -165,10 +167,7 @@ class Scratch:
                     self.serve.kill()
                     self.serve.wait()
             # Anything it started that is still alive (run workers, code servers): by pid.
-            leftovers = []
-            for pid in self.descendants:
-                with contextlib.suppress(psutil.Error):
-                    leftovers.append(psutil.Process(pid))
+            leftovers = [p for p in self.descendants.values() if p.is_running()]
             for process in leftovers:
                 with contextlib.suppress(psutil.Error):
                     process.terminate()
@@ -189,7 +188,7 @@ class Service:
     graphql_url: str
     summit_url: str
     serve_log: Path
-    processes: dict[str, list[psutil.Process]]  # api / dagster / postgres, for CPU accounting
+    serve_pid: int
 
 
 def write_pipeline(pipelines_dir: Path, source_url: str) -> None:
@@ -274,23 +273,10 @@ def start_service(scratch: Scratch, home: Path) -> Service:
     print(f"service up in {time.monotonic() - started:.0f} s (API {api_url}, Dagster {graphql_url})",
           flush=True)
     scratch.remember_descendants()
-    return Service(api_url, graphql_url, url_for(names["summit"]), serve_log,
-                   server_processes(serve, names["summit"]))
-
-
-def server_processes(serve: subprocess.Popen, summit_db: str) -> dict[str, list[psutil.Process]]:
-    groups: dict[str, list[psutil.Process]] = {"api": [], "dagster": [], "postgres": []}
-    for child in psutil.Process(serve.pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            cmdline = " ".join(child.cmdline())
-            groups["api" if "api_shim" in cmdline else "dagster"].append(child)
-    # Every PostgreSQL backend (the API's pool, Dagster's storage, others' work too).
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] == "postgres":
-            groups["postgres"].append(process)
-    if not groups["api"]:
+    service = Service(api_url, graphql_url, url_for(names["summit"]), serve_log, serve.pid)
+    if not any(group == "api" for group, _ in cpu_snapshot(service)):
         raise BenchmarkError("could not find the API process among serve's children")
-    return groups
+    return service
 
 
 def seed_runs(summit_url: str) -> None:
@@ -306,13 +292,29 @@ def seed_runs(summit_url: str) -> None:
 # --- measuring ----------------------------------------------------------------------------
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
+def cpu_snapshot(service: Service) -> dict[tuple[str, tuple[int, float]], float]:
+    """CPU seconds (user + system) of every process of interest, by (group, (pid, start)).
+
+    Taken afresh each time: Dagster starts code servers and run workers as it goes, and a
+    launched run's worker exits before the phase ends (its time is then lost, not negative).
+    """
+    found: dict[tuple[str, tuple[int, float]], float] = {}
+
+    def add(group: str, process: psutil.Process) -> None:
         with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
-            total += times.user + times.system
-    return total
+            found[(group, (process.pid, process.create_time()))] = times.user + times.system
+
+    add("client", psutil.Process())
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(service.serve_pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                add("api" if "api_shim" in " ".join(child.cmdline()) else "dagster", child)
+    # Every PostgreSQL backend: the API's pool, Dagster's storage, and other people's work.
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "postgres":
+            add("postgres", process)
+    return found
 
 
 def busy_and_total() -> tuple[float, float]:
@@ -341,16 +343,18 @@ def wait_for_quiet() -> float:
 @contextlib.contextmanager
 def cpu_meter(service: Service) -> Iterator[dict[str, float]]:
     """CPU seconds spent by each side while the block runs, and the machine's busy share."""
-    groups = {"client": [psutil.Process()], **service.processes}
-    before = {name: cpu_seconds(procs) for name, procs in groups.items()}
+    before = cpu_snapshot(service)
     machine = busy_and_total()
     spent: dict[str, float] = {}
     yield spent
-    spent.update({name: cpu_seconds(procs) - before[name] for name, procs in groups.items()})
     after = busy_and_total()
+    groups = ("client", "api", "dagster", "postgres")
+    spent.update(dict.fromkeys(groups, 0.0))
+    for (group, process), seconds in cpu_snapshot(service).items():
+        spent[group] += seconds - before.get((group, process), 0.0)
     busy = after[0] - machine[0]
     spent["machine_busy"] = busy / max(after[1] - machine[1], 1e-9)
-    spent["other"] = max(busy - sum(spent[name] for name in groups), 0.0)
+    spent["other"] = max(busy - sum(spent[group] for group in groups), 0.0)
 
 
 @dataclass
@@ -594,9 +598,9 @@ def report(results: list[Result], checks: list[Result], drained: str) -> None:
         print()
         latency_table(checks)
     print()
-    print("CPU per request (ms of CPU time, all threads): API = the uvicorn process, dagster = "
-          "webserver + daemon + code servers, postgres = every backend on the server, other = "
-          "the rest of the machine's busy time (other people's work included):")
+    print("CPU per request, ms (user + system, all threads). API: the uvicorn process; dagster:")
+    print("webserver, daemon, code servers and run workers; postgres: every backend on the server;")
+    print("other: the rest of the machine's busy time (kernel, other people's work).")
     print()
     print_rows([("route", "client", "clients", "API", "client", "postgres", "dagster", "other",
                  "machine busy")] + [
