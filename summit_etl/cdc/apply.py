@@ -9,6 +9,7 @@ applied, logged and covered by the offset, or none of the three.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -24,6 +25,8 @@ LATEST = sql.Identifier("summit_cdc_latest")
 SEQ = sql.Identifier("_summit_seq")
 OP = sql.Identifier("_summit_op")
 NEW = sql.Identifier("_summit_new")
+# `t` (target) matches `r` (change) on the key; True: only the current scd_type2 version.
+Match = Callable[..., sql.Composable]
 _SCD2_HISTORY = sql.SQL("- 'effective_from' - 'effective_to' - 'is_current'")
 
 
@@ -204,7 +207,7 @@ def _append(conn: psycopg.Connection, target: CdcTarget, applied: Applied) -> No
     )
 
 
-def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match) -> None:  # noqa: ANN001
+def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
     tracked = [c for c in target.columns if c not in target.key]
     # A column missing from the new values (an unchanged TOASTed value in the WAL)
     # keeps what the target has.
@@ -256,7 +259,7 @@ def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match)
     )
 
 
-def _scd2(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match) -> None:  # noqa: ANN001
+def _scd2(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
     """Close the current version on a delete or a real change; open one for new values."""
     tracked = [c for c in target.columns if c not in target.key]
     changed = (

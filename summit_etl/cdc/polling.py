@@ -66,7 +66,11 @@ class PollingReader:
         return (value, TIMESTAMP_LOOKBACK.total_seconds()) if self.timestamp else (value,)
 
     def probe(self, offset: Offset | None) -> str | None:
-        """The newest tracking value beyond the offset; None when there is nothing new."""
+        """The newest tracking value beyond the offset; None when there is nothing new.
+
+        A late commit with a value below the offset is not seen here: the next run, started
+        by any newer row, reads it from the lookback window.
+        """
         query = sql.SQL("SELECT max(t.{col})::text FROM {table} AS t").format(
             col=self.column, table=self.table.ident
         )
@@ -93,15 +97,27 @@ class PollingReader:
              ORDER BY sort
             """
         ).format(col=self.column, key=_key_json(self.keys), table=self.table.ident, where=where)
-        last = offset.value if offset else None
+        safe = offset.value if offset else None
         with psycopg.connect(self.url) as conn:
-            for rows, _ in _fetch(conn, query, params, batch_size):
+            for rows, last in _fetch(conn, query, params, batch_size):
                 changes = [
                     Change(f"{mark}|{key}|{digest}", UPSERT, key, None, doc)
                     for mark, key, doc, digest in rows
                 ]
-                last = rows[-1][0]
-                yield ChangeBatch(changes, Offset(value=last, snapshot_done=True))
+                safe = _safe_mark([r[0] for r in rows], last, safe)
+                yield ChangeBatch(changes, Offset(value=safe, snapshot_done=True))
+
+
+def _safe_mark(marks: list[str], last: bool, previous: str | None) -> str | None:
+    """The offset after a batch of rows in tracking order.
+
+    More rows may share the batch's final value (they come in the next batch), so until
+    the read has ended the offset stays below that value: the sensor's probe (`>`) then
+    still sees those rows if the run dies before reaching them.
+    """
+    if last:
+        return marks[-1]
+    return next((m for m in reversed(marks) if m != marks[-1]), previous)
 
 
 def snapshot(

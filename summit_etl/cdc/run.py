@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import psycopg
+import pyarrow as pa
 
 from summit_etl.cdc import target as cdc_target
 from summit_etl.cdc.apply import apply_batch
@@ -124,10 +125,16 @@ def run_cdc(config: PipelineConfig, request: RunRequest, summit_url: str) -> Run
 def _replicate(
     config: PipelineConfig, run_id: str, summit_url: str, clock: _Clock, outcome: RunOutcome
 ) -> None:
+    # Refused rather than ignored: a CDC run applies changes as captured.
     if config.transformation.transformations:
         raise StageFailure(
             "transformation",
             ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
+        )
+    if config.quality.rules or config.quality.min_overall_score is not None:
+        raise StageFailure(
+            "validation",
+            ValueError("quality rules are not evaluated on CDC changes; remove the quality block"),
         )
     source = clock.run("extraction", lambda: change_source(config))
     clock.run("extraction", source.prepare)
@@ -136,8 +143,7 @@ def _replicate(
         "loading",
         lambda: cdc_target.prepare(config, config.target_url(summit_url), schema),
     )
-    label = config.source.label
-    offset = clock.run("loading", lambda: cdc_target.read_offset(target, config.id, label))
+    offset = clock.run("loading", lambda: cdc_target.committed_offset(config, summit_url))
     outcome.watermark_from = offset.value if offset else None
     read_started = datetime.now(UTC)
     with psycopg.connect(target.url) as conn:
@@ -145,7 +151,7 @@ def _replicate(
             _apply(config, run_id, summit_url, clock, outcome, source, target, conn, batch)
             offset = batch.offset
     if offset is not None:
-        _mirror(summit_url, config, offset, caught_up_at=read_started)
+        mirror(summit_url, config, offset, caught_up_at=read_started)
         outcome.watermark_to = offset.value
 
 
@@ -180,12 +186,13 @@ def _apply(
     clock.run("extraction", lambda: source.confirm(batch))
     # The initial snapshot is mirrored once complete: before that, no watermark exists.
     if batch.offset.snapshot_done:
-        _mirror(summit_url, config, batch.offset, caught_up_at=None)
+        mirror(summit_url, config, batch.offset, caught_up_at=None)
 
 
-def _mirror(
+def mirror(
     summit_url: str, config: PipelineConfig, offset: Offset, caught_up_at: datetime | None
 ) -> None:
+    """Copy the target's offset to `etl_cdc_watermarks`, where operators read it."""
     with connect(summit_url) as conn:
         cdc_watermarks.record(
             conn,
@@ -197,7 +204,7 @@ def _mirror(
         )
 
 
-def _source_schema(config: PipelineConfig):  # noqa: ANN202
+def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
     query = source_db.select_sql(config.source, None, None) + " LIMIT 0"
     with source_db.adbc_connection(config.source.url) as conn:

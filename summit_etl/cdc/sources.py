@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from summit_etl.cdc.changes import ChangeBatch, Offset
-from summit_etl.cdc.logical import LogicalCapture
+from summit_etl.cdc.logical import LogicalCapture, slot_name
 from summit_etl.cdc.polling import PollingReader, snapshot
 from summit_etl.cdc.triggers import TriggerCapture
 from summit_etl.config import CdcStrategy, PipelineConfig
 from summit_etl.identifiers import TableName
+from summit_etl.registry import ConfigError, parse_pipeline
 
+log = logging.getLogger("summit_etl.cdc")
+
+_CAPTURING = (CdcStrategy.trigger, CdcStrategy.log_based)
 SNAPSHOT = "snapshot"  # what a probe reports while the initial snapshot is pending
 
 
@@ -127,7 +132,29 @@ def change_source(config: PipelineConfig) -> ChangeSource:
     return _Captured(capture, url, table, keys, cdc.batch_size)
 
 
-def release_capture(config: PipelineConfig) -> None:
-    """Remove what a deleted pipeline installed on its source (trigger, replication slot)."""
-    if config.cdc is not None:
+def release_capture(raw: dict[str, Any]) -> bool:
+    """Remove what a deleted pipeline installed on its source (trigger, replication slot).
+
+    Deleting a pipeline must work even when its source is gone, so a failure is logged
+    with what to drop by hand rather than raised. True when something was released.
+    """
+    try:
+        config = parse_pipeline(raw, "deleted pipeline")
+    except ConfigError:
+        return False  # an invalid configuration never ran, so it installed nothing
+    if config.cdc is None or config.cdc.strategy not in _CAPTURING:
+        return False
+    try:
         change_source(config).release()
+    except Exception as exc:
+        log.error(
+            "could not release CDC capture on the source; drop it by hand",
+            extra={
+                "pipelineId": config.id,
+                "slot": slot_name(config.id),
+                "table": config.source.label,
+                "error": str(exc),
+            },
+        )
+        return False
+    return True

@@ -114,15 +114,19 @@ def _create_bookkeeping(conn: psycopg.Connection, target: CdcTarget) -> None:
     )
 
 
-def read_offset(target: CdcTarget, pipeline_id: str, source_table: str) -> Offset | None:
-    """The committed offset; None before the first batch was ever applied."""
-    with psycopg.connect(target.url, autocommit=True) as conn:
+def committed_offset(config: PipelineConfig, summit_url: str) -> Offset | None:
+    """The offset the target committed; None before its first batch was ever applied."""
+    offsets = TableName(config.loading.target_name.schema, OFFSETS_TABLE)
+    with psycopg.connect(config.target_url(summit_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (offsets.ident.as_string(conn),)).fetchone()
+        if exists is None or exists[0] is None:
+            return None
         row = conn.execute(
             sql.SQL(
                 "SELECT position, lsn, snapshot_done FROM {} "
                 "WHERE pipeline_id = %s AND source_table = %s"
-            ).format(target.offsets.ident),
-            (pipeline_id, source_table),
+            ).format(offsets.ident),
+            (config.id, config.source.label),
         ).fetchone()
     return Offset(value=row[0], lsn=row[1], snapshot_done=row[2]) if row else None
 

@@ -4,8 +4,9 @@ are changes.
 The sensor only asks the source whether anything lies past the watermark; the run does
 the reading and applying. It starts STOPPED: capture installs triggers or replication
 slots on a source, which an operator turns on deliberately (`POST /pipelines/{id}/cdc/start`,
-runbook "Enable CDC for a Table"). Its cursor holds the watermark it last read from
-`etl_cdc_watermarks` and the change window it last launched a run for.
+runbook "Enable CDC for a Table"). Each tick reads the offset the target committed,
+brings `etl_cdc_watermarks` up to it if a run died before mirroring it, and keeps it in
+the cursor with the change window it last launched a run for.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ if TYPE_CHECKING:  # dagster exports the class only privately
     )
 
 from summit_etl.cdc.changes import Offset
+from summit_etl.cdc.run import mirror
 from summit_etl.cdc.sources import change_source
+from summit_etl.cdc.target import committed_offset
 from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.keys import PIPELINE_TAG, TRIGGER_TAG, cdc_sensor_name
 from summit_etl.store import cdc_watermarks
@@ -87,20 +90,16 @@ def cdc_sensor(
                     f"pipeline {config.id} is paused (pipelines.enabled = false); "
                     "set it to true to resume CDC"
                 )
-            watermark = cdc_watermarks.current(conn, config.id, label)
         busy = context.instance.get_runs(
             RunsFilter(job_name=job.name, statuses=_IN_FLIGHT, tags={PIPELINE_TAG: config.id}),
             limit=1,
         )
         if busy:
             return SkipReason(f"run {busy[0].run_id} is still applying changes")
-        offset = (
-            Offset(watermark.last_processed_value, watermark.last_processed_lsn, True)
-            if watermark
-            else None
-        )
         probed_at = datetime.now(UTC)
         try:
+            offset = committed_offset(config, summit_url)
+            _heal_mirror(config, summit_url, offset)
             source = change_source(config)
             source.prepare()
             head = source.probe(offset)
@@ -134,6 +133,20 @@ def cdc_sensor(
         )
 
     return poll
+
+
+def _heal_mirror(config: PipelineConfig, summit_url: str, offset: Offset | None) -> None:
+    """A run that died after its target commit left `etl_cdc_watermarks` behind the
+    target's offset: copy the offset over, so probe, cursor and watermark agree."""
+    if offset is None or not offset.snapshot_done:
+        return
+    with connect(summit_url) as conn:
+        current = cdc_watermarks.current(conn, config.id, config.source.label)
+    if current is None or (current.last_processed_value, current.last_processed_lsn) != (
+        offset.value,
+        offset.lsn,
+    ):
+        mirror(summit_url, config, offset, caught_up_at=None)
 
 
 def _safe(message: str, url: str) -> str:

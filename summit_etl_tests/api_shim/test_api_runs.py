@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -91,12 +92,42 @@ def test_backfill_is_a_full_reload_through_dagster(api: httpx.Client) -> None:
     assert runs[0]["fullReload"] is True
 
 
-def test_cdc_routes_answer_before_the_cdc_engine_exists(api: httpx.Client) -> None:
+def sensor_status(stack: Stack, name: str) -> str:
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name sensorState { status } } } } } }"
+    nodes = httpx.post(stack.graphql_url, json={"query": query}).json()["data"]["repositoriesOrError"]["nodes"]
+    return next(s["sensorState"]["status"] for n in nodes for s in n["sensors"] if s["name"] == name)
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
+def test_cdc_start_runs_the_sensor_and_stop_stops_it(api: httpx.Client, stack: Stack) -> None:
     response = api.post("/pipelines/users-sync/cdc/start")
     assert response.status_code == 400
     assert response.json()["error"] == "pipeline users-sync is not a CDC pipeline"
-    missing = api.post("/pipelines/users-cdc/cdc/stop")
-    assert missing.status_code == 404 and "no CDC sensor" in missing.json()["error"]
+    assert sensor_status(stack, "pipeline_users_cdc_cdc") == "STOPPED"  # operators start CDC
+
+    # The runbook's "Enable CDC for a Table".
+    started = api.post("/pipelines/users-cdc/cdc/start")
+    try:
+        assert started.status_code == 200
+        assert started.json() == {"message": "CDC for users-cdc is running", "pipelineId": "users-cdc", "status": "running"}
+        assert sensor_status(stack, "pipeline_users_cdc_cdc") == "RUNNING"
+        wait_for(lambda: api.get("/metrics").json()["activeCDCEngines"] == 1, 20)
+        # The daemon ticks the sensor, which launches a run that applies the source's rows.
+        first_run = "SELECT trigger, status FROM pipeline_runs WHERE pipeline_id = 'users-cdc' ORDER BY created_at LIMIT 1"
+        wait_for(lambda: run_sql(stack.summit_url, first_run) == [("cdc", "success")], 90)
+        assert run_sql(stack.target_url, "SELECT count(*) FROM dw.users_cdc") == [(200,)]
+        assert run_sql(stack.target_url, "SELECT count(*) FROM dw.users_cdc_changes") == [(200,)]
+    finally:
+        stopped = api.post("/pipelines/users-cdc/cdc/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    assert sensor_status(stack, "pipeline_users_cdc_cdc") == "STOPPED"
+    wait_for(lambda: api.get("/metrics").json()["activeCDCEngines"] == 0, 20)
 
 
 def test_quality_routes_answer_before_reports_exist(api: httpx.Client, stack: Stack) -> None:

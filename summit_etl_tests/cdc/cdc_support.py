@@ -1,9 +1,18 @@
-"""CDC test helpers: a source table, pipeline configs, and a sensor + runs loop as the
-Dagster daemon would drive it (ticks evaluated on a real instance, runs in process)."""
+"""CDC test helpers: a PostgreSQL of our own with wal_level = logical, a source table,
+pipeline configs, and a sensor + runs loop as the Dagster daemon would drive it (ticks
+evaluated on a real instance, runs in process). bench/cdc_lag.py uses them too."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, Definitions, build_sensor_context
@@ -14,6 +23,68 @@ from summit_etl.orchestration.factory import build_definitions
 from summit_etl.orchestration.keys import cdc_sensor_name, job_name
 from summit_etl.registry import Registry, sync_files_to_table
 from summit_etl_tests.support import run_sql
+
+
+def _pg_bin() -> Path:
+    if "SUMMIT_PG_BIN" in os.environ:
+        return Path(os.environ["SUMMIT_PG_BIN"])
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        return Path(subprocess.check_output([pg_config, "--bindir"], text=True).strip())
+    return Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class LogicalCluster:
+    """A PostgreSQL server of our own, started with wal_level = logical."""
+
+    directory: Path
+    port: int
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        # initdb and postgres refuse to run as root: run them as the postgres user then.
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_user, *args], check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c wal_level=logical "
+            f"-c unix_socket_directories={self.directory} -c fsync=off "
+            "-c max_replication_slots=20 -c max_wal_senders=20"
+        )
+        self._ctl(
+            str(_pg_bin() / "pg_ctl"), "-D", str(self.directory / "data"), "-o", options,
+            "-l", str(self.directory / "server.log"), "-w", "start",
+        )
+
+    @classmethod
+    @contextmanager
+    def running(cls) -> Iterator[LogicalCluster]:
+        """A fresh cluster in a temporary directory, removed again afterwards."""
+        directory = Path(tempfile.mkdtemp(prefix="summit-cdc-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        cluster = cls(directory, port)
+        try:
+            cluster._ctl(str(_pg_bin() / "initdb"), "-D", str(directory / "data"), "-A", "trust", "-U", "postgres")
+            cluster.start()
+            try:
+                yield cluster
+            finally:
+                cluster.stop()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def stop(self) -> None:
+        self._ctl(str(_pg_bin() / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+
 
 STRATEGIES = ["timestamp", "version", "trigger", "log_based"]
 CAPTURES_DELETES = {"trigger", "log_based"}
