@@ -11,57 +11,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from summit_etl.cdc.run import run_cdc
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
-from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
+from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
 from summit_etl.quality.report import build_report, sla_penalties
 from summit_etl.quality.target import check_target
+from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
 from summit_etl.store import quality_reports
-from summit_etl.store import runs as run_store
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
 from summit_etl.store.quarantine import QuarantineWriter
-from summit_etl.store.runs import RunCounts, RunError
+from summit_etl.store.runs import RunCounts
 from summit_etl.transform import build_transformer
 
 log = logging.getLogger("summit_etl.engine")
 
 T = TypeVar("T")
-
-
-class StageFailure(RuntimeError):
-    """A run failed in `stage`; the message is the underlying error's, secrets excluded."""
-
-    def __init__(self, stage: str, cause: BaseException) -> None:
-        super().__init__(f"{stage} failed: {cause}")
-        self.stage = stage
-        self.cause = cause
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    run_id: str
-    trigger: str = "manual"
-    full_reload: bool = False
-
-
-@dataclass
-class RunOutcome:
-    status: str
-    counts: RunCounts
-    metrics: dict[str, float]
-    errors: list[RunError] = field(default_factory=list)
-    watermark_from: str | None = None
-    watermark_to: str | None = None
-    load: LoadResult | None = None
-    quality_report: dict[str, Any] | None = None
 
 
 class _StageClock:
@@ -104,73 +76,22 @@ def run_pipeline(
 ) -> RunOutcome:
     """Run `config` once and record it; raises StageFailure after recording a failure."""
     if config.extraction.strategy is ExtractionStrategy.cdc:
-        # Imported here, not at the top: summit_etl.cdc builds on this module's types.
-        from summit_etl.cdc.run import run_cdc
-
         return run_cdc(config, request, summit_url)
-    context = {"pipelineId": config.id, "runId": request.run_id}
-    with connect(summit_url) as conn:
-        run_store.start_run(conn, request.run_id, config.id, request.trigger, request.full_reload)
-    log.info(
-        "run started",
-        extra={**context, "trigger": request.trigger, "fullReload": request.full_reload},
-    )
-    counts = RunCounts()
     clock = _StageClock()
-    started = time.perf_counter()
-    outcome = RunOutcome(status="running", counts=counts, metrics={})
     gate = _quality_gate(config, request, summit_url)
-    try:
-        _execute(config, request, summit_url, counts, clock, outcome, gate)
-        outcome.status = "partial_success" if counts.records_quarantined else "success"
-    except Exception as exc:
-        failure = exc if isinstance(exc, StageFailure) else StageFailure("loading", exc)
-        outcome.status = "failed"
-        outcome.errors.append(
-            RunError(
-                stage=failure.stage,
-                message=str(failure.cause),
-                details={"type": type(failure.cause).__name__},
-            )
-        )
-        log.error(
-            "run failed", extra={**context, "stage": failure.stage, "error": str(failure.cause)}
-        )
-        raise failure from exc
-    except BaseException:
-        # Dagster interrupts a terminated run with a BaseException: the run was cancelled.
-        outcome.status = "cancelled"
-        raise
-    finally:
-        duration = time.perf_counter() - started
-        outcome.metrics = _metrics(clock, duration, counts)
+
+    def finalize(outcome: RunOutcome, duration: float) -> None:
+        outcome.metrics = _metrics(clock, duration, outcome.counts)
         if gate is not None and _reportable(outcome):
             outcome.quality_report = _record_quality(config, request, summit_url, gate, duration)
-        with connect(summit_url) as conn:
-            run_store.finish_run(
-                conn,
-                request.run_id,
-                status=outcome.status,
-                counts=counts,
-                metrics=outcome.metrics,
-                errors=outcome.errors,
-                watermark_from=outcome.watermark_from,
-                watermark_to=outcome.watermark_to,
-                quality_score=outcome.quality_report["overallScore"]
-                if outcome.quality_report
-                else None,
-            )
-    log.debug("stage timings", extra={**context, **outcome.metrics})
-    log.info(
-        "run finished",
-        extra={
-            **context,
-            "status": outcome.status,
-            "recordsLoaded": counts.records_loaded,
-            "durationMs": outcome.metrics["totalDurationMs"],
-        },
+
+    return recorded_run(
+        config,
+        request,
+        summit_url,
+        lambda outcome: _execute(config, request, summit_url, outcome.counts, clock, outcome, gate),
+        finalize,
     )
-    return outcome
 
 
 def _metrics(clock: _StageClock, total: float, counts: RunCounts) -> dict[str, float]:

@@ -23,13 +23,12 @@ from summit_etl.cdc.apply import apply_batch
 from summit_etl.cdc.changes import ChangeBatch, Offset
 from summit_etl.cdc.sources import ChangeSource, change_source
 from summit_etl.config import PipelineConfig
-from summit_etl.engine import RunOutcome, RunRequest, StageFailure
 from summit_etl.extract import postgres as source_db
 from summit_etl.load.writer import LoadResult
+from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
 from summit_etl.store import cdc_watermarks
-from summit_etl.store import runs as run_store
 from summit_etl.store.db import connect
-from summit_etl.store.runs import RunCounts, RunError
+from summit_etl.store.runs import RunCounts
 
 log = logging.getLogger("summit_etl.cdc")
 T = TypeVar("T")
@@ -69,57 +68,16 @@ class _Clock:
 def run_cdc(config: PipelineConfig, request: RunRequest, summit_url: str) -> RunOutcome:
     """Apply the source's pending changes once and record the run; raises StageFailure
     after recording a failure."""
-    context = {"pipelineId": config.id, "runId": request.run_id}
-    with connect(summit_url) as conn:
-        run_store.start_run(conn, request.run_id, config.id, request.trigger, request.full_reload)
-    log.info("cdc run started", extra={**context, "trigger": request.trigger})
     clock = _Clock()
-    started = time.perf_counter()
-    outcome = RunOutcome(status="running", counts=RunCounts(), metrics={}, load=LoadResult())
-    try:
+
+    def execute(outcome: RunOutcome) -> None:
+        outcome.load = LoadResult()
         _replicate(config, request.run_id, summit_url, clock, outcome)
-        outcome.status = "success"
-    except Exception as exc:
-        failure = exc if isinstance(exc, StageFailure) else StageFailure("loading", exc)
-        outcome.status = "failed"
-        outcome.errors.append(
-            RunError(
-                stage=failure.stage,
-                message=str(failure.cause),
-                details={"type": type(failure.cause).__name__},
-            )
-        )
-        log.error(
-            "cdc run failed",
-            extra={**context, "stage": failure.stage, "error": str(failure.cause)},
-        )
-        raise failure from exc
-    except BaseException:
-        outcome.status = "cancelled"  # Dagster interrupts a terminated run
-        raise
-    finally:
-        outcome.metrics = _metrics(clock, time.perf_counter() - started, outcome.counts)
-        with connect(summit_url) as conn:
-            run_store.finish_run(
-                conn,
-                request.run_id,
-                status=outcome.status,
-                counts=outcome.counts,
-                metrics=outcome.metrics,
-                errors=outcome.errors,
-                watermark_from=outcome.watermark_from,
-                watermark_to=outcome.watermark_to,
-            )
-    log.info(
-        "cdc run finished",
-        extra={
-            **context,
-            "status": outcome.status,
-            "recordsLoaded": outcome.counts.records_loaded,
-            "durationMs": outcome.metrics["totalDurationMs"],
-        },
-    )
-    return outcome
+
+    def finalize(outcome: RunOutcome, duration: float) -> None:
+        outcome.metrics = _metrics(clock, duration, outcome.counts)
+
+    return recorded_run(config, request, summit_url, execute, finalize)
 
 
 def _replicate(
