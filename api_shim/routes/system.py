@@ -58,7 +58,7 @@ class _Cached:
 
 
 _health_cache = _Cached(ttl=1.0)
-_cdc_cache = _Cached(ttl=5.0)
+_cdc_cache = _Cached(ttl=1.0)
 
 
 def _now() -> str:

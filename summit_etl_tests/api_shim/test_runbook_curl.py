@@ -28,13 +28,16 @@ HEALTH = "curl http://localhost:4020/health"
 RESUME_ALL = "curl -X POST http://localhost:4020/admin/resume-all"
 HEALTH_JQ = "curl http://localhost:4020/health | jq"
 METRICS_JQ = "curl http://localhost:4020/metrics | jq"
+START_CDC = "curl -X POST http://localhost:4020/pipelines/{pipeline-id}/cdc/start"
+STOP_CDC = "curl -X POST http://localhost:4020/pipelines/{pipeline-id}/cdc/stop"
+ACTIVE_CDC = "curl http://localhost:4020/metrics | jq '.activeCDCEngines'"
 RUN_METRICS = "curl http://localhost:4020/pipelines/{pipeline-id}/runs/{run-id} | jq '.metrics'"
 
 
 def test_the_commands_are_the_runbooks() -> None:
     text = RUNBOOK.read_text()
     for command in (START, IDENTIFY, ERRORS, LOGS, STOP_ALL, HEALTH, RESUME_ALL, HEALTH_JQ,
-                    METRICS_JQ, RUN_METRICS):
+                    METRICS_JQ, RUN_METRICS, START_CDC, STOP_CDC, ACTIVE_CDC):
         assert command in text, command
     assert f"watch -n 30 '{MONITOR}'" in text
 
@@ -102,3 +105,19 @@ def test_morning_checklist_and_slow_pipeline_investigation(stack: Stack) -> None
     assert metrics["successfulRuns"] >= 1 and metrics["totalPipelines"] >= 4
     stages = json.loads(shell(stack, RUN_METRICS, "users-sync", run["id"]))
     assert {"extractionDurationMs", "transformationDurationMs", "loadingDurationMs"} <= set(stages)
+
+
+def test_enable_cdc_and_the_lag_alert_restart(stack: Stack) -> None:
+    def active(expected: int) -> int:
+        deadline = time.monotonic() + 5  # /metrics caches Dagster's answer for a second
+        value = int(shell(stack, ACTIVE_CDC, "-"))
+        while value != expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+            value = int(shell(stack, ACTIVE_CDC, "-"))
+        return value
+
+    started = json.loads(shell(stack, START_CDC, "users-cdc"))
+    assert started["status"] == "running"
+    assert active(1) == 1
+    assert json.loads(shell(stack, STOP_CDC, "users-cdc"))["status"] == "stopped"
+    assert active(0) == 0
