@@ -241,20 +241,32 @@ def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match:
                 sql.SQL(", ").join(incoming),
             ),
         )
-    applied.inserted = _done(
+    applied.inserted = _insert_missing(conn, target, match(), history=False)
+
+
+def _insert_missing(
+    conn: psycopg.Connection, target: CdcTarget, match: sql.Composable, history: bool
+) -> int:
+    """Insert the changed rows (not deletes) that have no (current) row in the target; with
+    `history`, as newly opened scd_type2 versions."""
+    versions = sql.SQL(", effective_from, effective_to, is_current" if history else "")
+    opened = sql.SQL(", now(), NULL, true" if history else "")
+    return _done(
         conn,
         sql.SQL(
-            "INSERT INTO {} ({}) SELECT {} FROM {} AS r "
+            "INSERT INTO {} ({}{}) SELECT {}{} FROM {} AS r "
             "WHERE r.{} <> {} AND NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})"
         ).format(
             target.table.ident,
             _columns(target.columns),
+            versions,
             _columns(target.columns, "r."),
+            opened,
             LATEST,
             OP,
             sql.Literal(DELETE),
             target.table.ident,
-            match(),
+            match,
         ),
     )
 
@@ -283,21 +295,5 @@ def _scd2(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: 
             "WHERE {} AND r.{} <> {} AND {}"
         ).format(target.table.ident, LATEST, match(True), OP, sql.Literal(DELETE), changed),
     )
-    opened = _done(
-        conn,
-        sql.SQL(
-            "INSERT INTO {} ({}, effective_from, effective_to, is_current) "
-            "SELECT {}, now(), NULL, true FROM {} AS r "
-            "WHERE r.{} <> {} AND NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})"
-        ).format(
-            target.table.ident,
-            _columns(target.columns),
-            _columns(target.columns, "r."),
-            LATEST,
-            OP,
-            sql.Literal(DELETE),
-            target.table.ident,
-            match(True),
-        ),
-    )
+    opened = _insert_missing(conn, target, match(True), history=True)
     applied.inserted = opened - applied.updated

@@ -36,10 +36,12 @@ def _pg_bin() -> Path:
 
 @dataclass
 class LogicalCluster:
-    """A PostgreSQL server of our own, started with wal_level = logical."""
+    """A PostgreSQL server of our own, started with wal_level = logical (or another level,
+    to test what a source without logical decoding does)."""
 
     directory: Path
     port: int
+    wal_level: str = "logical"
 
     @property
     def admin_url(self) -> str:
@@ -52,7 +54,7 @@ class LogicalCluster:
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c wal_level=logical "
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c wal_level={self.wal_level} "
             f"-c unix_socket_directories={self.directory} -c fsync=off "
             "-c max_replication_slots=20 -c max_wal_senders=20"
         )
@@ -63,7 +65,7 @@ class LogicalCluster:
 
     @classmethod
     @contextmanager
-    def running(cls) -> Iterator[LogicalCluster]:
+    def running(cls, wal_level: str = "logical") -> Iterator[LogicalCluster]:
         """A fresh cluster in a temporary directory, removed again afterwards."""
         directory = Path(tempfile.mkdtemp(prefix="summit-cdc-pg-"))
         if os.geteuid() == 0:
@@ -71,7 +73,7 @@ class LogicalCluster:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        cluster = cls(directory, port)
+        cluster = cls(directory, port, wal_level)
         try:
             cluster._ctl(str(_pg_bin() / "initdb"), "-D", str(directory / "data"), "-A", "trust", "-U", "postgres")
             cluster.start()

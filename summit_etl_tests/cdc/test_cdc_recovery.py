@@ -147,12 +147,13 @@ def test_enabled_false_pauses_the_sensor(
 
 
 def test_log_based_needs_wal_level_logical(
-    make_database: Callable[[str], str], target_url: str, summit_url: str, instance: DagsterInstance
+    target_url: str, summit_url: str, instance: DagsterInstance
 ) -> None:
-    source = make_database("src")
-    if run_sql(source, "SHOW wal_level") == [("logical",)]:
-        pytest.skip("the shared server already runs with wal_level = logical")
-    create_source(source)
-    cdc = Harness(raw_pipeline("log_based", source, target_url), summit_url, instance)
-    with pytest.raises(Exception, match="wal_level = logical"):
-        cdc.tick()
+    # A source of our own without logical decoding, whatever the shared server runs with.
+    with LogicalCluster.running(wal_level="replica") as cluster:
+        source = cluster.admin_url
+        assert run_sql(source, "SHOW wal_level") == [("replica",)]
+        create_source(source)
+        cdc = Harness(raw_pipeline("log_based", source, target_url), summit_url, instance)
+        with pytest.raises(Exception, match="wal_level = logical"):
+            cdc.tick()
