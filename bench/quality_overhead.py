@@ -24,6 +24,7 @@ from load_throughput import (
     TARGET_SCHEMA,
     TARGET_TABLE,
     ensure_source,
+    prepare_databases,
     reset_target,
     table_rows,
     url_form,
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    prepare_databases()
     table = ensure_source(args.rows)
     import great_expectations  # noqa: F401 - warm the import before any clock starts
 

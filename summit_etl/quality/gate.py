@@ -4,8 +4,6 @@ blocking checks that stop the load before it commits."""
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -14,13 +12,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from summit_etl.config.quality import QualityConfig
+from summit_etl.quality.context import ephemeral_context
 from summit_etl.quality.rules import CompiledRule, compile_rules, row_expectation, rule_of
-from summit_etl.quality.scoring import RuleOutcome, dimension_scores, overall_score
+from summit_etl.quality.scoring import (
+    EXAMPLES_PER_RULE,
+    RuleOutcome,
+    dimension_scores,
+    overall_score,
+)
 from summit_etl.quality.statistics import ColumnStatistics
 
 log = logging.getLogger(__name__)
 
-_SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
+
+# Great Expectations spends ~0.05 s resolving its metric graph per validation, whatever the
+# frame's size, so batches are validated in frames of at least this many rows (or bytes).
+FRAME_ROWS = 200_000
+FRAME_BYTES = 64 * 1024 * 1024
 
 
 class QualityGateFailure(RuntimeError):
@@ -33,24 +41,13 @@ class QuarantineSink(Protocol):
     def write(self, rows: list[dict[str, Any]], failed_rules: list[list[str]]) -> None: ...
 
 
-def _example(field: str | None, value: Any) -> Any:
-    """An offending value as JSON can hold it; masked when the field looks secret."""
-    if field and _SECRET_FIELD.search(field):
-        return "***"
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool | str) or (isinstance(value, int | float) and math.isfinite(value)):
-        return value
-    return str(value)
-
-
 class _Expectations:
     """One ephemeral Great Expectations context per run, with the row rules' suites."""
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         import great_expectations as gx
 
-        self.context = gx.get_context(mode="ephemeral")
+        self.context = ephemeral_context()
         source = self.context.data_sources.add_pandas("summit")
         self.batches = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe(
             "all"
@@ -59,7 +56,7 @@ class _Expectations:
         # the others need only counts and examples.
         self.suites = []
         for name, members, result_format in (
-            ("counted", [r for r in rules if r.rule.action != "quarantine"], "SUMMARY"),
+            ("counted", [r for r in rules if r.rule.action != "quarantine"], "BASIC"),
             ("quarantine", [r for r in rules if r.rule.action == "quarantine"], "COMPLETE"),
         ):
             if members:
@@ -77,7 +74,7 @@ class _Expectations:
                 suite,
                 result_format={
                     "result_format": result_format,
-                    "partial_unexpected_count": 5,
+                    "partial_unexpected_count": EXAMPLES_PER_RULE,
                     "return_unexpected_index_query": False,
                 },
             )
@@ -105,6 +102,8 @@ class QualityGate:
             r.id: set() for r in self.row_rules if r.rule.rule.type == "unique"
         }
         self._expectations = _Expectations(self.row_rules) if self.row_rules else None
+        # Only the columns the row rules read go to pandas.
+        self._fields = sorted({str(r.field) for r in self.row_rules})
 
     def stream(self, batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
         """Checked batches, in order. Each batch is validated on a worker thread while the
@@ -112,7 +111,7 @@ class QualityGate:
         work then overlaps the COPYs, which spend their time in C++ and in PostgreSQL."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality") as worker:
             ahead: Future[pa.Table] | None = None
-            for batch in batches:
+            for batch in _frames(batches) if self.row_rules else batches:
                 checking = worker.submit(self._checked, batch)
                 if ahead is not None and (done := ahead.result()).num_rows:
                     yield done
@@ -128,20 +127,17 @@ class QualityGate:
         return self._validate(batch)
 
     def _validate(self, batch: pa.Table) -> pa.Table:
-        frame = batch.to_pandas()
+        frame = _pandas_frame(batch, self._fields)
         held: dict[int, list[str]] = {}
         by_id = {r.id: r for r in self.row_rules}
         for rule_id, result in self._expectations.validate(frame) if self._expectations else []:
             rule = by_id[rule_id]
             failing = int(result.get("unexpected_count") or 0)
-            examples = [
-                _example(rule.field, v) for v in result.get("partial_unexpected_list") or []
-            ]
+            examples = list(result.get("partial_unexpected_list") or [])
             positions = list(result.get("unexpected_index_list") or [])
             if rule_id in self._unique_seen:
-                earlier = self._repeats_of_earlier_batches(rule, frame)
-                failing += len(earlier)
-                positions = sorted(set(positions) | set(earlier))
+                positions = self._repeats(rule, frame, duplicated_within=failing > 0)
+                failing = len(positions)
             self.outcomes[rule_id].add(len(frame), failing, examples)
             if rule.rule.action == "quarantine":
                 for position in positions:
@@ -155,13 +151,19 @@ class QualityGate:
         keep = pc.invert(pc.is_in(pa.array(range(batch.num_rows)), value_set=pa.array(positions)))
         return batch.filter(keep)
 
-    def _repeats_of_earlier_batches(self, rule: CompiledRule, frame: Any) -> list[int]:
-        """Rows whose value already appeared in an earlier batch (uniqueness spans the run)."""
+    def _repeats(self, rule: CompiledRule, frame: Any, *, duplicated_within: bool) -> list[int]:
+        """Rows whose value appeared in an earlier row of the run: in an earlier frame or,
+        when Great Expectations found duplicates in this one, earlier in this frame. The
+        first occurrence passes, so neither the count nor what quarantine holds back
+        depends on where batches end."""
         seen = self._unique_seen[rule.id]
         values = frame[rule.field]
-        repeats = [int(i) for i in values.index[values.isin(seen) & values.notna()]]
-        seen.update(values.dropna().tolist())
-        return repeats
+        present = values.notna()
+        repeats = values.isin(seen) & present
+        if duplicated_within:
+            repeats |= values.duplicated(keep="first") & present
+        seen.update(values[present].tolist())
+        return [int(i) for i in values.index[repeats]]
 
     def scores(self, penalties: dict[str, float] | None = None) -> tuple[dict[str, float], float]:
         dimensions = dimension_scores(list(self.outcomes.values()), penalties)
@@ -184,3 +186,36 @@ class QualityGate:
                 raise QualityGateFailure(
                     f"overall quality score {score:.2f} is below minOverallScore {minimum:g}"
                 )
+
+
+def _frames(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """The stream's batches joined into frames of about FRAME_ROWS rows or FRAME_BYTES."""
+    pending: list[pa.Table] = []
+    rows = size = 0
+    for batch in batches:
+        pending.append(batch)
+        rows, size = rows + batch.num_rows, size + batch.nbytes
+        if rows >= FRAME_ROWS or size >= FRAME_BYTES:
+            yield pa.concat_tables(pending, promote_options="default")
+            pending, rows, size = [], 0, 0
+    if pending:
+        yield pa.concat_tables(pending, promote_options="default")
+
+
+def _pandas_frame(batch: pa.Table, fields: list[str]) -> Any:
+    """The batch's `fields` as pandas, narrow numbers widened: Great Expectations compares
+    only int64 and float64 columns vectorised and calls Python once per value for others."""
+    if missing := [name for name in fields if name not in batch.column_names]:
+        raise QualityGateFailure(
+            f"quality rules name fields the data does not have: {', '.join(missing)} "
+            f"(columns: {', '.join(batch.column_names)})"
+        )
+    columns = []
+    for name in fields:
+        column, field = batch[name], batch.schema.field(name)
+        if pa.types.is_integer(field.type) and field.type != pa.int64():
+            column = column.cast(pa.int64())
+        elif pa.types.is_floating(field.type) and field.type != pa.float64():
+            column = column.cast(pa.float64())
+        columns.append(column)
+    return pa.table(columns, names=fields).to_pandas()

@@ -147,8 +147,9 @@ def row_expectation(rule: CompiledRule) -> Expectation:
     raise RuleConfigError(f"quality rule {rule.id!r} ({kind}) does not run on batches")
 
 
-def target_expectation(rule: CompiledRule) -> Expectation:
-    """The expectation a table-level rule runs in SQL on the loaded target."""
+def target_expectation(rule: CompiledRule, oldest_allowed: Any = None) -> Expectation:
+    """The expectation a table-level rule runs in SQL on the loaded target. A freshness rule
+    needs `oldest_allowed`: now minus maxAgeSeconds, in the column's own type."""
     import great_expectations.expectations as gxe
 
     config, kind, meta = rule.rule.rule.config, rule.rule.rule.type, {"rule_id": rule.id}
@@ -156,19 +157,22 @@ def target_expectation(rule: CompiledRule) -> Expectation:
         return gxe.ExpectTableRowCountToBeBetween(
             min_value=config.get("min"), max_value=config.get("max"), meta=meta
         )
+    if kind == "freshness":
+        # An aggregate, so Great Expectations answers it in the same scan as row_count.
+        return gxe.ExpectColumnMaxToBeBetween(
+            column=str(rule.field), min_value=oldest_allowed, meta=meta
+        )
     if kind == "custom_sql":
         return gxe.UnexpectedRowsExpectation(unexpected_rows_query=config["query"], meta=meta)
-    field = sql.Identifier(str(rule.field))
-    if kind == "referential":
-        reference = TableName.parse(config["table"])
-        query = sql.SQL(
-            "SELECT * FROM {{batch}} AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
-        ).format(f=field, ref=reference.ident, col=sql.Identifier(config["column"]))
-    else:  # freshness: one offending row when the newest value is older than allowed
-        query = sql.SQL(
-            "SELECT max({f}) FROM {{batch}} HAVING max({f}) < now() - make_interval(secs => {age})"
-        ).format(f=field, age=sql.Literal(float(config["maxAgeSeconds"])))
+    reference = TableName.parse(config["table"])
+    query = sql.SQL(
+        "SELECT * FROM {{batch}} AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
+    ).format(
+        f=sql.Identifier(str(rule.field)),
+        ref=reference.ident,
+        col=sql.Identifier(config["column"]),
+    )
     return gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(None), meta=meta)
 
 

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
+from datetime import date, time
 from typing import Any
 
 from summit_etl.config.quality import Dimension, QualityRule, QualityWeights
+
+_SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
+EXAMPLES_PER_RULE = 5
+
+
+def example_value(field: str | None, value: Any) -> Any:
+    """An offending value as JSON can hold it; masked when the field looks secret."""
+    if field and _SECRET_FIELD.search(field):
+        return "***"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | str) or (isinstance(value, int | float) and math.isfinite(value)):
+        return value
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
 
 
 @dataclass
@@ -33,9 +52,10 @@ class RuleOutcome:
     def add(self, evaluated: int, failed: int, examples: list[Any]) -> None:
         self.evaluated += evaluated
         self.failed += failed
-        room = 5 - len(self.examples)
+        room = EXAMPLES_PER_RULE - len(self.examples)
         if room > 0:
-            self.examples.extend(examples[:room])
+            field = self.rule.rule.config.get("field")
+            self.examples.extend(example_value(field, v) for v in examples[:room])
 
 
 def dimension_scores(

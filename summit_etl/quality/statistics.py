@@ -20,7 +20,8 @@ class ColumnStatistics:
         self.distinct_columns = distinct_columns
         self.total = 0
         self.nulls: dict[str, int] = {}
-        self.distinct: dict[str, set[Any]] = {}
+        # The distinct values seen so far, kept as Arrow arrays: merging them stays in C++.
+        self.distinct: dict[str, pa.Array] = {}
         self.saturated: set[str] = set()
         self.minimum: dict[str, Any] = {}
         self.maximum: dict[str, Any] = {}
@@ -33,11 +34,7 @@ class ColumnStatistics:
             if pa.types.is_nested(column.type) or pa.types.is_binary(column.type):
                 continue
             if name in self.distinct_columns and name not in self.saturated:
-                seen = self.distinct.setdefault(name, set())
-                seen.update(pc.unique(column).to_pylist())
-                if len(seen) > DISTINCT_LIMIT:
-                    self.saturated.add(name)
-                    self.distinct[name] = set()
+                self._count_distinct(name, column)
             try:
                 bounds = pc.min_max(column)
             except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -48,13 +45,23 @@ class ColumnStatistics:
             if high is not None and (name not in self.maximum or high > self.maximum[name]):
                 self.maximum[name] = high
 
+    def _count_distinct(self, name: str, column: pa.ChunkedArray) -> None:
+        try:
+            values = pc.unique(column).drop_null()
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return
+        seen = self.distinct.get(name)
+        if seen is not None and len(seen):
+            values = pc.unique(pa.chunked_array([seen, values.cast(seen.type)]))
+        if len(values) > DISTINCT_LIMIT:
+            self.saturated.add(name)
+            self.distinct.pop(name, None)
+        else:
+            self.distinct[name] = values
+
     def as_dict(self) -> dict[str, Any]:
-        distinct = {
-            name: (f">{DISTINCT_LIMIT}" if name in self.saturated else len(values - {None}))
-            for name, values in self.distinct.items()
-        }
-        for name in self.saturated:
-            distinct[name] = f">{DISTINCT_LIMIT}"
+        distinct: dict[str, int | str] = {name: len(v) for name, v in self.distinct.items()}
+        distinct.update({name: f">{DISTINCT_LIMIT}" for name in self.saturated})
         return {
             "totalRecords": self.total,
             "nullCounts": self.nulls,

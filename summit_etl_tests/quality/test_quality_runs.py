@@ -109,6 +109,18 @@ def test_table_rules_run_in_sql_on_the_target(people: str, target_url: str, summ
     assert outcome_of(outcome.quality_report, "t")["passed"] is passes
 
 
+def test_freshness_reports_the_newest_value_and_refuses_columns_that_cannot_age(
+        people: str, target_url: str, summit_url: str) -> None:
+    report = run(pipeline(people, target_url, [
+        rule("born-recently", "timeliness", "freshness", {"field": "born", "maxAgeSeconds": 60}),
+        rule("country-fresh", "timeliness", "freshness", {"field": "country", "maxAgeSeconds": 60}),
+    ]), summit_url).quality_report
+    issues = {i["ruleId"]: i for i in report["issues"]}
+    assert issues["born-recently"]["examples"] == ["2010-07-07"]  # the newest value, too old
+    assert "column 'country' of dw.people is text: freshness needs a date or timestamp" in issues["country-fresh"]["message"]
+    assert report["dimensions"]["timeliness"] == 0
+
+
 def test_scores_match_hand_computed_figures(people: str, target_url: str, summit_url: str) -> None:
     rules = [
         rule("email-present", "completeness", "not_null", {"field": "email"}),
@@ -210,5 +222,10 @@ def test_bad_rule_configs_are_rejected_with_the_pipeline() -> None:
 
     with pytest.raises(ConfigError, match="rule.config needs 'field'"):
         pipeline("postgresql://x/y", "postgresql://x/z", [rule("r", "validity", "not_null", {})])
+    with pytest.raises(ConfigError, match="'dw.People' has upper-case letters, but quality rules rows run in SQL"):
+        parse_pipeline({"id": "p", "name": "P", "source": {"url": "postgresql://x/y", "table": "public.people"},
+                        "quality": {"rules": [rule("rows", "completeness", "row_count", {"min": 1})]},
+                        "loading": {"strategy": "bulk", "targetTable": "dw.People", "targetUrl": "postgresql://x/z"}},
+                       "test")
     with pytest.raises(ConfigError, match="unknown format 'emial'"):
         pipeline("postgresql://x/y", "postgresql://x/z", [rule("r", "validity", "format", {"field": "e", "format": "emial"})])
