@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from functools import partial
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from summit_etl.identifiers import check_name
+from summit_etl.identifiers import TableName, check_name
 
 
 class Model(BaseModel):
@@ -16,8 +18,20 @@ class Model(BaseModel):
     )
 
 
-def identifier_list(names: list[str], what: str) -> list[str]:
-    return [check_name(n, what) for n in names]
+def sql_name(what: str) -> AfterValidator:
+    """For `Annotated[str, sql_name("cdc.trackingColumn")]`: a plain SQL identifier, or an
+    error that names the setting."""
+    return AfterValidator(partial(check_name, what=what))
+
+
+def _check_table(qualified: str, what: str) -> str:
+    TableName.parse(qualified, what)
+    return qualified
+
+
+def qualified_table(what: str) -> AfterValidator:
+    """For `Annotated[str, qualified_table("loading.targetTable")]`: `table` or `schema.table`."""
+    return AfterValidator(partial(_check_table, what=what))
 
 
 def check_select(query: str, what: str) -> str:

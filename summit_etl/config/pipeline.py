@@ -12,10 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from summit_etl.config.base import Model, check_select, identifier_list
+from summit_etl.config.base import Model, check_select, qualified_table, sql_name
 from summit_etl.config.quality import QualityConfig
 from summit_etl.config.transforms import TransformationConfig
-from summit_etl.identifiers import TableName, check_name
+from summit_etl.identifiers import TableName
 
 PIPELINE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -25,15 +25,8 @@ PIPELINE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 class SourceConfig(Model):
     url: str = Field(min_length=1)
-    table: str | None = None
+    table: Annotated[str, qualified_table("source.table")] | None = None
     query: str | None = None
-
-    @field_validator("table")
-    @classmethod
-    def _table_is_identifier(cls, value: str | None) -> str | None:
-        if value is not None:
-            TableName.parse(value, "source.table")
-        return value
 
     @field_validator("query")
     @classmethod
@@ -64,13 +57,8 @@ class ExtractionStrategy(StrEnum):
 
 class ExtractionConfig(Model):
     strategy: ExtractionStrategy = ExtractionStrategy.full
-    incremental_column: str | None = None
+    incremental_column: Annotated[str, sql_name("extraction.incrementalColumn")] | None = None
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
-
-    @field_validator("incremental_column")
-    @classmethod
-    def _column(cls, value: str | None) -> str | None:
-        return check_name(value, "extraction.incrementalColumn") if value is not None else None
 
 
 class WatermarkConfig(Model):
@@ -88,22 +76,12 @@ class CdcStrategy(StrEnum):
 
 class CdcConfig(Model):
     strategy: CdcStrategy
-    tracking_column: str | None = None
-    primary_keys: list[str] = Field(default_factory=list)
+    tracking_column: Annotated[str, sql_name("cdc.trackingColumn")] | None = None
+    primary_keys: list[Annotated[str, sql_name("cdc.primaryKeys")]] = Field(default_factory=list)
     capture_deletes: bool = True
     include_old_values: bool = True
     poll_interval_seconds: int = Field(default=10, ge=1)
     batch_size: int = Field(default=1000, ge=1)
-
-    @field_validator("tracking_column")
-    @classmethod
-    def _tracking(cls, value: str | None) -> str | None:
-        return check_name(value, "cdc.trackingColumn") if value is not None else None
-
-    @field_validator("primary_keys")
-    @classmethod
-    def _keys(cls, value: list[str]) -> list[str]:
-        return identifier_list(value, "cdc.primaryKeys")
 
 
 # --- loading, schedule, sla --------------------------------------------------------------
@@ -128,21 +106,10 @@ MERGE_STRATEGIES = {
 
 class LoadingConfig(Model):
     strategy: LoadStrategy = LoadStrategy.bulk
-    target_table: str
+    target_table: Annotated[str, qualified_table("loading.targetTable")]
     target_url: str | None = None
-    upsert_key: list[str] = Field(default_factory=list)
+    upsert_key: list[Annotated[str, sql_name("loading.upsertKey")]] = Field(default_factory=list)
     create_table: bool = False
-
-    @field_validator("target_table")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        TableName.parse(value, "loading.targetTable")
-        return value
-
-    @field_validator("upsert_key")
-    @classmethod
-    def _keys(cls, value: list[str]) -> list[str]:
-        return identifier_list(value, "loading.upsertKey")
 
     @property
     def target_name(self) -> TableName:
