@@ -22,7 +22,7 @@ from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
 from summit_etl.quality.report import build_report, sla_penalties
-from summit_etl.quality.target import check_target
+from summit_etl.quality.target import check_target, rules_on_target
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
 from summit_etl.store import quality_reports
 from summit_etl.store import watermarks as watermark_store
@@ -34,6 +34,9 @@ from summit_etl.transform import build_transformer
 log = logging.getLogger("summit_etl.engine")
 
 T = TypeVar("T")
+
+# Loads after which the target holds one row per merge key (scd_type2 keeps history rows).
+KEY_UNIQUE_STRATEGIES = {LoadStrategy.upsert, LoadStrategy.scd_type1, LoadStrategy.delta}
 
 
 class _StageClock:
@@ -185,8 +188,9 @@ def _execute(
         counts.records_quarantined = gate.quarantined
         checks_started = time.perf_counter()
         try:
+            merge_key = plan.key if plan.strategy in KEY_UNIQUE_STRATEGIES else []
             check_target(
-                [r for r in gate.rules if r.on_target],
+                rules_on_target(gate.rules, stream_saw_every_row=plan.replace, merge_key=merge_key),
                 gate.outcomes,
                 target_url,
                 config.loading.target_name,

@@ -164,15 +164,22 @@ def target_expectation(rule: CompiledRule, oldest_allowed: Any = None) -> Expect
         )
     if kind == "custom_sql":
         return gxe.UnexpectedRowsExpectation(unexpected_rows_query=config["query"], meta=meta)
-    reference = TableName.parse(config["table"])
-    query = sql.SQL(
-        "SELECT * FROM {{batch}} AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
-        "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
-    ).format(
-        f=sql.Identifier(str(rule.field)),
-        ref=reference.ident,
-        col=sql.Identifier(config["column"]),
-    )
+    field = sql.Identifier(str(rule.field))
+    if kind == "unique":
+        # Rows repeating an earlier row's value, as the row-level rule counts them.
+        query = sql.SQL(
+            "SELECT * FROM (SELECT {f}, row_number() OVER (PARTITION BY {f}) AS occurrence "
+            "FROM {{batch}} WHERE {f} IS NOT NULL) AS t WHERE occurrence > 1"
+        ).format(f=field)
+    else:  # referential
+        query = sql.SQL(
+            "SELECT * FROM {{batch}} AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
+        ).format(
+            f=field,
+            ref=TableName.parse(config["table"]).ident,
+            col=sql.Identifier(config["column"]),
+        )
     return gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(None), meta=meta)
 
 

@@ -49,6 +49,24 @@ def _oldest_allowed(conn: psycopg.Connection, table: TableName, rule: CompiledRu
     return row[0] if row else None
 
 
+def rules_on_target(
+    rules: list[CompiledRule], *, stream_saw_every_row: bool, merge_key: list[str]
+) -> list[CompiledRule]:
+    """The table-level rules, and the `unique` rules whose field the target may repeat
+    from rows this run did not stream: not after a load that replaced the target (the
+    stream saw every row), nor on the key a merge keeps unique."""
+    return [
+        rule
+        for rule in rules
+        if rule.on_target
+        or (
+            rule.rule.rule.type == "unique"
+            and not stream_saw_every_row
+            and [str(rule.field)] != merge_key
+        )
+    ]
+
+
 def check_target(
     rules: list[CompiledRule],
     outcomes: dict[str, RuleOutcome],
@@ -56,10 +74,11 @@ def check_target(
     table: TableName,
     row_count: int,
 ) -> None:
-    """Run the table-level rules on `table` and record their outcomes.
+    """Run `rules` (see rules_on_target) on `table` and record their outcomes.
 
     A table-level rule passes or fails as a whole; it weighs as many rows as the run
-    loaded, so that its dimension score stays row-weighted like the others.
+    loaded, so that its dimension score stays row-weighted like the others. A `unique`
+    rule adds the repeats the target holds beyond those its batches already counted.
     """
     if not rules:
         return
@@ -103,7 +122,9 @@ def check_target(
             _could_not_run(outcome, weight, result.exception_info.get("exception_message"))
             continue
         kind = outcome.rule.rule.type
-        if kind in ("referential", "custom_sql") and isinstance(observed, int):
+        if kind == "unique" and isinstance(observed, int):
+            _add_target_repeats(outcome, observed, table)
+        elif kind in ("referential", "custom_sql") and isinstance(observed, int):
             # Counts of offending rows: row-weighted like the row rules.
             outcome.add(max(row_count, observed), observed, [])
             outcome.message = f"{observed} rows of {table} fail {outcome.rule.name or rule_id}"
@@ -115,6 +136,17 @@ def check_target(
                 outcome.message = (
                     f"{outcome.rule.name or rule_id} failed on {table} (observed {observed})"
                 )
+
+
+def _add_target_repeats(outcome: RuleOutcome, repeats: int, table: TableName) -> None:
+    """Repeats in the target that the batches did not count: values already loaded by
+    earlier runs. Repeats the batches counted were loaded too, unless quarantined."""
+    loaded = 0 if outcome.rule.action == "quarantine" else outcome.failed
+    extra = min(max(repeats - loaded, 0), outcome.evaluated - outcome.failed)
+    outcome.add(0, extra, [])
+    if extra:
+        field = outcome.rule.rule.config["field"]
+        outcome.message = f"{repeats} rows of {table} repeat an earlier row's {field}"
 
 
 def _could_not_run(outcome: RuleOutcome, weight: int, reason: object) -> None:

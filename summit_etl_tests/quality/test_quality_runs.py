@@ -91,6 +91,26 @@ def test_unique_spans_batches(people: str, target_url: str, summit_url: str) -> 
     assert result["failed"] == 1  # row 3 repeats row 1's country from an earlier batch
 
 
+@pytest.mark.parametrize("action", ["warn", "quarantine"])
+def test_unique_spans_the_target_across_runs(people: str, target_url: str, summit_url: str, action: str) -> None:
+    """Appends: a value loaded by an earlier run counts as a repeat; one that only this
+    run's batches repeat counts once, whether it was loaded or quarantined."""
+    run_sql(people, "UPDATE public.people SET country = 'DE' WHERE id = 3")  # repeats row 1
+    config = pipeline(people, target_url, [rule("u", "uniqueness", "unique", {"field": "email"}, action=action),
+                                           rule("c", "uniqueness", "unique", {"field": "country"}, action=action)])
+    config = config.model_copy(update={"loading": config.loading.model_copy(update={"strategy": "append_only"})})
+    run_sql(target_url, "CREATE SCHEMA dw")
+    run_sql(target_url, "CREATE TABLE dw.people (id bigint, email text, age int, country text, phone text,"
+                        " site text, born date, token uuid, updated_at timestamptz)")
+    run_sql(target_url, "INSERT INTO dw.people (id, email) VALUES (100, 'bob@example.com')")  # an earlier load
+    report = run(config, summit_url).quality_report
+    email, country = outcome_of(report, "u"), outcome_of(report, "c")
+    assert (email["evaluated"], email["failed"]) == (3, 1)  # bob is already in the target
+    assert (country["evaluated"], country["failed"]) == (3, 1)  # row 3, counted by the batches
+    message = next(i["message"] for i in report["issues"] if i["ruleId"] == "u")
+    assert message == "1 rows of dw.people repeat an earlier row's email"
+
+
 @pytest.mark.parametrize(
     ("kind", "config", "passes"),
     [
