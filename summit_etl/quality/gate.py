@@ -85,7 +85,8 @@ class _Expectations:
                         f"quality rule {rule_id!r} could not run: "
                         f"{result.exception_info.get('exception_message')}"
                     )
-                found.append((rule_id, dict(result.result)))
+                per_row = _per_row(bool(result.success), dict(result.result), len(frame))
+                found.append((rule_id, per_row))
         return found
 
 
@@ -219,3 +220,17 @@ def _pandas_frame(batch: pa.Table, fields: list[str]) -> Any:
             column = column.cast(pa.float64())
         columns.append(column)
     return pa.table(columns, names=fields).to_pandas()
+
+
+def _per_row(success: bool, result: dict[str, Any], rows: int) -> dict[str, Any]:
+    """A result in rows. Some expectations judge a column as a whole — a typed column's
+    dtype is in the type list or not — and report no unexpected rows: then every row
+    shares the verdict, with the observed dtype as the example."""
+    if "unexpected_count" in result:
+        return result
+    failed = not success
+    return {
+        "unexpected_count": rows if failed else 0,
+        "partial_unexpected_list": [result.get("observed_value")] if failed else [],
+        "unexpected_index_list": list(range(rows)) if failed else [],
+    }

@@ -61,16 +61,20 @@ def outcome_of(report: dict[str, Any], rule_id: str) -> dict[str, Any]:
 
 ROW_RULES = [
     ("not_null", {"field": "email"}, "completeness", 1),
+    ("not_null", {"field": "country"}, "completeness", 0),
     ("format", {"field": "email", "format": "email"}, "validity", 0),  # nulls are not judged
     ("format", {"field": "phone", "format": "phone"}, "validity", 1),
     ("format", {"field": "site", "format": "url"}, "validity", 1),
     ("format", {"field": "token", "format": "uuid"}, "validity", 0),
     ("format", {"field": "country", "format": "regex", "pattern": "^(DE|FR)$"}, "validity", 1),
     ("range", {"field": "age", "min": 18, "max": 120}, "accuracy", 1),
+    ("range", {"field": "age", "max": 120}, "accuracy", 0),
     ("accepted_values", {"field": "country", "values": ["DE", "FR"]}, "consistency", 1),
+    ("accepted_values", {"field": "country", "values": ["DE", "FR", "XX"]}, "consistency", 0),
     ("unique", {"field": "id"}, "uniqueness", 0),
     ("unique", {"field": "country"}, "uniqueness", 0),
     ("type", {"field": "age", "type": "int"}, "validity", 0),
+    ("type", {"field": "age", "type": "string"}, "validity", 3),
 ]
 
 
