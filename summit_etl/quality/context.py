@@ -3,6 +3,7 @@ no usage statistics, draws no progress bars and does not fingerprint batches."""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ def ephemeral_context() -> AbstractDataContext:
     # twice per validation, for a batch marker that nothing here reads: about a second per
     # million rows, ten times what the rules themselves cost. A threshold of 0 skips it.
     pandas_execution_engine.HASH_THRESHOLD = 0
+    # Its regex rule uses pandas' str.contains, which warns about every pattern with a
+    # group; it only tests for a match, so the groups are harmless.
+    warnings.filterwarnings(
+        "ignore", message="This pattern is interpreted as a regular expression, and has match"
+    )
     return gx.get_context(
         mode="ephemeral",
         project_config=DataContextConfig(

@@ -85,3 +85,13 @@ def test_great_expectations_does_not_fingerprint_batches() -> None:
     )
     assert "pandas_data_fingerprint" not in batch.batch_markers
     assert context.variables.analytics_enabled is False
+
+
+def test_date_format_wants_a_real_month_and_day(summit_url: str) -> None:
+    config = QualityConfig.model_validate({"rules": [
+        {"id": "iso-date", "dimension": "validity",
+         "rule": {"type": "format", "config": {"field": "day", "format": "date"}}},
+    ]})
+    gate = QualityGate(config, QuarantineWriter(summit_url, "run-1", "p"))
+    list(gate.stream([pa.table({"day": ["2023-01-31", "2023-13-01", "2023-02-32", None, "2023-1-5"]})]))
+    assert gate.outcomes["iso-date"].examples == ["2023-13-01", "2023-02-32", "2023-1-5"]
