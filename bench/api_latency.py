@@ -50,6 +50,7 @@ import httpx
 import psutil
 import psycopg
 import yaml
+from load_throughput import print_rows
 from psycopg import sql
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -566,14 +567,6 @@ def target_cell(result: Result) -> str:
         return "-"
     p99 = result.percentile(99)
     return f"p99 ≤ {result.target_ms:.0f} ms: {'met' if p99 <= result.target_ms else 'MISSED'}"
-
-
-def print_rows(table: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for n, row in enumerate(table):
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
-        if n == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 def latency_table(results: list[Result]) -> None:
