@@ -13,7 +13,13 @@ import pyarrow.compute as pc
 
 from summit_etl.config.quality import QualityConfig
 from summit_etl.quality.context import ephemeral_context
-from summit_etl.quality.rules import CompiledRule, compile_rules, row_expectation, rule_of
+from summit_etl.quality.rules import (
+    CompiledRule,
+    compile_rules,
+    failure_of,
+    row_expectation,
+    rule_of,
+)
 from summit_etl.quality.scoring import (
     EXAMPLES_PER_RULE,
     RuleOutcome,
@@ -80,11 +86,8 @@ class _Expectations:
             )
             for result in results.results:
                 rule_id = rule_of(result)
-                if result.exception_info and result.exception_info.get("raised_exception"):
-                    raise QualityGateFailure(
-                        f"quality rule {rule_id!r} could not run: "
-                        f"{result.exception_info.get('exception_message')}"
-                    )
+                if failure := failure_of(result):
+                    raise QualityGateFailure(f"quality rule {rule_id!r} could not run: {failure}")
                 per_row = _per_row(bool(result.success), dict(result.result), len(frame))
                 found.append((rule_id, per_row))
         return found

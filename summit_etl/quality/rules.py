@@ -173,9 +173,9 @@ def target_expectation(rule: CompiledRule, oldest_allowed: Any = None) -> Expect
             "SELECT * FROM (SELECT {f}, row_number() OVER (PARTITION BY {f}) AS occurrence "
             "FROM {{batch}} WHERE {f} IS NOT NULL) AS t WHERE occurrence > 1"
         ).format(f=field)
-    else:  # referential
+    else:  # referential; {batch} arrives aliased already, so it is wrapped to be named
         query = sql.SQL(
-            "SELECT * FROM {{batch}} AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
+            "SELECT * FROM (SELECT * FROM {{batch}}) AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
             "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
         ).format(
             f=field,
@@ -191,3 +191,12 @@ def rule_of(result: Any) -> str:
     if config is None or "rule_id" not in (config.meta or {}):
         raise RuleConfigError("a validation result carries no rule id")
     return str(config.meta["rule_id"])
+
+
+def failure_of(result: Any) -> str | None:
+    """Why Great Expectations could not evaluate a result's expectation, or None. A single
+    expectation reports one exception; a suite reports one per metric that raised."""
+    info = result.exception_info or {}
+    reports = [info] if "raised_exception" in info else list(info.values())
+    messages = [str(r.get("exception_message")) for r in reports if r.get("raised_exception")]
+    return "; ".join(dict.fromkeys(messages)) or None

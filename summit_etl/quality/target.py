@@ -12,7 +12,7 @@ from psycopg import sql
 
 from summit_etl.identifiers import TableName
 from summit_etl.quality.context import ephemeral_context
-from summit_etl.quality.rules import CompiledRule, rule_of, target_expectation
+from summit_etl.quality.rules import CompiledRule, failure_of, rule_of, target_expectation
 from summit_etl.quality.scoring import RuleOutcome
 
 
@@ -118,8 +118,8 @@ def check_target(
         rule_id = rule_of(result)
         outcome = outcomes[rule_id]
         observed = result.result.get("observed_value")
-        if result.exception_info and result.exception_info.get("raised_exception"):
-            _could_not_run(outcome, weight, result.exception_info.get("exception_message"))
+        if failure := failure_of(result):
+            _could_not_run(outcome, weight, failure)
             continue
         kind = outcome.rule.rule.type
         if kind == "unique" and isinstance(observed, int):

@@ -119,18 +119,29 @@ def test_unique_spans_the_target_across_runs(people: str, target_url: str, summi
     ("kind", "config", "passes"),
     [
         ("referential", {"field": "country", "table": "dw.countries", "column": "code"}, False),
+        ("referential", {"field": "id", "table": "dw.people", "column": "id"}, True),
         ("freshness", {"field": "updated_at", "maxAgeSeconds": 3600}, True),
         ("freshness", {"field": "born", "maxAgeSeconds": 60}, False),
         ("row_count", {"min": 1, "max": 10}, True),
         ("row_count", {"min": 5}, False),
         ("custom_sql", {"query": "SELECT * FROM {batch} WHERE age < 18"}, False),
+        ("custom_sql", {"query": "SELECT * FROM {batch} WHERE age > 120"}, True),
     ],
 )
 def test_table_rules_run_in_sql_on_the_target(people: str, target_url: str, summit_url: str,
                                               kind: str, config: dict[str, Any], passes: bool) -> None:
     run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.countries (code text); INSERT INTO dw.countries VALUES ('DE'), ('FR')")
     outcome = run(pipeline(people, target_url, [rule("t", "consistency", kind, config)]), summit_url)
-    assert outcome_of(outcome.quality_report, "t")["passed"] is passes
+    assert outcome_of(outcome.quality_report, "t")["passed"] is passes, [i["message"] for i in outcome.quality_report["issues"]]
+    assert not any("could not run" in i["message"] for i in outcome.quality_report["issues"])
+
+
+def test_a_table_rule_that_cannot_run_fails_with_the_database_error(people: str, target_url: str, summit_url: str) -> None:
+    broken = rule("t", "accuracy", "custom_sql", {"query": "SELECT * FROM {batch} WHERE no_such_column > 0"})
+    report = run(pipeline(people, target_url, [broken]), summit_url).quality_report
+    [issue] = report["issues"]
+    assert issue["message"].startswith("rule could not run: ") and 'column "no_such_column" does not exist' in issue["message"]
+    assert outcome_of(report, "t")["passed"] is False
 
 
 def test_freshness_reports_the_newest_value_and_refuses_columns_that_cannot_age(
