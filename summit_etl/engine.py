@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -21,22 +21,16 @@ from summit_etl.extract import postgres as source_db
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
-from summit_etl.quality.report import build_report, sla_penalties
-from summit_etl.quality.target import check_target, rules_on_target
+from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
-from summit_etl.store import quality_reports
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
-from summit_etl.store.quarantine import QuarantineWriter
 from summit_etl.store.runs import RunCounts
 from summit_etl.transform import build_transformer
 
 log = logging.getLogger("summit_etl.engine")
 
 T = TypeVar("T")
-
-# Loads after which the target holds one row per merge key (scd_type2 keeps history rows).
-KEY_UNIQUE_STRATEGIES = {LoadStrategy.upsert, LoadStrategy.scd_type1, LoadStrategy.delta}
 
 
 class _StageClock:
@@ -83,12 +77,12 @@ def run_pipeline(
     if config.extraction.strategy is ExtractionStrategy.cdc:
         return run_cdc(config, request, summit_url)
     clock = _StageClock()
-    gate = _quality_gate(config, request, summit_url)
+    gate = gate_for(config, request, summit_url)
 
     def finalize(outcome: RunOutcome, duration: float) -> None:
         outcome.metrics = _metrics(clock, duration, outcome.counts)
-        if gate is not None and _reportable(outcome):
-            outcome.quality_report = _record_quality(config, request, summit_url, gate, duration)
+        if gate is not None and reportable(outcome):
+            outcome.quality_report = record_report(config, request, summit_url, gate, duration)
 
     return recorded_run(
         config,
@@ -188,13 +182,13 @@ def _execute(
         counts.records_quarantined = gate.quarantined
         checks_started = time.perf_counter()
         try:
-            merge_key = plan.key if plan.strategy in KEY_UNIQUE_STRATEGIES else []
-            check_target(
-                rules_on_target(gate.rules, stream_saw_every_row=plan.replace, merge_key=merge_key),
-                gate.outcomes,
+            check_written_target(
+                gate,
+                config,
                 target_url,
-                config.loading.target_name,
                 result.rows_written,
+                stream_saw_every_row=plan.replace,
+                key=plan.key,
             )
         except Exception as exc:
             raise StageFailure("validation", exc) from exc
@@ -211,42 +205,6 @@ def _execute(
                 run_id=request.run_id,
             )
         outcome.watermark_to = value
-
-
-def _quality_gate(
-    config: PipelineConfig, request: RunRequest, summit_url: str
-) -> QualityGate | None:
-    quality = config.quality
-    if not quality.rules and quality.min_overall_score is None:
-        return None
-    return QualityGate(quality, QuarantineWriter(summit_url, request.run_id, config.id))
-
-
-def _reportable(outcome: RunOutcome) -> bool:
-    """Finished runs have a report; so does a run stopped by its quality rules."""
-    if outcome.status in ("success", "partial_success"):
-        return True
-    return any(error.stage == "validation" for error in outcome.errors)
-
-
-def _record_quality(
-    config: PipelineConfig, request: RunRequest, summit_url: str, gate: QualityGate, duration: float
-) -> dict[str, Any]:
-    penalties = sla_penalties(config.sla, duration)
-    if penalties:
-        log.warning(
-            "run exceeded its SLA",
-            extra={
-                "pipelineId": config.id,
-                "runId": request.run_id,
-                "durationMs": _ms(duration),
-                "slaSeconds": config.sla.max_duration_seconds,
-            },
-        )
-    report = build_report(gate, run_id=request.run_id, pipeline_id=config.id, penalties=penalties)
-    with connect(summit_url) as conn:
-        quality_reports.save(conn, report)
-    return report
 
 
 def _load_plan(config: PipelineConfig, *, incremental: bool, full_read: bool) -> LoadPlan:

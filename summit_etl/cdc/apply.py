@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.cdc.changes import DELETE, UPSERT, ChangeBatch
@@ -28,6 +29,15 @@ NEW = sql.Identifier("_summit_new")
 # `t` (target) matches `r` (change) on the key; True: only the current scd_type2 version.
 Match = Callable[..., sql.Composable]
 _SCD2_HISTORY = sql.SQL("- 'effective_from' - 'effective_to' - 'is_current'")
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """Quality rules on the new values of a batch's changes, run inside its transaction
+    before anything is applied: raising rolls the whole batch back."""
+
+    fields: list[str]  # the target columns the rules read
+    check: Callable[[pa.Table], None]
 
 
 @dataclass
@@ -46,6 +56,7 @@ def apply_batch(
     pipeline_id: str,
     source_table: str,
     run_id: str,
+    row_check: RowCheck | None = None,
 ) -> Applied:
     """Apply `batch` and commit it with its offset; `conn` must not be in autocommit."""
     applied = Applied()
@@ -58,7 +69,7 @@ def apply_batch(
         )
         applied.changes = _count(conn, sql.SQL("SELECT count(*) FROM {}").format(STAGE))
         if applied.changes:
-            _apply(conn, target, applied)
+            _apply(conn, target, applied, row_check)
             conn.execute(
                 sql.SQL(
                     """
@@ -113,7 +124,21 @@ def _done(conn: psycopg.Connection, statement: sql.Composed) -> int:
     )
 
 
-def _apply(conn: psycopg.Connection, target: CdcTarget, applied: Applied) -> None:
+def _new_values(conn: psycopg.Connection, fields: list[str]) -> pa.Table:
+    """The `fields` of every change that is not a delete, typed as the target's columns."""
+    cursor = conn.execute(
+        sql.SQL(
+            "SELECT {} FROM {} AS r JOIN {} AS s ON s.seq = r.{} WHERE s.operation <> {} "
+            "ORDER BY r.{}"
+        ).format(_columns(fields, "r."), ROWS, STAGE, SEQ, sql.Literal(DELETE), SEQ)
+    )
+    rows = cursor.fetchall()
+    return pa.table({name: pa.array([row[i] for row in rows]) for i, name in enumerate(fields)})
+
+
+def _apply(
+    conn: psycopg.Connection, target: CdcTarget, applied: Applied, row_check: RowCheck | None
+) -> None:
     scd2 = target.strategy is LoadStrategy.scd_type2
     key = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in target.key)
 
@@ -164,6 +189,8 @@ def _apply(conn: psycopg.Connection, target: CdcTarget, applied: Applied) -> Non
         ),
         (target.include_old,),
     )
+    if row_check is not None:
+        row_check.check(_new_values(conn, row_check.fields))
     if target.strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         _append(conn, target, applied)
         return

@@ -19,12 +19,14 @@ import psycopg
 import pyarrow as pa
 
 from summit_etl.cdc import target as cdc_target
-from summit_etl.cdc.apply import apply_batch
+from summit_etl.cdc.apply import Applied, RowCheck, apply_batch
 from summit_etl.cdc.changes import ChangeBatch, Offset
 from summit_etl.cdc.sources import ChangeSource, change_source
 from summit_etl.config import PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.load.writer import LoadResult
+from summit_etl.quality.gate import QualityGate, QualityGateFailure
+from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
 from summit_etl.store import cdc_watermarks
 from summit_etl.store.db import connect
@@ -38,7 +40,7 @@ class _Clock:
     """Time per stage; failures are tagged with the stage they happened in."""
 
     def __init__(self) -> None:
-        self.spent = {"extraction": 0.0, "loading": 0.0}
+        self.spent = {"extraction": 0.0, "validation": 0.0, "loading": 0.0}
 
     def run(self, stage: str, step: Callable[[], T]) -> T:
         started = time.perf_counter()
@@ -69,30 +71,33 @@ def run_cdc(config: PipelineConfig, request: RunRequest, summit_url: str) -> Run
     """Apply the source's pending changes once and record the run; raises StageFailure
     after recording a failure."""
     clock = _Clock()
+    gate = gate_for(config, request, summit_url, changes=True)
 
     def execute(outcome: RunOutcome) -> None:
         outcome.load = LoadResult()
-        _replicate(config, request.run_id, summit_url, clock, outcome)
+        _replicate(config, request.run_id, summit_url, clock, outcome, gate)
 
     def finalize(outcome: RunOutcome, duration: float) -> None:
         outcome.metrics = _metrics(clock, duration, outcome.counts)
+        if gate is not None and reportable(outcome):
+            outcome.quality_report = record_report(config, request, summit_url, gate, duration)
 
     return recorded_run(config, request, summit_url, execute, finalize)
 
 
 def _replicate(
-    config: PipelineConfig, run_id: str, summit_url: str, clock: _Clock, outcome: RunOutcome
+    config: PipelineConfig,
+    run_id: str,
+    summit_url: str,
+    clock: _Clock,
+    outcome: RunOutcome,
+    gate: QualityGate | None,
 ) -> None:
     # Refused rather than ignored: a CDC run applies changes as captured.
     if config.transformation.transformations:
         raise StageFailure(
             "transformation",
             ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
-        )
-    if config.quality.rules or config.quality.min_overall_score is not None:
-        raise StageFailure(
-            "validation",
-            ValueError("quality rules are not evaluated on CDC changes; remove the quality block"),
         )
     source = clock.run("extraction", lambda: change_source(config))
     clock.run("extraction", source.prepare)
@@ -104,10 +109,21 @@ def _replicate(
     offset = clock.run("loading", lambda: cdc_target.committed_offset(config, summit_url))
     outcome.watermark_from = offset.value if offset else None
     read_started = datetime.now(UTC)
+    row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
     with psycopg.connect(target.url) as conn:
         for batch in clock.each("extraction", iter(source.read(offset))):
-            _apply(config, run_id, summit_url, clock, outcome, source, target, conn, batch)
+            _apply(
+                config, run_id, summit_url, clock, outcome, source, target, conn, batch, row_check
+            )
             offset = batch.offset
+    if gate is not None:
+        written = outcome.counts.records_loaded
+        clock.run(
+            "validation",
+            lambda: check_written_target(
+                gate, config, target.url, written, stream_saw_every_row=False, key=target.key
+            ),
+        )
     if offset is not None:
         mirror(summit_url, config, offset, caught_up_at=read_started)
         outcome.watermark_to = offset.value
@@ -123,14 +139,25 @@ def _apply(
     target: cdc_target.CdcTarget,
     conn: psycopg.Connection,
     batch: ChangeBatch,
+    row_check: RowCheck | None,
 ) -> None:
     label = config.source.label
-    applied = clock.run(
-        "loading",
-        lambda: apply_batch(
-            conn, target, batch, pipeline_id=config.id, source_table=label, run_id=run_id
-        ),
-    )
+
+    def apply() -> Applied:
+        try:
+            return apply_batch(
+                conn,
+                target,
+                batch,
+                pipeline_id=config.id,
+                source_table=label,
+                run_id=run_id,
+                row_check=row_check,
+            )
+        except QualityGateFailure as failure:  # the batch was rolled back
+            raise StageFailure("validation", failure) from failure
+
+    applied = clock.run("loading", apply)
     counts, result = outcome.counts, outcome.load
     counts.records_extracted += len(batch.changes)
     counts.records_transformed += len(batch.changes)
@@ -179,7 +206,7 @@ def _metrics(clock: _Clock, total: float, counts: RunCounts) -> dict[str, float]
     return {
         "extractionDurationMs": ms(clock.spent["extraction"]),
         "transformationDurationMs": 0.0,
-        "validationDurationMs": 0.0,
+        "validationDurationMs": ms(clock.spent["validation"]),
         "loadingDurationMs": ms(clock.spent["loading"]),
         "totalDurationMs": ms(total),
         "throughputRecordsPerSecond": round(counts.records_loaded / total, 1) if total else 0.0,

@@ -183,6 +183,13 @@ class PipelineConfig(Model):
                 f"loading.upsertKey is required for loading.strategy "
                 f"'{self.loading.strategy.value}'"
             )
+        if strategy is ExtractionStrategy.cdc and (
+            held := [r.id for r in self.quality.rules if r.action == "quarantine"]
+        ):
+            raise ValueError(
+                f"quality rules {', '.join(held)} quarantine rows, which a CDC pipeline cannot "
+                "do without its target drifting from the source: use action 'warn' or 'fail'"
+            )
         self._check_target_rules_can_name_the_target()
         return self
 

@@ -94,10 +94,18 @@ class _Expectations:
 
 
 class QualityGate:
-    def __init__(self, quality: QualityConfig, quarantine: QuarantineSink) -> None:
+    def __init__(
+        self, quality: QualityConfig, quarantine: QuarantineSink, *, changes: bool = False
+    ) -> None:
+        """`changes`: the batches are changes to a keyed target (CDC), where a key updated
+        twice is no repeat, so `unique` is judged on the target alone."""
         self.quality = quality
         self.rules = compile_rules(quality.rules)
-        self.row_rules = [r for r in self.rules if not r.on_target]
+        self.row_rules = [
+            r
+            for r in self.rules
+            if not r.on_target and not (changes and r.rule.rule.type == "unique")
+        ]
         self.outcomes = {r.id: RuleOutcome(r.rule) for r in self.rules}
         self.statistics = ColumnStatistics({r.field for r in self.rules if r.field})
         self.quarantine = quarantine
@@ -107,7 +115,7 @@ class QualityGate:
         }
         self._expectations = _Expectations(self.row_rules) if self.row_rules else None
         # Only the columns the row rules read go to pandas.
-        self._fields = sorted({str(r.field) for r in self.row_rules})
+        self.fields = sorted({str(r.field) for r in self.row_rules})
 
     def stream(self, batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
         """Checked batches, in order. Each batch is validated on a worker thread while the
@@ -124,6 +132,12 @@ class QualityGate:
                 yield done
         self._enforce()
 
+    def check(self, batch: pa.Table) -> None:
+        """Validate one batch that is applied whole or not at all (a CDC batch, inside its
+        transaction): blocking rules raise before it is applied."""
+        self._checked(batch)
+        self._enforce()
+
     def _checked(self, batch: pa.Table) -> pa.Table:
         self.statistics.observe(batch)
         if self._expectations is None or not batch.num_rows:
@@ -131,7 +145,7 @@ class QualityGate:
         return self._validate(batch)
 
     def _validate(self, batch: pa.Table) -> pa.Table:
-        frame = _pandas_frame(batch, self._fields)
+        frame = _pandas_frame(batch, self.fields)
         held: dict[int, list[str]] = {}
         by_id = {r.id: r for r in self.row_rules}
         for rule_id, result in self._expectations.validate(frame) if self._expectations else []:

@@ -123,7 +123,7 @@ def check_target(
             continue
         kind = outcome.rule.rule.type
         if kind == "unique" and isinstance(observed, int):
-            _add_target_repeats(outcome, observed, table)
+            _add_target_repeats(outcome, observed, table, weight)
         elif kind in ("referential", "custom_sql") and isinstance(observed, int):
             # Counts of offending rows: row-weighted like the row rules.
             outcome.add(max(row_count, observed), observed, [])
@@ -138,13 +138,19 @@ def check_target(
                 )
 
 
-def _add_target_repeats(outcome: RuleOutcome, repeats: int, table: TableName) -> None:
+def _add_target_repeats(
+    outcome: RuleOutcome, repeats: int, table: TableName, weight: int
+) -> None:
     """Repeats in the target that the batches did not count: values already loaded by
-    earlier runs. Repeats the batches counted were loaded too, unless quarantined."""
-    loaded = 0 if outcome.rule.action == "quarantine" else outcome.failed
-    extra = min(max(repeats - loaded, 0), outcome.evaluated - outcome.failed)
-    outcome.add(0, extra, [])
-    if extra:
+    earlier runs. Repeats the batches counted were loaded too, unless quarantined. With
+    no batches judged (a CDC run), the target's repeats weigh like a table rule's."""
+    if not outcome.evaluated:
+        outcome.add(weight, min(repeats, weight), [])
+    else:
+        loaded = 0 if outcome.rule.action == "quarantine" else outcome.failed
+        extra = min(max(repeats - loaded, 0), outcome.evaluated - outcome.failed)
+        outcome.add(0, extra, [])
+    if repeats:
         field = outcome.rule.rule.config["field"]
         outcome.message = f"{repeats} rows of {table} repeat an earlier row's {field}"
 
