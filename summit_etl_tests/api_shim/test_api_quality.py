@@ -7,11 +7,9 @@ import subprocess
 
 import httpx
 
-from summit_etl.settings import PROJECT_ROOT
 from summit_etl_tests.api_shim.conftest import Stack
-from summit_etl_tests.support import run_sql
+from summit_etl_tests.support import RUNBOOK, run_sql
 
-RUNBOOK = PROJECT_ROOT.parent / "shared" / "runbook.md"
 LATEST_ISSUES = "curl http://localhost:4020/quality/reports/latest | jq '.issues[]'"
 REPORT = "curl http://localhost:4020/quality/reports/{run-id} | jq"
 DIMENSIONS = "curl http://localhost:4020/quality/reports/{run-id} | jq '.dimensions'"

@@ -13,10 +13,8 @@ import time
 
 import pytest
 
-from summit_etl.settings import PROJECT_ROOT
 from summit_etl_tests.api_shim.conftest import Stack
-
-RUNBOOK = PROJECT_ROOT.parent / "shared" / "runbook.md"
+from summit_etl_tests.support import RUNBOOK
 
 START = "curl -X POST http://localhost:4020/pipelines/{pipeline-id}/execute"
 MONITOR = """curl -s http://localhost:4020/pipelines/{pipeline-id}/runs | jq ".[0]\""""

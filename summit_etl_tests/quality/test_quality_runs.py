@@ -11,7 +11,7 @@ import pytest
 from summit_etl.engine import RunRequest, StageFailure, run_pipeline
 from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import parse_pipeline
-from summit_etl_tests.support import run_sql
+from summit_etl_tests.support import RUNBOOK_PSQL, run_sql
 
 
 @pytest.fixture
@@ -238,15 +238,7 @@ def test_sla_overrun_lowers_timeliness(people: str, target_url: str, summit_url:
 def test_reports_are_stored_for_the_runbooks_trend_query(people: str, target_url: str, summit_url: str) -> None:
     config = pipeline(people, target_url, [rule("email-present", "completeness", "not_null", {"field": "email"})])
     first, second = run(config, summit_url), run(config, summit_url)
-    rows = run_sql(summit_url, """
-      SELECT
-        DATE(timestamp) as date,
-        AVG(overall_score) as avg_quality_score
-      FROM data_quality_reports
-      WHERE timestamp > NOW() - INTERVAL '7 days'
-      GROUP BY DATE(timestamp)
-      ORDER BY date;
-    """)
+    rows = run_sql(summit_url, RUNBOOK_PSQL["quality trend (weekly 3)"])
     assert len(rows) == 1 and float(rows[0][1]) == pytest.approx(first.quality_report["overallScore"])
     scores = run_sql(summit_url, "SELECT quality_score FROM pipeline_runs ORDER BY created_at")
     assert [s[0] for s in scores] == [first.quality_report["overallScore"], second.quality_report["overallScore"]]

@@ -1,8 +1,8 @@
 """Every psql statement of the runbook that touches the summit tables runs unchanged.
 
-The statements are read out of `../shared/runbook.md` when it is there (it is beside
-every checkout and CI clone), so a runbook edit is checked too; the copies below are
-what the runbook said when this was written, and the test insists they still match.
+The copies in `summit_etl_tests/support.py` are what `../shared/runbook.md` (beside every
+checkout and CI clone) said when this was written; the test insists they still match, so
+a runbook edit is checked too, and the tests of the features they read use them.
 """
 
 from __future__ import annotations
@@ -15,63 +15,9 @@ import uuid
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from summit_etl.settings import PROJECT_ROOT
-from summit_etl_tests.support import run_sql
-
-RUNBOOK = PROJECT_ROOT.parent / "shared" / "runbook.md"
-
-STATEMENTS = {
-    "failed runs (morning checklist 3)": """
-  SELECT pipeline_id, COUNT(*) as failures
-  FROM pipeline_runs
-  WHERE status = 'failed'
-    AND created_at > NOW() - INTERVAL '24 hours'
-  GROUP BY pipeline_id;
-""",
-    "cdc lag (morning checklist 5)": """
-  SELECT
-    source_table,
-    last_processed_time,
-    NOW() - last_processed_time as lag
-  FROM etl_cdc_watermarks
-  WHERE last_processed_time < NOW() - INTERVAL '1 hour';
-""",
-    "clean old runs (weekly 1)": """
-  DELETE FROM pipeline_runs
-  WHERE created_at < NOW() - INTERVAL '30 days';
-""",
-    "quality trend (weekly 3)": """
-  SELECT
-    DATE(timestamp) as date,
-    AVG(overall_score) as avg_quality_score
-  FROM data_quality_reports
-  WHERE timestamp > NOW() - INTERVAL '7 days'
-  GROUP BY DATE(timestamp)
-  ORDER BY date;
-""",
-}
-
-SQL_BLOCKS = {
-    "reset watermark": """-- Backup current watermark
-CREATE TABLE etl_watermarks_backup AS
-SELECT * FROM etl_watermarks WHERE source_table = 'your_table';
-
--- Reset watermark
-DELETE FROM etl_watermarks WHERE source_table = 'your_table';""",
-    "pause": """UPDATE pipelines
-SET enabled = false
-WHERE pipeline_id = 'your-pipeline';""",
-    "resume": """UPDATE pipelines
-SET enabled = true
-WHERE pipeline_id = 'your-pipeline';""",
-    "cdc lag alert": """SELECT
-  source_table,
-  NOW() - last_processed_time as lag,
-  last_processed_value
-FROM etl_cdc_watermarks
-ORDER BY lag DESC;""",
-}
-
+from summit_etl_tests.support import RUNBOOK, run_sql
+from summit_etl_tests.support import RUNBOOK_PSQL as STATEMENTS
+from summit_etl_tests.support import RUNBOOK_SQL_BLOCKS as SQL_BLOCKS
 
 # Weekly 2 sends two VACUUMs in one `-c`, which PostgreSQL runs as one implicit
 # transaction and refuses ("VACUUM cannot run inside a transaction block") on any
