@@ -1,0 +1,30 @@
+"""Failpoints: named places in a run where the fault-injection tests make the worker die.
+
+A test sets `SUMMIT_FAILPOINT=<name>` in the environment of the process that runs the
+pipeline; reaching that point then kills the process with SIGKILL, exactly as an
+out-of-memory kill or a pulled plug would, with no chance to clean up. Unset (always, in
+production), a failpoint is a dictionary lookup.
+
+The points (each placed by the module that owns the stage):
+- `extraction`: the first batch has been read from the source;
+- `loading`: the first batch has been handed to the target (mid-COPY);
+- `quarantine`: quarantined rows have been written, the target has not committed;
+- `target-committed`: the target committed; watermark, quarantine confirmation and run
+  record are not yet written;
+- `cdc-applied`: a CDC batch committed on the target; the source is not yet confirmed
+  and `etl_cdc_watermarks` not yet mirrored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "SUMMIT_FAILPOINT"
+POINTS = ("extraction", "loading", "quarantine", "target-committed", "cdc-applied")
+
+
+def failpoint(name: str) -> None:
+    """Die here, at once, if the test running this process asked for `name`."""
+    if os.environ.get(ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
