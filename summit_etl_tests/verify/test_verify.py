@@ -3,11 +3,14 @@ range bisection down to the row; scd_type2 current rows; renames; refusals."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from summit_etl import cli
 from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.registry import parse_pipeline
 from summit_etl.verify import VerifyUnsupported, diff, verify_pipeline
@@ -162,3 +165,21 @@ def test_a_missing_target_is_said_plainly(source_url: str, target_url: str, summ
     run_sql(source_url, TABLE.format(name="public.items"))
     with pytest.raises(VerifyUnsupported, match="items_copy does not exist yet"):
         verify_pipeline(pipeline(source_url, target_url), summit_url)
+
+
+def test_the_cli_answers_in_json_and_exits_1_on_differences(
+    source_url: str, target_url: str, summit_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_equal(source_url, target_url, 50)
+    run_sql(target_url, "DELETE FROM public.items_copy WHERE id = 1")
+    raw = {"id": "items", "name": "Items", "source": {"url": source_url, "table": "public.items"},
+           "loading": {"strategy": "upsert", "targetTable": "public.items_copy",
+                       "targetUrl": target_url, "upsertKey": ["id"]}}
+    (tmp_path / "items.yaml").write_text(json.dumps(raw))  # YAML is a superset of JSON
+    monkeypatch.setenv("SUMMIT_PIPELINES_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", summit_url)
+    assert cli.main(["verify", "items", "--json"]) == 1
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["status"], answer["missing"]) == ("differ", 1)
+    assert cli.main(["verify", "nope"]) == 2
