@@ -17,7 +17,7 @@ from api_shim.dagster import DagsterClient
 from api_shim.database import Database
 from api_shim.errors import http_error, unexpected_error
 from api_shim.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestLogMiddleware
-from api_shim.routes import admin, cdc, pipelines, quality, runs, system
+from api_shim.routes import admin, cdc, pipelines, quality, runs, system, verify
 from api_shim.services import Services
 from api_shim.settings import ApiSettings
 from summit_etl.logs import configure_logging
@@ -42,6 +42,7 @@ ROUTES = [
     Route("/pipelines/{pipeline_id}/runs", runs.list_runs, methods=["GET"]),
     Route("/pipelines/{pipeline_id}/runs/{run_id}", runs.get_run, methods=["GET"]),
     Route("/pipelines/{pipeline_id}/runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
+    Route("/pipelines/{pipeline_id}/verify", verify.verify, methods=["POST"]),
     Route("/pipelines/{pipeline_id}/cdc/start", cdc.start, methods=["POST"]),
     Route("/pipelines/{pipeline_id}/cdc/stop", cdc.stop, methods=["POST"]),
     Route(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
 from summit_etl.store import db
+from summit_etl.verify import VerifyUnsupported, verify_pipeline
 
 log = logging.getLogger("summit_etl.cli")
 
@@ -194,6 +196,32 @@ def replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Exit 0 when source and target match, 1 when they differ, 2 when they cannot be compared."""
+    settings = Settings.from_env()
+    registry = load_registry(settings.pipelines_dir, settings.database_url)
+    config = registry.pipelines.get(args.pipeline_id)
+    if config is None:
+        print(f"pipeline {args.pipeline_id!r} not found", file=sys.stderr)
+        return 2
+    try:
+        answer = verify_pipeline(config, settings.database_url)
+    except VerifyUnsupported as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer, default=str))
+    else:
+        print(
+            f"{args.pipeline_id}: {answer['status']} — source {answer['sourceRows']} rows, "
+            f"target {answer['targetRows']}; missing {answer['missing']}, extra "
+            f"{answer['extra']}, different {answer['different']} ({answer['durationMs']:.0f} ms)"
+        )
+        for example in answer["examples"]:
+            print(f"  {example['kind']}: {example['key']}")
+    return 0 if answer["status"] == "match" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="summit-etl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     replayer.add_argument("pipeline_id")
     replayer.add_argument("run_id")
     replayer.set_defaults(handler=replay)
+    verifier = commands.add_parser(
+        "verify", help="compare a pipeline's source and target by key (exit 1 when they differ)"
+    )
+    verifier.add_argument("pipeline_id")
+    verifier.add_argument("--json", action="store_true", help="print the answer as JSON")
+    verifier.set_defaults(handler=verify)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

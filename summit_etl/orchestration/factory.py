@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dagster import AssetsDefinition, AssetSpec, Definitions, define_asset_job
+from dagster import (
+    AssetChecksDefinition,
+    AssetsDefinition,
+    AssetSelection,
+    AssetSpec,
+    Definitions,
+    define_asset_job,
+)
 
 from summit_etl.config import ExtractionStrategy, PipelineConfig
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
@@ -13,12 +20,14 @@ from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
+from summit_etl.orchestration.verify_check import verifiable, verify_check, verify_check_key
 from summit_etl.registry import ConfigError, Registry
 
 
 def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     assets: list[AssetsDefinition] = []
     sources: dict[object, AssetSpec] = {}
+    checks: list[AssetChecksDefinition] = []
     jobs, schedules, cdc_sensors = [], [], []
     errors = list(registry.errors)
     claimed: dict[object, str] = {}
@@ -27,9 +36,14 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         assets.append(asset)
         spec = source_spec(config)
         sources.setdefault(spec.key, spec)
+        selection: AssetSelection = AssetSelection.assets(target_key(config))
+        if verifiable(config):
+            checks.append(verify_check(config))
+            # On demand only: a run loads, it does not also read both tables whole.
+            selection -= AssetSelection.checks(verify_check_key(config))
         job = define_asset_job(
             job_name(config.id),
-            selection=[target_key(config)],
+            selection=selection,
             tags={PIPELINE_TAG: config.id},
             description=f"Runs pipeline {config.id}: {config.name}",
         )
@@ -41,6 +55,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             cdc_sensors.append(cdc_sensor(config, job, summit_url))
     return Definitions(
         assets=[*sources.values(), *assets],
+        asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
         sensors=[
