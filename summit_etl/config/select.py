@@ -12,6 +12,8 @@ from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
 _MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+# Longer text is no sensible query, and walking its tree would take seconds.
+_MAX_LENGTH = 100_000
 
 
 class _Refusals(Visitor):
@@ -34,10 +36,14 @@ class _Refusals(Visitor):
 def check_select(query: str, what: str) -> str:
     """`query` if PostgreSQL parses it as exactly one plain SELECT, else a ValueError
     that names `what` (the setting or rule)."""
+    if len(query) > _MAX_LENGTH:
+        raise ValueError(f"{what} is longer than {_MAX_LENGTH} characters")
     try:
         statements = parse_sql(query)
     except ParseError as exc:
         raise ValueError(f"{what} is not valid SQL: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
     if len(statements) != 1:
         count = f"{len(statements)} statements" if statements else "no statement"
         raise ValueError(f"{what} must be a single SELECT, but it holds {count}")
@@ -46,7 +52,10 @@ def check_select(query: str, what: str) -> str:
         kind = type(statement).__name__.removesuffix("Stmt").upper()
         raise ValueError(f"{what} must be a single SELECT, not a {kind} statement")
     refusals = _Refusals()
-    refusals(statement)
+    try:
+        refusals(statement)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
     if refusals.found:
         reasons = ", ".join(dict.fromkeys(refusals.found))
         raise ValueError(f"{what} must be a single plain SELECT: it holds {reasons}")

@@ -21,6 +21,7 @@ REFUSED = [
     ("SELECT * FROM (SELECT * FROM users FOR SHARE) AS u", "locking clause"),
     ("SELEC * FROM users", "is not valid SQL"),
     ("  ", "but it holds no statement"),
+    ("SELECT 1" + " " * 100_000, "is longer than 100000 characters"),
 ]
 ACCEPTED = [
     "SELECT id, name FROM public.users WHERE name <> ';'",
