@@ -56,9 +56,14 @@ class ConfigPolicy:
     def allows_variable(self, name: str) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.env_allow)
 
-    def allows_module(self, module: str) -> bool:
+    def allows_function(self, path: str) -> bool:
+        """`package.module:function` in an allowed module, and no private (`_x`, `__x__`)
+        part through which a module's internals could be reached."""
         if self.trusted:
             return True
+        module, _, function = path.partition(":")
+        if any(part.startswith("_") for part in [*module.split("."), function]):
+            return False
         return any(module == p or module.startswith(p + ".") for p in self.custom_modules)
 
     def context(self) -> dict[str, Any]:

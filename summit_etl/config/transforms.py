@@ -132,11 +132,10 @@ class CustomTransform(Step):
     @classmethod
     def _allowed(cls, value: str, info: ValidationInfo) -> str:
         policy = policy_of(info.context)
-        module = value.partition(":")[0]
-        if not policy.allows_module(module):
+        if not policy.allows_function(value):
             allowed = ", ".join(policy.custom_modules) or "none"
             raise ValueError(
-                f"custom step function {value!r}: module {module!r} is not among the modules "
+                f"custom step function {value!r} is not a public function of the modules "
                 f"that pipelines created over the API may call (allowed: {allowed}; the "
                 f"operator sets {CUSTOM_MODULES_SETTING}, or defines the pipeline in a file "
                 "of the pipelines folder)"

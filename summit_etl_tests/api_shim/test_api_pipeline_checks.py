@@ -27,7 +27,7 @@ def test_hostile_configs_are_400_naming_the_field(api: httpx.Client, stack: Stac
     leak["source"]["table"] = "${DATABASE_URL}"
     text = refused(api, leak)
     assert "source.table" in text and stack.summit_url not in text
-    assert "module 'os' is not among the modules" in refused(
+    assert "'os:system' is not a public function of the modules" in refused(
         api, with_steps("code", {"type": "custom", "function": "os:system"})
     )
     rule = {"id": "sneaky", "dimension": "accuracy", "rule": {
