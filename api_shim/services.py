@@ -40,7 +40,9 @@ def require_pipeline(conn: Connection, pipeline_id: str) -> PipelineRow:
 
 def pipeline_config(row: PipelineRow) -> PipelineConfig:
     try:
-        return parse_pipeline(row.config, f"pipeline {row.pipeline_id!r}")
+        return parse_pipeline(
+            row.config, f"pipeline {row.pipeline_id!r}", trusted=row.origin == "file"
+        )
     except ConfigError as exc:
         raise ApiError(
             409, f"pipeline {row.pipeline_id!r} has an invalid stored configuration", exc.problems

@@ -15,7 +15,7 @@ import psycopg
 import yaml
 from pydantic import ValidationError
 
-from summit_etl.config import MissingEnvironmentVariable, PipelineConfig, interpolate_env
+from summit_etl.config import ConfigPolicy, PipelineConfig
 from summit_etl.identifiers import InvalidIdentifierError
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store.db import connect
@@ -44,15 +44,19 @@ def describe_validation_error(error: ValidationError) -> list[str]:
     return problems
 
 
-def parse_pipeline(raw: Any, origin: str, environ: dict[str, str] | None = None) -> PipelineConfig:
-    """Validate one raw configuration (as parsed from YAML or JSON) into a PipelineConfig."""
+def parse_pipeline(
+    raw: Any, origin: str, environ: dict[str, str] | None = None, *, trusted: bool = False
+) -> PipelineConfig:
+    """Validate one raw configuration (as parsed from YAML or JSON) into a PipelineConfig.
+    `trusted`: it is an operator's file, not a request body (see config.policy)."""
     if not isinstance(raw, dict):
         raise ConfigError(origin, ["the configuration must be a mapping of keys to values"])
+    policy = ConfigPolicy.from_env(trusted=trusted, environ=environ)
     try:
-        return PipelineConfig.model_validate(interpolate_env(raw, environ))
+        return PipelineConfig.model_validate(raw, context=policy.context())
     except ValidationError as exc:
         raise ConfigError(origin, describe_validation_error(exc)) from None
-    except (MissingEnvironmentVariable, InvalidIdentifierError) as exc:
+    except InvalidIdentifierError as exc:
         raise ConfigError(origin, [str(exc)]) from None
 
 
@@ -75,7 +79,7 @@ class Registry:
 
     def add(self, raw: Any, origin: str, *, from_file: bool = False) -> None:
         try:
-            config = parse_pipeline(raw, origin)
+            config = parse_pipeline(raw, origin, trusted=from_file)
         except ConfigError as exc:
             self.errors.append(exc)
             log.error(

@@ -14,6 +14,7 @@ from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.keys import cdc_sensor_name, job_name, schedule_name
 from summit_etl.registry import ConfigError, parse_pipeline
 from summit_etl.store import pipelines as pipeline_store
+from summit_etl.transform.references import check_against_source
 
 
 def _validated(body: dict, path_id: str | None = None) -> PipelineConfig:
@@ -29,6 +30,13 @@ def _validated(body: dict, path_id: str | None = None) -> PipelineConfig:
         return parse_pipeline(body, "request body")
     except ConfigError as exc:
         raise ApiError(400, "invalid pipeline configuration", exc.problems) from exc
+
+
+def _check_columns(config: PipelineConfig) -> None:
+    """Steps that read columns their rows will not have are refused now, not at the run."""
+    problems = check_against_source(config)
+    if problems:
+        raise ApiError(400, "invalid pipeline configuration", problems)
 
 
 def _publish(svc: Services, pipeline_id: str) -> None:
@@ -55,6 +63,7 @@ async def create_pipeline(request: Request) -> JSONResponse:
     svc = services(request)
 
     def create() -> pipeline_store.PipelineRow:
+        _check_columns(config)
         with svc.db.connection() as conn:
             try:
                 row = pipeline_store.create(conn, body, config.enabled)
@@ -88,6 +97,7 @@ async def replace_pipeline(request: Request) -> JSONResponse:
     svc = services(request)
 
     def replace() -> pipeline_store.PipelineRow:
+        _check_columns(config)
         with svc.db.connection() as conn:
             _owned_by_api(require_pipeline(conn, pipeline_id))
             row = pipeline_store.replace(conn, body, config.enabled)

@@ -1,10 +1,15 @@
 """The pipeline model (SPEC §2): typed, strictly validated pipeline configurations.
 
 `pipeline` holds the pipeline and its source, extraction, loading and schedule blocks;
-`transforms` and `quality` their own blocks; `environment` the `${VAR}` interpolation.
+`transforms` and `quality` their own blocks; `environment` the `${VAR}` interpolation of
+connection URLs; `policy` what the operator lets configurations do; `select` the check
+of queries in configurations.
 """
 
-from summit_etl.config.environment import MissingEnvironmentVariable, interpolate_env
+from summit_etl.config.environment import (
+    ForbiddenEnvironmentVariable,
+    MissingEnvironmentVariable,
+)
 from summit_etl.config.pipeline import (
     MERGE_STRATEGIES,
     CdcConfig,
@@ -19,6 +24,7 @@ from summit_etl.config.pipeline import (
     SourceConfig,
     WatermarkConfig,
 )
+from summit_etl.config.policy import ConfigPolicy
 from summit_etl.config.quality import (
     Dimension,
     QualityConfig,
@@ -49,6 +55,7 @@ __all__ = [
     "CastType",
     "CdcConfig",
     "CdcStrategy",
+    "ConfigPolicy",
     "CustomTransform",
     "DeduplicateTransform",
     "DeriveTransform",
@@ -56,6 +63,7 @@ __all__ = [
     "ExtractionConfig",
     "ExtractionStrategy",
     "FilterTransform",
+    "ForbiddenEnvironmentVariable",
     "FlattenTransform",
     "JoinTransform",
     "LoadStrategy",
@@ -76,5 +84,4 @@ __all__ = [
     "TransformationConfig",
     "TypecastTransform",
     "WatermarkConfig",
-    "interpolate_env",
 ]

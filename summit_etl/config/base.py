@@ -33,10 +33,3 @@ def qualified_table(what: str) -> AfterValidator:
     """For `Annotated[str, qualified_table("loading.targetTable")]`: `table` or `schema.table`."""
     return AfterValidator(partial(_check_table, what=what))
 
-
-def check_select(query: str, what: str) -> str:
-    """`query` if it is one SELECT (or WITH ... SELECT) statement."""
-    head = query.lstrip().split(None, 1)[0].lower() if query.strip() else ""
-    if head not in ("select", "with") or ";" in query.rstrip().rstrip(";"):
-        raise ValueError(f"{what} must be a single SELECT (or WITH ... SELECT)")
-    return query

@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from summit_etl.config.base import Model, check_select, qualified_table, sql_name
+from summit_etl.config.base import Model, qualified_table, sql_name
+from summit_etl.config.environment import ConnectionUrl
 from summit_etl.config.quality import QualityConfig
+from summit_etl.config.select import check_select
 from summit_etl.config.transforms import TransformationConfig
 from summit_etl.identifiers import TableName
 
@@ -24,7 +26,7 @@ PIPELINE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class SourceConfig(Model):
-    url: str = Field(min_length=1)
+    url: ConnectionUrl
     table: Annotated[str, qualified_table("source.table")] | None = None
     query: str | None = None
 
@@ -107,7 +109,7 @@ MERGE_STRATEGIES = {
 class LoadingConfig(Model):
     strategy: LoadStrategy = LoadStrategy.bulk
     target_table: Annotated[str, qualified_table("loading.targetTable")]
-    target_url: str | None = None
+    target_url: ConnectionUrl | None = None
     upsert_key: list[Annotated[str, sql_name("loading.upsertKey")]] = Field(default_factory=list)
     create_table: bool = False
 

@@ -63,7 +63,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             config_error_sensor(errors),
             *cdc_sensors,
         ],
-        resources={"summit": SummitDatabase(url=summit_url)},
+        resources={"summit": SummitDatabase.for_url(summit_url)},
         metadata={"config_errors": [str(e) for e in errors]},
     )
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from summit_etl.config.select import check_select
 from summit_etl.identifiers import TableName, check_name
 
 if TYPE_CHECKING:  # great_expectations takes seconds to import: only runs with rules pay it
@@ -93,11 +94,16 @@ def check_rule_config(rule: QualityRule) -> None:
         raise RuleConfigError(f"quality rule {rid!r}: row_count needs 'min', 'max' or both")
     elif spec.type == "custom_sql":
         query = str(_need(config, "query", rid))
-        if "{batch}" not in query or not query.lstrip().lower().startswith(("select", "with")):
+        if "{batch}" not in query:
             raise RuleConfigError(
                 f"quality rule {rid!r}: query must be a SELECT of the offending rows "  # noqa: S608
                 "from {batch}"
             )
+        # {batch} becomes a relation when the rule runs; any name stands in for it here.
+        try:
+            check_select(query.replace("{batch}", "batch"), f"quality rule {rid!r} query")
+        except ValueError as exc:
+            raise RuleConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

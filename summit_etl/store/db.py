@@ -13,6 +13,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import create_engine
 
+from summit_etl.logs import MASK, redact_text
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,10 +29,14 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
 
 
 def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and error messages."""
-    params = conninfo_to_dict(url)
+    """The URL with any password replaced, for logs and error messages; text that is no
+    connection string is masked by pattern rather than echoed in a parse error."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return redact_text(url)
     if "password" in params:
-        params["password"] = "***"
+        params["password"] = MASK
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 

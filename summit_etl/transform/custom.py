@@ -1,7 +1,9 @@
 """The custom step: a user function `package.module:function` from DataFrame to DataFrame.
 
 The function is named in the pipeline configuration and imported as code of the
-deployment (it must be importable by the worker); it runs once per batch.
+deployment (it must be importable by the worker); it runs once per batch. Which modules
+a configuration may name is settled when it is validated (config.policy): any for the
+operator's files, only allowed prefixes for pipelines created over the API.
 """
 
 from __future__ import annotations

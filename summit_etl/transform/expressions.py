@@ -123,6 +123,7 @@ def _lex(text: str) -> _Lexed:
 class _Compiler:
     def __init__(self, lexed: _Lexed) -> None:
         self._lexed = lexed
+        self.columns: dict[str, None] = {}  # the column names read, in order of appearance
 
     def _original(self, node: ast.AST) -> str:
         """The text of `node` in the user's spelling, for messages."""
@@ -140,6 +141,7 @@ class _Compiler:
             name = self._name(node.id)
             if name.startswith("__"):
                 raise TransformError(f"the name {name!r} is not allowed")
+            self.columns[name] = None
             return lambda batch: column(batch, name, "column")
         if isinstance(node, ast.BoolOp):
             combine = pc.and_kleene if isinstance(node.op, ast.And) else pc.or_kleene
@@ -267,6 +269,7 @@ class Expression:
 
     text: str
     _evaluate: Evaluator
+    columns: tuple[str, ...]  # the columns it reads, so they can be checked before a run
 
     def evaluate(self, batch: pa.Table) -> pa.Array | pa.ChunkedArray:
         """One value per row of `batch` (a literal result is repeated)."""
@@ -281,7 +284,9 @@ def parse_expression(text: str) -> Expression:
     lexed = _lex(text)
     try:
         tree = ast.parse(lexed.source, mode="eval")
-        return Expression(text, _Compiler(lexed).compile(tree.body))
+        compiler = _Compiler(lexed)
+        evaluate = compiler.compile(tree.body)
+        return Expression(text, evaluate, tuple(compiler.columns))
     except SyntaxError as exc:
         offset = (exc.offset or 0) - 1
         before = [token for start, token in lexed.starts if start <= offset]

@@ -89,16 +89,6 @@ def test_bad_pipeline_id_and_cron() -> None:
     assert "schedule.cron" in problems(base(schedule={"cron": "every day"}))
 
 
-def test_environment_interpolation_with_default_and_missing() -> None:
-    raw = base(source={"url": "${SRC_URL}", "table": "t"})
-    config = parse_pipeline(raw, "x", environ={"SRC_URL": "postgresql://h/db"})
-    assert config.source.url == "postgresql://h/db"
-    raw = base(source={"url": "${NOPE:-postgresql://fallback/db}", "table": "t"})
-    assert parse_pipeline(raw, "x", environ={}).source.url == "postgresql://fallback/db"
-    with pytest.raises(ConfigError, match=r"source.url: environment variable NOPE is not set"):
-        parse_pipeline(base(source={"url": "${NOPE}", "table": "t"}), "x", environ={})
-
-
 def test_one_bad_file_does_not_stop_the_others(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(
         "id: good\nname: Good\nsource: {url: 'postgresql://h/d', table: t}\n"

@@ -7,13 +7,15 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from summit_etl.config import TransformationConfig
+from summit_etl.config import ConfigPolicy, TransformationConfig
 from summit_etl.transform import Transformer, build_transformer
 
 
 def transformer(*steps: dict[str, Any], source_url: str = "postgresql://unused") -> Transformer:
-    """A Transformer for steps written as in a pipeline file (camelCase keys)."""
-    config = TransformationConfig.model_validate({"transformations": list(steps)})
+    """A Transformer for steps written as in a pipeline file (camelCase keys, trusted)."""
+    config = TransformationConfig.model_validate(
+        {"transformations": list(steps)}, context=ConfigPolicy(trusted=True).context()
+    )
     return build_transformer(config.transformations, source_url=source_url)
 
 
