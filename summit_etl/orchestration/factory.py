@@ -13,7 +13,9 @@ from dagster import (
     define_asset_job,
 )
 
+from summit_etl.alerts.settings import AlertSettings
 from summit_etl.config import ExtractionStrategy, PipelineConfig
+from summit_etl.orchestration.alerts_sensor import alerts_sensor
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
 from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
@@ -61,6 +63,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         sensors=[
             *run_record_sensors(jobs, summit_url),
             config_error_sensor(errors),
+            alerts_sensor(registry.pipelines, summit_url, AlertSettings.from_env()),
             *cdc_sensors,
         ],
         resources={"summit": SummitDatabase(url=summit_url)},
