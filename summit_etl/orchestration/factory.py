@@ -19,6 +19,7 @@ from summit_etl.orchestration.alerts_sensor import alerts_sensor
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
 from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
+from summit_etl.orchestration.maintenance import maintenance_definitions
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
@@ -55,11 +56,12 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             schedules.append(schedule)
         if config.extraction.strategy is ExtractionStrategy.cdc:
             cdc_sensors.append(cdc_sensor(config, job, summit_url))
+    maintenance_jobs, maintenance_schedules = maintenance_definitions(registry.pipelines)
     return Definitions(
         assets=[*sources.values(), *assets],
         asset_checks=checks,
-        jobs=jobs,
-        schedules=schedules,
+        jobs=[*jobs, *maintenance_jobs],
+        schedules=[*schedules, *maintenance_schedules],
         sensors=[
             *run_record_sensors(jobs, summit_url),
             config_error_sensor(errors),
