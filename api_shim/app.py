@@ -17,7 +17,7 @@ from api_shim.dagster import DagsterClient
 from api_shim.database import Database
 from api_shim.errors import http_error, unexpected_error
 from api_shim.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestLogMiddleware
-from api_shim.routes import admin, cdc, pipelines, quality, runs, system, verify
+from api_shim.routes import admin, alerts, cdc, pipelines, quality, runs, system, verify
 from api_shim.services import Services
 from api_shim.settings import ApiSettings
 from summit_etl.logs import configure_logging
@@ -50,6 +50,8 @@ ROUTES = [
     ),
     Route("/quality/reports/latest", quality.latest, methods=["GET"]),
     Route("/quality/reports/{run_id}", quality.for_run, methods=["GET"]),
+    Route("/alerts", alerts.list_alerts, methods=["GET"]),
+    Route("/alerts/{alert_id}/ack", alerts.acknowledge, methods=["POST"]),
     Route("/admin/stop-all", admin.stop_all, methods=["POST"]),
     Route("/admin/resume-all", admin.resume_all, methods=["POST"]),
 ]

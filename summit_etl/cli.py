@@ -17,6 +17,7 @@ import psycopg
 
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
+from summit_etl.operator_cli import add_operator_commands
 from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     verifier.add_argument("pipeline_id")
     verifier.add_argument("--json", action="store_true", help="print the answer as JSON")
     verifier.set_defaults(handler=verify)
+    add_operator_commands(commands)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

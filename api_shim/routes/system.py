@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from api_shim.errors import ApiError
 from api_shim.services import Services, services
+from summit_etl.store import alerts as alert_store
 from summit_etl.store import cdc_watermarks, quality_reports
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store import runs as run_store
@@ -131,6 +132,7 @@ def metrics_values(svc: Services) -> dict[str, Any]:
         values.update(run_store.totals(conn))
         values["averageQualityScore"] = quality_reports.average_score(conn)
         values["maxCdcLagSeconds"] = cdc_watermarks.max_lag_seconds(conn)
+        values["openAlerts"] = alert_store.open_counts(conn)
     values["timestamp"] = _now()
     return values
 
@@ -157,6 +159,9 @@ def metrics(request: Request) -> Response:
         for key, name in _PROMETHEUS.items():
             if values[key] is not None:
                 Gauge(name, f"Summit ETL {key}", registry=registry).set(values[key])
+        alerts = Gauge("summit_alerts_open", "Open alerts", ["severity"], registry=registry)
+        for severity, count in values["openAlerts"].items():
+            alerts.labels(severity=severity).set(count)
         if "application/openmetrics-text" in accept:
             return Response(generate_openmetrics(registry), media_type=OPENMETRICS)
         return Response(

@@ -13,10 +13,13 @@ from dagster import (
     define_asset_job,
 )
 
+from summit_etl.alerts.settings import AlertSettings
 from summit_etl.config import ExtractionStrategy, PipelineConfig
+from summit_etl.orchestration.alerts_sensor import alerts_sensor
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
 from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
+from summit_etl.orchestration.maintenance import maintenance_definitions
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
@@ -53,14 +56,16 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             schedules.append(schedule)
         if config.extraction.strategy is ExtractionStrategy.cdc:
             cdc_sensors.append(cdc_sensor(config, job, summit_url))
+    maintenance_jobs, maintenance_schedules = maintenance_definitions(registry.pipelines)
     return Definitions(
         assets=[*sources.values(), *assets],
         asset_checks=checks,
-        jobs=jobs,
-        schedules=schedules,
+        jobs=[*jobs, *maintenance_jobs],
+        schedules=[*schedules, *maintenance_schedules],
         sensors=[
             *run_record_sensors(jobs, summit_url),
             config_error_sensor(errors),
+            alerts_sensor(registry.pipelines, summit_url, AlertSettings.from_env()),
             *cdc_sensors,
         ],
         resources={"summit": SummitDatabase.for_url(summit_url)},
