@@ -71,15 +71,16 @@ def blocking_check(
     ]
 
     def decide(conn: adbc.Connection) -> None:
-        check_target(
-            rules,
-            gate.outcomes,
-            lambda statement: execute(conn, statement),
-            config.loading.target_name,
-            gate.delivered,
-        )
-        gate.decided.update(rule.id for rule in rules)
         try:
+            check_target(
+                rules,
+                gate.outcomes,
+                lambda statement: execute(conn, statement),
+                config.loading.target_name,
+                gate.delivered,
+                savepoints=False,
+            )
+            gate.decided.update(rule.id for rule in rules)
             gate.enforce()
         except QualityGateFailure as failure:
             raise StageFailure("validation", failure) from failure

@@ -4,8 +4,9 @@
 One definition of each rule's SQL serves both places it runs: inside the load's own
 transaction just before it commits (blocking rules, which see the uncommitted rows and
 can still roll them back), and in a READ ONLY transaction of its own after the commit
-(the rest). Either way the rules run under a statement timeout, each in a savepoint, so
-a rule that cannot run fails alone with the database's message.
+(the rest). Either way the rules run under a statement timeout. After the commit each
+rule runs in a savepoint, so one that cannot run fails alone with the database's
+message; in the load's transaction (ADBC allows no partial rollback) it fails the load.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from summit_etl.identifiers import TableName
+from summit_etl.quality.gate import QualityGateFailure
 from summit_etl.quality.rules import CompiledRule
 from summit_etl.quality.scoring import RuleOutcome
 
@@ -77,7 +79,7 @@ def check_target_read_only(
         return
     with psycopg.connect(target_url) as conn:
         conn.read_only = True
-        check_target(rules, outcomes, psycopg_query(conn), table, row_count)
+        check_target(rules, outcomes, psycopg_query(conn), table, row_count, savepoints=True)
 
 
 def check_target(
@@ -86,9 +88,12 @@ def check_target(
     query: Query,
     table: TableName,
     row_count: int,
+    *,
+    savepoints: bool,
 ) -> None:
     """Run `rules` (see rules_on_target) on `table` inside the transaction `query` runs in,
-    and record their outcomes.
+    and record their outcomes. Without `savepoints`, a rule the database refuses leaves the
+    transaction unusable: QualityGateFailure, naming the rule.
 
     A table-level rule passes or fails as a whole; it weighs as many rows as the run
     loaded, so that its dimension score stays row-weighted like the others. A `unique`
@@ -101,16 +106,29 @@ def check_target(
     _set_timeout(query, f"{RULE_TIMEOUT_SECONDS}s")
     for rule in rules:
         outcome = outcomes[rule.id]
-        query(sql.SQL("SAVEPOINT {}").format(_SAVEPOINT))
+        if savepoints:
+            query(sql.SQL("SAVEPOINT {}").format(_SAVEPOINT))
         try:
             _judge(rule, outcome, query, table, row_count, weight)
-        except (*_DATABASE_ERRORS, RuleCannotRun) as exc:
+        except RuleCannotRun as exc:
+            _could_not_run(outcome, weight, exc)
+        except _DATABASE_ERRORS as exc:
+            _could_not_run(outcome, weight, exc)
+            if not savepoints:
+                raise QualityGateFailure(
+                    f"quality rule {rule.id!r} could not run in the load's transaction, which "
+                    f"rolls back: {_first_line(exc)}"
+                ) from exc
             query(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(_SAVEPOINT))
-            outcome.add(weight, weight, [])
-            outcome.message = f"rule could not run: {_first_line(exc)}"
         else:
-            query(sql.SQL("RELEASE SAVEPOINT {}").format(_SAVEPOINT))
+            if savepoints:
+                query(sql.SQL("RELEASE SAVEPOINT {}").format(_SAVEPOINT))
     _set_timeout(query, str(previous))
+
+
+def _could_not_run(outcome: RuleOutcome, weight: int, reason: BaseException) -> None:
+    outcome.add(weight, weight, [])
+    outcome.message = f"rule could not run: {_first_line(reason)}"
 
 
 def _set_timeout(query: Query, value: str) -> None:
