@@ -22,18 +22,17 @@ from psycopg.types.json import Jsonb
 
 from summit_etl.store.db import connect
 
-# JSON has no NaN or infinities: they are stored as these strings, and turned back into
-# floats on replay from the record's Arrow schema, stored beside it.
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A value as valid JSON. JSON has no NaN or infinities: they become the strings
+    "NaN", "Infinity" and "-Infinity", which replay turns back into floats by the
+    record's Arrow schema, stored beside it."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, bytes):
         return "\\x" + value.hex()
     if value is None or isinstance(value, bool | int | float | str):
@@ -43,7 +42,7 @@ def _json_value(value: Any) -> Any:
 
 def encode_record(row: dict[str, Any]) -> dict[str, Any]:
     """A row as valid JSON (no NaN tokens), every value recoverable with its schema."""
-    return {str(k): _json_value(v) for k, v in row.items()}
+    return {str(k): json_value(v) for k, v in row.items()}
 
 
 def _decode_column(values: list[Any], dtype: pa.DataType) -> pa.Array:
