@@ -21,7 +21,13 @@ from summit_etl.extract import postgres as source_db
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
-from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
+from summit_etl.quality.run import (
+    blocking_check,
+    check_written_target,
+    confirm_quarantine,
+    finish,
+    gate_for,
+)
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
@@ -81,8 +87,8 @@ def run_pipeline(
 
     def finalize(outcome: RunOutcome, duration: float) -> None:
         outcome.metrics = _metrics(clock, duration, outcome.counts)
-        if gate is not None and reportable(outcome):
-            outcome.quality_report = record_report(config, request, summit_url, gate, duration)
+        if gate is not None:
+            outcome.quality_report = finish(config, request, summit_url, gate, outcome, duration)
 
     return recorded_run(
         config,
@@ -163,8 +169,9 @@ def _execute(
             if gate is not None:
                 stream = clock.wrap("validation", gate.stream(stream))
             load_started = time.perf_counter()
+            decide = blocking_check(gate, config, stream_saw_every_row=plan.replace, key=plan.key)
             try:
-                result = load(target_url, config.loading.target_name, plan, stream)
+                result = load(target_url, config.loading.target_name, plan, stream, decide)
             except StageFailure:
                 raise
             except Exception as exc:
@@ -180,6 +187,7 @@ def _execute(
     outcome.load = result
     if gate is not None:
         counts.records_quarantined = gate.quarantined
+        confirm_quarantine(config, request, summit_url)
         checks_started = time.perf_counter()
         try:
             check_written_target(

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
 from api_shim.services import pipeline_config, require_pipeline, services
-from summit_etl.quality.replay import replay_quarantine
+from summit_etl.quality.replay import ReplayConflict, replay_quarantine
 from summit_etl.store import quality_reports, quarantine
 
 
@@ -38,9 +38,12 @@ def replay(request: Request) -> JSONResponse:
     pipeline_id, run_id = request.path_params["pipeline_id"], request.path_params["run_id"]
     with svc.db.connection() as conn:
         config = pipeline_config(require_pipeline(conn, pipeline_id))
-        if not quarantine.pending(conn, pipeline_id, run_id):
+        if not quarantine.waiting(conn, pipeline_id, run_id):
             raise ApiError(404, f"run {run_id} has no quarantined rows waiting for replay")
-    result = replay_quarantine(config, run_id, svc.settings.database_url)
+    try:
+        result = replay_quarantine(config, run_id, svc.settings.database_url)
+    except ReplayConflict as conflict:
+        raise ApiError(409, str(conflict)) from conflict
     return JSONResponse(
         {
             "pipelineId": pipeline_id,

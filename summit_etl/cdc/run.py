@@ -26,7 +26,7 @@ from summit_etl.config import PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGate, QualityGateFailure
-from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
+from summit_etl.quality.run import check_written_target, finish, gate_for
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
 from summit_etl.store import cdc_watermarks
 from summit_etl.store.db import connect
@@ -79,8 +79,8 @@ def run_cdc(config: PipelineConfig, request: RunRequest, summit_url: str) -> Run
 
     def finalize(outcome: RunOutcome, duration: float) -> None:
         outcome.metrics = _metrics(clock, duration, outcome.counts)
-        if gate is not None and reportable(outcome):
-            outcome.quality_report = record_report(config, request, summit_url, gate, duration)
+        if gate is not None:
+            outcome.quality_report = finish(config, request, summit_url, gate, outcome, duration)
 
     return recorded_run(config, request, summit_url, execute, finalize)
 

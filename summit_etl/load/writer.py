@@ -10,10 +10,11 @@ Two paths, both one transaction on the target:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
+import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
@@ -22,6 +23,7 @@ from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
 from summit_etl.load.conform import conform, schema_for
+from summit_etl.load.locks import target_lock
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,20 @@ class LoadResult:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]) -> LoadResult:
+def load(
+    url: str,
+    table: TableName,
+    plan: LoadPlan,
+    batches: Iterable[pa.Table],
+    before_commit: Callable[[adbc.Connection], None] | None = None,
+) -> LoadResult:
+    """`before_commit(conn)` runs on the open target transaction once every row is written;
+    raising there rolls the load back."""
     stream = iter(batches)
     first = next(stream, None)
     scd2 = plan.strategy is LoadStrategy.scd_type2
     with adbc_connection(url) as conn:
+        execute(conn, target_lock(table))
         columns = targets.inspect(conn, table)
         if columns is None:
             if not plan.create_table:
@@ -93,6 +104,8 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
         else:
             _stage(conn, written, rows, result)
             _merge(conn, table, plan, written, result)
+        if before_commit is not None:
+            before_commit(conn)
         conn.commit()
     return result
 

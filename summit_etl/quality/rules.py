@@ -2,7 +2,7 @@
 
 Row-level rules run on each batch as it streams (so quarantine can act before the
 load); rules about the whole table (referential, freshness, row_count, custom_sql)
-run in SQL on the target once it is loaded. Rule configs are checked when the
+run in SQL on the target (quality/target.py). Rule configs are checked when the
 pipeline config is validated, so a bad rule is rejected with the pipeline.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from psycopg import sql
 
 from summit_etl.config.select import check_select
 from summit_etl.identifiers import TableName, check_name
@@ -153,42 +151,6 @@ def row_expectation(rule: CompiledRule) -> Expectation:
             column=column, type_list=TYPE_NAMES[config["type"]], meta=meta
         )
     raise RuleConfigError(f"quality rule {rule.id!r} ({kind}) does not run on batches")
-
-
-def target_expectation(rule: CompiledRule, oldest_allowed: Any = None) -> Expectation:
-    """The expectation a table-level rule runs in SQL on the loaded target. A freshness rule
-    needs `oldest_allowed`: now minus maxAgeSeconds, in the column's own type."""
-    import great_expectations.expectations as gxe
-
-    config, kind, meta = rule.rule.rule.config, rule.rule.rule.type, {"rule_id": rule.id}
-    if kind == "row_count":
-        return gxe.ExpectTableRowCountToBeBetween(
-            min_value=config.get("min"), max_value=config.get("max"), meta=meta
-        )
-    if kind == "freshness":
-        # An aggregate, so Great Expectations answers it in the same scan as row_count.
-        return gxe.ExpectColumnMaxToBeBetween(
-            column=str(rule.field), min_value=oldest_allowed, meta=meta
-        )
-    if kind == "custom_sql":
-        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=config["query"], meta=meta)
-    field = sql.Identifier(str(rule.field))
-    if kind == "unique":
-        # Rows repeating an earlier row's value, as the row-level rule counts them.
-        query = sql.SQL(
-            "SELECT * FROM (SELECT {f}, row_number() OVER (PARTITION BY {f}) AS occurrence "
-            "FROM {{batch}} WHERE {f} IS NOT NULL) AS t WHERE occurrence > 1"
-        ).format(f=field)
-    else:  # referential; {batch} arrives aliased already, so it is wrapped to be named
-        query = sql.SQL(
-            "SELECT * FROM (SELECT * FROM {{batch}}) AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
-        ).format(
-            f=field,
-            ref=TableName.parse(config["table"]).ident,
-            col=sql.Identifier(config["column"]),
-        )
-    return gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(None), meta=meta)
 
 
 def rule_of(result: Any) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from summit_etl.store.quarantine import json_value
+
 # Distinct values are counted exactly up to this many per column; past it the count
 # is reported as a lower bound, so memory stays bounded on wide unique columns.
 DISTINCT_LIMIT = 100_000
@@ -66,10 +68,6 @@ class ColumnStatistics:
             "totalRecords": self.total,
             "nullCounts": self.nulls,
             "distinctCounts": distinct,
-            "minValues": {k: _plain(v) for k, v in self.minimum.items()},
-            "maxValues": {k: _plain(v) for k, v in self.maximum.items()},
+            "minValues": {k: json_value(v) for k, v in self.minimum.items()},
+            "maxValues": {k: json_value(v) for k, v in self.maximum.items()},
         }
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, int | float | str | bool) else str(value)

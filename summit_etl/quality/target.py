@@ -1,52 +1,44 @@
-"""Table-level rules (referential, freshness, row_count, custom_sql) in SQL on the loaded
-target, through Great Expectations' SQL datasource."""
+"""Table-level rules (referential, freshness, row_count, custom_sql, and the target side of
+`unique`) in SQL on the target.
+
+One definition of each rule's SQL serves both places it runs: inside the load's own
+transaction just before it commits (blocking rules, which see the uncommitted rows and
+can still roll them back), and in a READ ONLY transaction of its own after the commit
+(the rest). Either way the rules run under a statement timeout. After the commit each
+rule runs in a savepoint, so one that cannot run fails alone with the database's
+message; in the load's transaction (ADBC allows no partial rollback) it fails the load.
+"""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+import adbc_driver_manager
 import psycopg
 from psycopg import sql
 
 from summit_etl.identifiers import TableName
-from summit_etl.quality.context import ephemeral_context
-from summit_etl.quality.rules import CompiledRule, failure_of, rule_of, target_expectation
+from summit_etl.quality.gate import QualityGateFailure
+from summit_etl.quality.rules import CompiledRule
 from summit_etl.quality.scoring import RuleOutcome
 
+# Runs one statement on the connection the rules run on; its rows.
+Query = Callable[[sql.Composed | sql.SQL], list[tuple[Any, ...]]]
 
-def _sqlalchemy_url(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+# A user's custom_sql or referential query that runs longer than this is cancelled and its
+# rule fails, instead of holding the target's transaction (and its lock) open for hours.
+RULE_TIMEOUT_SECONDS = 300
 
-
+_DATABASE_ERRORS = (psycopg.Error, adbc_driver_manager.Error)
+_SAVEPOINT = sql.Identifier("summit_rule")
 # Freshness compares a column's newest value with now minus maxAgeSeconds, so it needs a
 # column PostgreSQL can subtract an interval from.
 _TEMPORAL_TYPES = {"timestamptz", "timestamp", "date"}
 
 
-class FreshnessColumnError(ValueError):
+class RuleCannotRun(ValueError):
     pass
-
-
-def _oldest_allowed(conn: psycopg.Connection, table: TableName, rule: CompiledRule) -> Any:
-    """now() - maxAgeSeconds, computed by the server and cast to the column's type, so
-    that comparing it with the column's max means what the same SQL comparison would."""
-    found = conn.execute(
-        "SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-        "WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped",
-        (table.ident.as_string(conn), rule.field),
-    ).fetchone()
-    if found is None:
-        raise FreshnessColumnError(f"{table} has no column {rule.field!r}")
-    if found[0] not in _TEMPORAL_TYPES:
-        raise FreshnessColumnError(
-            f"column {rule.field!r} of {table} is {found[0]}: freshness needs a date or timestamp"
-        )
-    query = sql.SQL("SELECT (now() - make_interval(secs => %s))::{}").format(sql.SQL(found[0]))
-    row = conn.execute(query, (float(rule.rule.rule.config["maxAgeSeconds"]),)).fetchone()
-    return row[0] if row else None
 
 
 def rules_on_target(
@@ -67,14 +59,41 @@ def rules_on_target(
     ]
 
 
-def check_target(
+def psycopg_query(conn: psycopg.Connection) -> Query:
+    def run(statement: sql.Composed | sql.SQL) -> list[tuple[Any, ...]]:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else []
+
+    return run
+
+
+def check_target_read_only(
     rules: list[CompiledRule],
     outcomes: dict[str, RuleOutcome],
     target_url: str,
     table: TableName,
     row_count: int,
 ) -> None:
-    """Run `rules` (see rules_on_target) on `table` and record their outcomes.
+    """`check_target` after the commit, on a connection of its own that cannot write."""
+    if not rules:
+        return
+    with psycopg.connect(target_url) as conn:
+        conn.read_only = True
+        check_target(rules, outcomes, psycopg_query(conn), table, row_count, savepoints=True)
+
+
+def check_target(
+    rules: list[CompiledRule],
+    outcomes: dict[str, RuleOutcome],
+    query: Query,
+    table: TableName,
+    row_count: int,
+    *,
+    savepoints: bool,
+) -> None:
+    """Run `rules` (see rules_on_target) on `table` inside the transaction `query` runs in,
+    and record their outcomes. Without `savepoints`, a rule the database refuses leaves the
+    transaction unusable: QualityGateFailure, naming the rule.
 
     A table-level rule passes or fails as a whole; it weighs as many rows as the run
     loaded, so that its dimension score stays row-weighted like the others. A `unique`
@@ -82,66 +101,143 @@ def check_target(
     """
     if not rules:
         return
-    import great_expectations as gx
-
     weight = max(row_count, 1)
-    fresh = [rule for rule in rules if rule.rule.rule.type == "freshness"]
-    expectations = [target_expectation(rule) for rule in rules if rule not in fresh]
-    if fresh:  # their bounds come from the target's clock and column types
-        with psycopg.connect(target_url) as conn:
-            for rule in fresh:
-                try:
-                    oldest = _oldest_allowed(conn, table, rule)
-                except FreshnessColumnError as exc:
-                    _could_not_run(outcomes[rule.id], weight, str(exc))
-                    continue
-                expectations.append(target_expectation(rule, oldest))
-    if not expectations:
-        return
-    context = ephemeral_context()
-    source = context.data_sources.add_postgres(
-        "target", connection_string=_sqlalchemy_url(target_url)
-    )
-    # schema_name is deprecated in favour of a schema in the connection settings, which
-    # Great Expectations' PostgreSQL source does not read yet.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        asset = source.add_table_asset(
-            "table", table_name=table.name, schema_name=table.schema or "public"
-        )
-    suite = gx.ExpectationSuite(name="table_rules", expectations=expectations)
-    results = (
-        asset.add_batch_definition_whole_table("all")
-        .get_batch()
-        .validate(context.suites.add(suite), result_format={"result_format": "SUMMARY"})
-    )
-    for result in results.results:
-        rule_id = rule_of(result)
-        outcome = outcomes[rule_id]
-        observed = result.result.get("observed_value")
-        if failure := failure_of(result):
-            _could_not_run(outcome, weight, failure)
-            continue
-        kind = outcome.rule.rule.type
-        if kind == "unique" and isinstance(observed, int):
-            _add_target_repeats(outcome, observed, table, weight)
-        elif kind in ("referential", "custom_sql") and isinstance(observed, int):
-            # Counts of offending rows: row-weighted like the row rules.
-            outcome.add(max(row_count, observed), observed, [])
-            outcome.message = f"{observed} rows of {table} fail {outcome.rule.name or rule_id}"
+    [(previous,)] = query(sql.SQL("SELECT current_setting('statement_timeout')"))
+    _set_timeout(query, f"{RULE_TIMEOUT_SECONDS}s")
+    for rule in rules:
+        outcome = outcomes[rule.id]
+        if savepoints:
+            query(sql.SQL("SAVEPOINT {}").format(_SAVEPOINT))
+        try:
+            _judge(rule, outcome, query, table, row_count, weight)
+        except RuleCannotRun as exc:
+            _could_not_run(outcome, weight, exc)
+        except _DATABASE_ERRORS as exc:
+            _could_not_run(outcome, weight, exc)
+            if not savepoints:
+                raise QualityGateFailure(
+                    f"quality rule {rule.id!r} could not run in the load's transaction, which "
+                    f"rolls back: {_first_line(exc)}"
+                ) from exc
+            query(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(_SAVEPOINT))
         else:
-            outcome.add(
-                weight, 0 if result.success else weight, [observed] if observed is not None else []
-            )
-            if not result.success:
-                outcome.message = (
-                    f"{outcome.rule.name or rule_id} failed on {table} (observed {observed})"
-                )
+            if savepoints:
+                query(sql.SQL("RELEASE SAVEPOINT {}").format(_SAVEPOINT))
+    _set_timeout(query, str(previous))
 
 
-def _add_target_repeats(
-    outcome: RuleOutcome, repeats: int, table: TableName, weight: int
+def _could_not_run(outcome: RuleOutcome, weight: int, reason: BaseException) -> None:
+    outcome.add(weight, weight, [])
+    outcome.message = f"rule could not run: {_first_line(reason)}"
+
+
+def _set_timeout(query: Query, value: str) -> None:
+    # set_config(..., true) is SET LOCAL: it ends with the transaction, whatever happens.
+    query(sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(sql.Literal(value)))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _judge(
+    rule: CompiledRule,
+    outcome: RuleOutcome,
+    query: Query,
+    table: TableName,
+    row_count: int,
+    weight: int,
 ) -> None:
+    kind = rule.rule.rule.type
+    name = outcome.rule.name or rule.id
+    if kind == "unique":
+        [(repeats,)] = query(_unique_sql(rule, table))
+        _add_target_repeats(outcome, int(repeats), table, weight)
+    elif kind in ("referential", "custom_sql"):
+        # Counts of offending rows: row-weighted like the row rules.
+        [(offending,)] = query(_offending_sql(rule, table))
+        offending = int(offending)
+        outcome.add(max(row_count, offending), offending, [])
+        outcome.message = f"{offending} rows of {table} fail {name}"
+    else:
+        passed, observed = _table_verdict(rule, query, table)
+        outcome.add(weight, 0 if passed else weight, [observed] if observed is not None else [])
+        if not passed:
+            outcome.message = f"{name} failed on {table} (observed {observed})"
+
+
+def _unique_sql(rule: CompiledRule, table: TableName) -> sql.Composed:
+    """Rows repeating an earlier row's value, as the row-level rule counts them."""
+    field = sql.Identifier(str(rule.field))
+    return sql.SQL("SELECT count({f}) - count(DISTINCT {f}) FROM {t}").format(
+        f=field, t=table.ident
+    )
+
+
+def _offending_sql(rule: CompiledRule, table: TableName) -> sql.Composed:
+    config = rule.rule.rule.config
+    if rule.rule.rule.type == "custom_sql":
+        # The user's SELECT of offending rows, `{batch}` standing for the target. It is
+        # checked to be one plain SELECT when the pipeline is configured; here it runs
+        # under the statement timeout, read-only wherever it has a connection of its own.
+        text = str(config["query"]).strip().rstrip(";")
+        offending: sql.Composable = sql.SQL(text.replace("{batch}", table.ident.as_string(None)))
+    else:  # referential
+        offending = sql.SQL(
+            "SELECT 1 FROM {t} AS t WHERE t.{f} IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM {ref} AS r WHERE r.{col} = t.{f})"
+        ).format(
+            t=table.ident,
+            f=sql.Identifier(str(rule.field)),
+            ref=TableName.parse(config["table"]).ident,
+            col=sql.Identifier(config["column"]),
+        )
+    return sql.SQL("SELECT count(*) FROM ({}) AS offending").format(offending)
+
+
+def _table_verdict(rule: CompiledRule, query: Query, table: TableName) -> tuple[bool, Any]:
+    """(passed, observed value) of a row_count or freshness rule."""
+    config = rule.rule.rule.config
+    if rule.rule.rule.type == "row_count":
+        [(rows,)] = query(sql.SQL("SELECT count(*) FROM {}").format(table.ident))
+        rows = int(rows)
+        low, high = config.get("min"), config.get("max")
+        return (low is None or rows >= low) and (high is None or rows <= high), rows
+    # freshness: the newest value against now() - maxAgeSeconds, computed by the server and
+    # cast to the column's type, so the comparison means what the same SQL would.
+    field = sql.Identifier(str(rule.field))
+    newest, fresh = query(
+        sql.SQL(
+            "SELECT max({f}), "
+            "max({f}) >= (clock_timestamp() - make_interval(secs => {age}))::{type} FROM {t}"
+        ).format(
+            f=field,
+            age=sql.Literal(float(config["maxAgeSeconds"])),
+            type=sql.SQL(_temporal_type(rule, query, table)),
+            t=table.ident,
+        )
+    )[0]
+    return bool(fresh), newest
+
+
+def _temporal_type(rule: CompiledRule, query: Query, table: TableName) -> str:
+    found = query(
+        sql.SQL(
+            "SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = {}::regclass AND a.attname = {} AND NOT a.attisdropped"
+        ).format(sql.Literal(table.ident.as_string(None)), sql.Literal(rule.field))
+    )
+    if not found:
+        raise RuleCannotRun(f"{table} has no column {rule.field!r}")
+    typname = str(found[0][0])
+    if typname not in _TEMPORAL_TYPES:
+        raise RuleCannotRun(
+            f"column {rule.field!r} of {table} is {typname}: freshness needs a date or timestamp"
+        )
+    return typname
+
+
+def _add_target_repeats(outcome: RuleOutcome, repeats: int, table: TableName, weight: int) -> None:
     """Repeats in the target that the batches did not count: values already loaded by
     earlier runs. Repeats the batches counted were loaded too, unless quarantined. With
     no batches judged (a CDC run), the target's repeats weigh like a table rule's."""
@@ -154,8 +250,3 @@ def _add_target_repeats(
     if repeats:
         field = outcome.rule.rule.config["field"]
         outcome.message = f"{repeats} rows of {table} repeat an earlier row's {field}"
-
-
-def _could_not_run(outcome: RuleOutcome, weight: int, reason: object) -> None:
-    outcome.add(weight, weight, [])
-    outcome.message = f"rule could not run: {reason}"

@@ -3,60 +3,19 @@ rules, quarantine with its invariant, replay, reports and the runbook's trend qu
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
-from summit_etl.engine import RunRequest, StageFailure, run_pipeline
+from summit_etl.config import LoadStrategy
+from summit_etl.engine import StageFailure
+from summit_etl.quality import target as target_module
 from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import parse_pipeline
+from summit_etl_tests.quality.people import outcome_of, people, pipeline, rule, run
 from summit_etl_tests.support import RUNBOOK_PSQL, run_sql
 
-
-@pytest.fixture
-def people(source_url: str) -> str:
-    run_sql(
-        source_url,
-        "CREATE TABLE public.people (id bigint PRIMARY KEY, email text, age int, country text,"
-        " phone text, site text, born date, token uuid, updated_at timestamptz NOT NULL DEFAULT now())",
-    )
-    run_sql(
-        source_url,
-        """
-        INSERT INTO public.people (id, email, age, country, phone, site, born, token) VALUES
-          (1, 'ann@example.com', 34, 'DE', '+49 30 1234567', 'https://a.example', '1990-01-01', '8f2b8c9e-4a43-4a53-9d1e-1c2b3d4e5f60'),
-          (2, 'bob@example.com', 41, 'FR', '+33 1 23456789', 'https://b.example', '1983-05-02', '9f2b8c9e-4a43-4a53-9d1e-1c2b3d4e5f61'),
-          (3, NULL,              17, 'XX', 'not a phone',    'ftp:/nope',         '2010-07-07', NULL)
-        """,
-    )
-    return source_url
-
-
-def rule(rule_id: str, dimension: str, kind: str, config: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"id": rule_id, "dimension": dimension, "rule": {"type": kind, "config": config}, **extra}
-
-
-def pipeline(source: str, target: str, rules: list[dict[str, Any]], **quality: Any) -> Any:
-    return parse_pipeline(
-        {
-            "id": "people",
-            "name": "People",
-            "source": {"url": source, "table": "public.people"},
-            "quality": {"rules": rules, **quality},
-            "loading": {"strategy": "upsert", "targetTable": "dw.people", "targetUrl": target,
-                        "upsertKey": ["id"], "createTable": True},
-        },
-        "test",
-    )
-
-
-def run(config: Any, summit: str) -> Any:
-    return run_pipeline(config, RunRequest(run_id=str(uuid.uuid4())), summit)
-
-
-def outcome_of(report: dict[str, Any], rule_id: str) -> dict[str, Any]:
-    return next(r for r in report["rules"] if r["ruleId"] == rule_id)
+__all__ = ["people"]  # a fixture
 
 
 ROW_RULES = [
@@ -256,3 +215,57 @@ def test_bad_rule_configs_are_rejected_with_the_pipeline() -> None:
                        "test")
     with pytest.raises(ConfigError, match="unknown format 'emial'"):
         pipeline("postgresql://x/y", "postgresql://x/z", [rule("r", "validity", "format", {"field": "e", "format": "emial"})])
+
+
+def test_a_blocking_row_count_rule_keeps_the_old_rows_when_a_full_reload_finds_none(
+        people: str, target_url: str, summit_url: str) -> None:
+    config = pipeline(people, target_url, [rule("rows", "completeness", "row_count", {"min": 1}, action="fail")])
+    config = config.model_copy(update={"loading": config.loading.model_copy(update={"strategy": LoadStrategy.bulk})})
+    run(config, summit_url)
+    run_sql(people, "DELETE FROM public.people")
+    with pytest.raises(StageFailure) as info:
+        run(config, summit_url)
+    assert info.value.stage == "validation"
+    assert "blocking quality rule 'rows' failed" in str(info.value) and "(observed 0)" in str(info.value)
+    assert run_sql(target_url, "SELECT id FROM dw.people ORDER BY id") == [(1,), (2,), (3,)]  # the TRUNCATE rolled back
+
+
+def test_a_blocked_load_leaves_no_quarantine_and_its_retry_quarantines_once(
+        people: str, target_url: str, summit_url: str) -> None:
+    run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.countries (code text); INSERT INTO dw.countries VALUES ('DE')")
+    config = pipeline(people, target_url, [
+        rule("email-present", "completeness", "not_null", {"field": "email"}, action="quarantine"),
+        rule("known-country", "consistency", "referential",
+             {"field": "country", "table": "dw.countries", "column": "code"}, action="fail"),
+    ])
+    # Row 3 is quarantined; of the loaded rows, FR is unknown: judged on the uncommitted load.
+    with pytest.raises(StageFailure, match=r"blocking quality rule 'known-country' failed.*1 rows of dw.people fail"):
+        run(config, summit_url)
+    assert run_sql(target_url, "SELECT to_regclass('dw.people') IS NULL") == [(True,)]
+    assert run_sql(summit_url, "SELECT status FROM etl_quarantine") == [("discarded",)]
+
+    run_sql(target_url, "INSERT INTO dw.countries VALUES ('FR')")
+    assert run(config, summit_url).status == "partial_success"
+    assert run(config, summit_url).status == "partial_success"  # reads row 3 again
+    statuses = run_sql(summit_url, "SELECT q.status, r.status FROM etl_quarantine q"
+                                   " JOIN pipeline_runs r ON r.id = q.run_id ORDER BY q.id")
+    assert statuses == [("discarded", "failed"), ("superseded", "partial_success"),
+                        ("quarantined", "partial_success")]
+
+
+def test_min_overall_score_waits_for_the_table_rules_and_blocks_before_the_commit(
+        people: str, target_url: str, summit_url: str) -> None:
+    config = pipeline(people, target_url, [rule("rows", "completeness", "row_count", {"min": 10})],
+                      minOverallScore=90)  # a warn rule, but completeness 0 makes the score 80
+    with pytest.raises(StageFailure, match="overall quality score 80.00 is below minOverallScore 90"):
+        run(config, summit_url)
+    assert run_sql(target_url, "SELECT to_regclass('dw.people') IS NULL") == [(True,)]
+
+
+def test_a_blocking_query_runs_under_the_rule_timeout(
+        people: str, target_url: str, summit_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(target_module, "RULE_TIMEOUT_SECONDS", 1)
+    slow = rule("slow", "accuracy", "custom_sql", {"query": "SELECT * FROM {batch}, pg_sleep(5)"}, action="fail")
+    with pytest.raises(StageFailure, match="quality rule 'slow' could not run in the load's transaction.*statement timeout"):
+        run(pipeline(people, target_url, [slow]), summit_url)
+    assert run_sql(target_url, "SELECT to_regclass('dw.people') IS NULL") == [(True,)]
