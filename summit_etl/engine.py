@@ -26,6 +26,7 @@ from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
+from summit_etl.timeouts import timed_url
 from summit_etl.transform import build_transformer
 
 log = logging.getLogger("summit_etl.engine")
@@ -129,7 +130,7 @@ def _execute(
     start = lower_bound(stored, config.watermark_config) if incremental else None
     outcome.watermark_from = None if start is None else str(start)
     plan = _load_plan(config, incremental=incremental, full_read=full_read)
-    target_url = config.target_url(summit_url)
+    target_url = timed_url(config.target_url(summit_url), config.timeouts)
     context = {"pipelineId": config.id, "runId": request.run_id}
 
     try:
@@ -156,7 +157,7 @@ def _execute(
     query = source_db.select_sql(config.source, column, start)
     log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
     try:
-        with source_db.adbc_connection(config.source.url) as conn:
+        with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
             _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
             stream = clock.wrap("extraction", extracted(batches))
             stream = clock.wrap("transformation", transformed(stream))

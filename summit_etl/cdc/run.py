@@ -31,6 +31,7 @@ from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_
 from summit_etl.store import cdc_watermarks
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
+from summit_etl.timeouts import timed_url
 
 log = logging.getLogger("summit_etl.cdc")
 T = TypeVar("T")
@@ -104,7 +105,9 @@ def _replicate(
     schema = clock.run("extraction", lambda: _source_schema(config))
     target = clock.run(
         "loading",
-        lambda: cdc_target.prepare(config, config.target_url(summit_url), schema),
+        lambda: cdc_target.prepare(
+            config, timed_url(config.target_url(summit_url), config.timeouts), schema
+        ),
     )
     offset = clock.run("loading", lambda: cdc_target.committed_offset(config, summit_url))
     outcome.watermark_from = offset.value if offset else None
@@ -192,7 +195,7 @@ def mirror(
 def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
     query = source_db.select_sql(config.source, None, None) + " LIMIT 0"
-    with source_db.adbc_connection(config.source.url) as conn:
+    with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
         schema, batches = source_db.stream_batches(conn, query, 1)
         for _ in batches:
             pass

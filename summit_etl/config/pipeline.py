@@ -14,6 +14,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from summit_etl.config.base import Model, check_select, qualified_table, sql_name
 from summit_etl.config.quality import QualityConfig
+from summit_etl.config.timeouts import TimeoutsConfig
 from summit_etl.config.transforms import TransformationConfig
 from summit_etl.identifiers import TableName
 
@@ -161,6 +162,7 @@ class PipelineConfig(Model):
     loading: LoadingConfig
     schedule: ScheduleConfig | None = None
     sla: SlaConfig = Field(default_factory=SlaConfig)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

@@ -22,6 +22,7 @@ from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
 from summit_etl.load.conform import conform, schema_for
+from summit_etl.load.ddl import with_lock_retry
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
         rows = chain([first], stream) if first is not None else iter(())
         if _direct(plan, written):
             if plan.replace:
-                execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
+                _truncate(conn, table)
             result.rows_written = _copy(conn, table, written, rows)
             result.inserted = result.rows_written
         else:
@@ -95,6 +96,10 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
             _merge(conn, table, plan, written, result)
         conn.commit()
     return result
+
+
+def _truncate(conn, table: TableName) -> None:  # noqa: ANN001
+    execute(conn, with_lock_retry(sql.SQL("TRUNCATE {}").format(table.ident), f"TRUNCATE {table}"))
 
 
 def _check_key(
@@ -216,7 +221,7 @@ def _merge(
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         if plan.replace:
-            execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
+            _truncate(conn, table)
         where = (
             sql.SQL("WHERE NOT {}").format(in_target())
             if plan.skip_existing and plan.key
