@@ -19,6 +19,7 @@ from summit_etl.cdc.run import run_cdc
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
+from summit_etl.faults import failpoint
 from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
 from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
@@ -143,6 +144,7 @@ def _execute(
 
     def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
         for batch in batches:
+            failpoint("extraction")
             counts.records_extracted += batch.num_rows
             counts.bytes_processed += batch.nbytes
             if high_mark:
@@ -166,6 +168,7 @@ def _execute(
             load_started = time.perf_counter()
             try:
                 result = load(target_url, config.loading.target_name, plan, stream)
+                failpoint("target-committed")
             except StageFailure:
                 raise
             except Exception as exc:

@@ -24,6 +24,7 @@ from summit_etl.cdc.changes import ChangeBatch, Offset
 from summit_etl.cdc.sources import ChangeSource, change_source
 from summit_etl.config import PipelineConfig
 from summit_etl.extract import postgres as source_db
+from summit_etl.faults import failpoint
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGate, QualityGateFailure
 from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
@@ -115,6 +116,7 @@ def _replicate(
     row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
     with psycopg.connect(target.url) as conn:
         for batch in clock.each("extraction", iter(source.read(offset))):
+            failpoint("extraction")
             _apply(
                 config, run_id, summit_url, clock, outcome, source, target, conn, batch, row_check
             )
@@ -161,6 +163,7 @@ def _apply(
             raise StageFailure("validation", failure) from failure
 
     applied = clock.run("loading", apply)
+    failpoint("cdc-applied")
     counts, result = outcome.counts, outcome.load
     counts.records_extracted += len(batch.changes)
     counts.records_transformed += len(batch.changes)

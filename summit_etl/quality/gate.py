@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from summit_etl.config.quality import QualityConfig
+from summit_etl.faults import failpoint
 from summit_etl.quality.context import ephemeral_context
 from summit_etl.quality.rules import (
     CompiledRule,
@@ -165,6 +166,7 @@ class QualityGate:
         positions = sorted(held)
         rows = batch.take(pa.array(positions)).to_pylist()
         self.quarantine.write(rows, [held[p] for p in positions])
+        failpoint("quarantine")
         self.quarantined += len(positions)
         keep = pc.invert(pc.is_in(pa.array(range(batch.num_rows)), value_set=pa.array(positions)))
         return batch.filter(keep)
