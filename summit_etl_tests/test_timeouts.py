@@ -15,7 +15,10 @@ import pytest
 
 from summit_etl.config import TimeoutsConfig
 from summit_etl.engine import RunRequest, StageFailure, run_pipeline
+from summit_etl.registry import parse_pipeline
 from summit_etl.timeouts import timed_url
+from summit_etl_tests.cdc.cdc_support import create_source as create_cdc_source
+from summit_etl_tests.cdc.cdc_support import raw_pipeline
 from summit_etl_tests.support import run_sql
 from summit_etl_tests.test_engine import pipeline
 
@@ -121,3 +124,18 @@ def test_timeouts_are_validated_with_the_field_named() -> None:
         pipeline("postgresql://x/y", "postgresql://x/z", timeouts={"lockSeconds": 0})
     with pytest.raises(ValueError, match="timeouts.statementSecond"):
         pipeline("postgresql://x/y", "postgresql://x/z", timeouts={"statementSecond": 5})
+
+
+def test_a_cdc_run_on_a_locked_source_fails_with_a_lock_timeout(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    create_cdc_source(source_url, rows=3)
+    raw = raw_pipeline("trigger", source_url, target_url)
+    config = parse_pipeline({**raw, "timeouts": {"lockSeconds": 1}}, "test")
+    with psycopg.connect(source_url) as holder:  # installing the trigger needs a lock
+        holder.execute("LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE")
+        failure, seconds, errors = failed_run(config, summit_url)
+    expected = "lock timeout after 1 s while extracting from public.users"
+    assert failure.stage == "extraction" and str(failure.cause).startswith(expected)
+    assert errors[0]["message"].startswith(expected)
+    assert seconds < 15
