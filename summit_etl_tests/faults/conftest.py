@@ -6,7 +6,7 @@ own pipeline id, hence its own watermarks and run records)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,9 +14,8 @@ from psycopg import sql
 
 from summit_etl.store import db
 from summit_etl_tests.cdc.cdc_support import LogicalCluster
+from summit_etl_tests.faults.fault_support import MakeDatabase
 from summit_etl_tests.support import ADMIN_URL
-
-MakeDatabase = Callable[[LogicalCluster], str]
 
 
 @pytest.fixture(scope="module")

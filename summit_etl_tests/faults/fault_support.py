@@ -4,10 +4,15 @@ loading strategy over it, and the key-by-key comparison of target with source.""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from summit_etl_tests.cdc.cdc_support import LogicalCluster
 from summit_etl_tests.support import run_sql
+
+# A scratch database on one of the suite's throwaway clusters (the `cluster_database` fixture).
+MakeDatabase = Callable[[LogicalCluster], str]
 
 ROWS = 2000
 # qty is negative for every 50th id (from 7 on): the rows a quarantine rule holds back.

@@ -14,10 +14,10 @@ from datetime import datetime
 import pytest
 
 from summit_etl_tests.cdc.cdc_support import LogicalCluster
-from summit_etl_tests.faults.conftest import MakeDatabase
 from summit_etl_tests.faults.fault_support import (
     CLEAN,
     ROWS,
+    MakeDatabase,
     change_source,
     create_source,
     pipeline,

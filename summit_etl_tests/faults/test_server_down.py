@@ -1,21 +1,22 @@
 """The source server, then the target server, stops in the middle of an incremental upsert
-run: the run fails with its stage and the database's message, the watermark stays where
-it was, and the next run (server back) loads exactly the source."""
+run and of a CDC (trigger) run: the run fails with its stage and the database's message,
+the watermark stays where it was, and the next run (server back) loads exactly the source."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from summit_etl_tests.cdc.cdc_support import LogicalCluster
-from summit_etl_tests.faults.conftest import MakeDatabase
 from summit_etl_tests.faults.fault_support import (
     CLEAN,
+    MakeDatabase,
     change_source,
     create_source,
     pipeline,
@@ -74,9 +75,34 @@ def wait_until_sleeping(url: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("down", ["source", "target"])
+def cdc_watermark(summit_url: str, pipeline_id: str) -> Any:
+    rows = run_sql(
+        summit_url,
+        "SELECT last_processed_value FROM etl_cdc_watermarks WHERE pipeline_id = %s",
+        (pipeline_id,),
+    )
+    return rows[0][0] if rows else None
+
+
+# (pipeline case, server stopped, stage and message recorded). Incremental upsert: the
+# source stops while the run reads it (slowly, through a view), or the target while the
+# run writes it (slowly, through a trigger). CDC: either stops while a batch is being
+# applied to the target; a stopped source then refuses the batch's confirmation.
+SHUTDOWN = "terminating connection due to administrator command"
+CASES = [
+    pytest.param("upsert", "source", "extraction", SHUTDOWN, id="incremental_upsert-source_down"),
+    pytest.param("upsert", "target", "loading", SHUTDOWN, id="incremental_upsert-target_down"),
+    pytest.param("trigger", "source", "extraction", "Connection refused", id="cdc_trigger-source_down"),
+    pytest.param("trigger", "target", "loading", SHUTDOWN, id="cdc_trigger-target_down"),
+]
+
+
+@pytest.mark.parametrize(("case", "down", "stage", "message"), CASES)
 def test_a_server_stopping_mid_run_fails_the_run_and_the_next_run_recovers(
+    case: str,
     down: str,
+    stage: str,
+    message: str,
     source_cluster: LogicalCluster,
     target_cluster: LogicalCluster,
     cluster_database: MakeDatabase,
@@ -84,19 +110,23 @@ def test_a_server_stopping_mid_run_fails_the_run_and_the_next_run_recovers(
 ) -> None:
     source, target = cluster_database(source_cluster), cluster_database(target_cluster)
     create_source(source)
-    run_sql(source, SLOW + SLOW_SOURCE)
-    raw = pipeline("upsert", f"faults-{down}-down", source, target)
-    raw["source"]["table"] = "public.items_slow"
+    raw = pipeline(case, f"faults-{case}-{down}-down", source, target)
+    slow_read = case == "upsert" and down == "source"
+    if slow_read:
+        run_sql(source, SLOW + SLOW_SOURCE)
+        raw["source"]["table"] = "public.items_slow"
+    mark = watermark if case == "upsert" else cdc_watermark
     assert run_job(raw, summit)
-    before = watermark(summit, raw["id"])
-    change_source(source, deletes=False)
-    if down == "target":
+    before = mark(summit, raw["id"])
+    change_source(source, deletes=case == "trigger")
+    slow = source if slow_read else target
+    if not slow_read:
         run_sql(target, SLOW + SLOW_TARGET)
-    stopped, url = (source_cluster, source) if down == "source" else (target_cluster, target)
-    slow_down(url, 0.005)
+    slow_down(slow, 0.005)
 
     worker = run_in_worker(raw, summit)
-    wait_until_sleeping(url)
+    wait_until_sleeping(slow)
+    stopped = source_cluster if down == "source" else target_cluster
     stopped.stop()
     try:
         worker.join(60)
@@ -109,12 +139,12 @@ def test_a_server_stopping_mid_run_fails_the_run_and_the_next_run_recovers(
         "ORDER BY created_at DESC LIMIT 1",
         (raw["id"],),
     )[0]
-    stage = "extraction" if down == "source" else "loading"
-    assert status == "failed" and errors[0]["stage"] == stage
-    assert "terminating connection due to administrator command" in errors[0]["message"]
-    assert watermark(summit, raw["id"]) == before
+    assert status == "failed" and errors[0]["stage"] == stage, errors
+    assert message in errors[0]["message"]
+    assert mark(summit, raw["id"]) == before
 
-    slow_down(url, 0)
+    slow_down(slow, 0)
     assert run_job(raw, summit)
     assert tally(source, target) == CLEAN
-    assert datetime.fromisoformat(watermark(summit, raw["id"])) == source_high_mark(source)
+    if case == "upsert":
+        assert datetime.fromisoformat(watermark(summit, raw["id"])) == source_high_mark(source)
