@@ -130,13 +130,14 @@ def _execute(
     full_read = not incremental or stored is None
     start = lower_bound(stored, config.watermark_config) if incremental else None
     outcome.watermark_from = None if start is None else str(start)
-    plan = _load_plan(config, incremental=incremental, full_read=full_read)
+    source_url = timed_url(config.source.url, config.timeouts)
+    plan = _load_plan(config, source_url, incremental=incremental, full_read=full_read)
     target_url = timed_url(config.target_url(summit_url), config.timeouts)
     context = {"pipelineId": config.id, "runId": request.run_id}
 
     try:
         transformer = build_transformer(
-            config.transformation.transformations, source_url=config.source.url
+            config.transformation.transformations, source_url=source_url
         )
     except Exception as exc:
         raise StageFailure("transformation", exc) from exc
@@ -159,7 +160,7 @@ def _execute(
     query = source_db.select_sql(config.source, column, start)
     log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
     try:
-        with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
+        with source_db.adbc_connection(source_url) as conn:
             _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
             stream = clock.wrap("extraction", extracted(batches))
             stream = clock.wrap("transformation", transformed(stream))
@@ -211,14 +212,16 @@ def _execute(
         outcome.watermark_to = value
 
 
-def _load_plan(config: PipelineConfig, *, incremental: bool, full_read: bool) -> LoadPlan:
+def _load_plan(
+    config: PipelineConfig, source_url: str, *, incremental: bool, full_read: bool
+) -> LoadPlan:
     strategy = config.loading.strategy
     key = config.merge_key
     appending = strategy in (LoadStrategy.bulk, LoadStrategy.append_only)
     replace = strategy is LoadStrategy.bulk and full_read
     skip_existing = appending and incremental and not replace
     if skip_existing and not key and config.source.table_name is not None:
-        key = source_db.primary_key(config.source.url, config.source.table_name)
+        key = source_db.primary_key(source_url, config.source.table_name)
     if skip_existing and not key:
         raise StageFailure(
             "loading",
