@@ -19,6 +19,7 @@ from summit_etl.cdc.run import run_cdc
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
+from summit_etl.faults import failpoint
 from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
 from summit_etl.quality.run import (
@@ -32,6 +33,7 @@ from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
+from summit_etl.timeouts import timed_url
 from summit_etl.transform import build_transformer
 
 log = logging.getLogger("summit_etl.engine")
@@ -134,13 +136,14 @@ def _execute(
     full_read = not incremental or stored is None
     start = lower_bound(stored, config.watermark_config) if incremental else None
     outcome.watermark_from = None if start is None else str(start)
-    plan = _load_plan(config, incremental=incremental, full_read=full_read)
-    target_url = config.target_url(summit_url)
+    source_url = timed_url(config.source.url, config.timeouts)
+    plan = _load_plan(config, source_url, incremental=incremental, full_read=full_read)
+    target_url = timed_url(config.target_url(summit_url), config.timeouts)
     context = {"pipelineId": config.id, "runId": request.run_id}
 
     try:
         transformer = build_transformer(
-            config.transformation.transformations, source_url=config.source.url
+            config.transformation.transformations, source_url=source_url
         )
     except Exception as exc:
         raise StageFailure("transformation", exc) from exc
@@ -148,6 +151,7 @@ def _execute(
 
     def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
         for batch in batches:
+            failpoint("extraction")
             counts.records_extracted += batch.num_rows
             counts.bytes_processed += batch.nbytes
             if high_mark:
@@ -162,7 +166,7 @@ def _execute(
     query = source_db.select_sql(config.source, column, start)
     log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
     try:
-        with source_db.adbc_connection(config.source.url) as conn:
+        with source_db.adbc_connection(source_url) as conn:
             _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
             stream = clock.wrap("extraction", extracted(batches))
             stream = clock.wrap("transformation", transformed(stream))
@@ -172,6 +176,7 @@ def _execute(
             decide = blocking_check(gate, config, stream_saw_every_row=plan.replace, key=plan.key)
             try:
                 result = load(target_url, config.loading.target_name, plan, stream, decide)
+                failpoint("target-committed")
             except StageFailure:
                 raise
             except Exception as exc:
@@ -215,14 +220,16 @@ def _execute(
         outcome.watermark_to = value
 
 
-def _load_plan(config: PipelineConfig, *, incremental: bool, full_read: bool) -> LoadPlan:
+def _load_plan(
+    config: PipelineConfig, source_url: str, *, incremental: bool, full_read: bool
+) -> LoadPlan:
     strategy = config.loading.strategy
     key = config.merge_key
     appending = strategy in (LoadStrategy.bulk, LoadStrategy.append_only)
     replace = strategy is LoadStrategy.bulk and full_read
     skip_existing = appending and incremental and not replace
     if skip_existing and not key and config.source.table_name is not None:
-        key = source_db.primary_key(config.source.url, config.source.table_name)
+        key = source_db.primary_key(source_url, config.source.table_name)
     if skip_existing and not key:
         raise StageFailure(
             "loading",

@@ -15,6 +15,7 @@ from summit_etl.load.writer import LoadResult
 from summit_etl.store import runs as run_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts, RunError
+from summit_etl.timeouts import expired
 
 log = logging.getLogger("summit_etl.engine")
 
@@ -76,6 +77,9 @@ def recorded_run(
         outcome.status = "partial_success" if outcome.counts.records_quarantined else "success"
     except Exception as exc:
         failure = exc if isinstance(exc, StageFailure) else StageFailure("loading", exc)
+        subject = _subject(config, failure.stage)
+        if timeout := expired(failure.cause, failure.stage, subject, config.timeouts):
+            failure = StageFailure(failure.stage, timeout)
         outcome.status = "failed"
         outcome.errors.append(
             RunError(
@@ -119,3 +123,10 @@ def recorded_run(
         },
     )
     return outcome
+
+
+def _subject(config: PipelineConfig, stage: str) -> str:
+    """What a stage works on, for messages: the source before loading, then the target."""
+    if stage in ("extraction", "transformation"):
+        return config.source.label
+    return config.loading.target_table

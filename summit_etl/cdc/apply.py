@@ -19,6 +19,7 @@ from psycopg import sql
 from summit_etl.cdc.changes import DELETE, UPSERT, ChangeBatch
 from summit_etl.cdc.target import CdcTarget, write_offset
 from summit_etl.config import LoadStrategy
+from summit_etl.faults import failpoint
 
 STAGE = sql.Identifier("summit_cdc_stage")
 ROWS = sql.Identifier("summit_cdc_rows")
@@ -70,6 +71,7 @@ def apply_batch(
         applied.changes = _count(conn, sql.SQL("SELECT count(*) FROM {}").format(STAGE))
         if applied.changes:
             _apply(conn, target, applied, row_check)
+            failpoint("loading")
             conn.execute(
                 sql.SQL(
                     """

@@ -24,6 +24,7 @@ from summit_etl.cdc.changes import ChangeBatch, Offset
 from summit_etl.cdc.sources import ChangeSource, change_source
 from summit_etl.config import PipelineConfig
 from summit_etl.extract import postgres as source_db
+from summit_etl.faults import failpoint
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGate, QualityGateFailure
 from summit_etl.quality.run import check_written_target, finish, gate_for
@@ -31,6 +32,7 @@ from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_
 from summit_etl.store import cdc_watermarks
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
+from summit_etl.timeouts import timed_url
 
 log = logging.getLogger("summit_etl.cdc")
 T = TypeVar("T")
@@ -104,7 +106,9 @@ def _replicate(
     schema = clock.run("extraction", lambda: _source_schema(config))
     target = clock.run(
         "loading",
-        lambda: cdc_target.prepare(config, config.target_url(summit_url), schema),
+        lambda: cdc_target.prepare(
+            config, timed_url(config.target_url(summit_url), config.timeouts), schema
+        ),
     )
     offset = clock.run("loading", lambda: cdc_target.committed_offset(config, summit_url))
     outcome.watermark_from = offset.value if offset else None
@@ -112,6 +116,7 @@ def _replicate(
     row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
     with psycopg.connect(target.url) as conn:
         for batch in clock.each("extraction", iter(source.read(offset))):
+            failpoint("extraction")
             _apply(
                 config, run_id, summit_url, clock, outcome, source, target, conn, batch, row_check
             )
@@ -158,6 +163,7 @@ def _apply(
             raise StageFailure("validation", failure) from failure
 
     applied = clock.run("loading", apply)
+    failpoint("cdc-applied")
     counts, result = outcome.counts, outcome.load
     counts.records_extracted += len(batch.changes)
     counts.records_transformed += len(batch.changes)
@@ -192,7 +198,7 @@ def mirror(
 def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
     query = source_db.select_sql(config.source, None, None) + " LIMIT 0"
-    with source_db.adbc_connection(config.source.url) as conn:
+    with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
         schema, batches = source_db.stream_batches(conn, query, 1)
         for _ in batches:
             pass

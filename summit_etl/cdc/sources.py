@@ -13,6 +13,7 @@ from summit_etl.cdc.triggers import TriggerCapture
 from summit_etl.config import CdcStrategy, PipelineConfig
 from summit_etl.identifiers import TableName
 from summit_etl.registry import ConfigError, parse_pipeline
+from summit_etl.timeouts import timed_url
 
 log = logging.getLogger("summit_etl.cdc")
 
@@ -113,7 +114,7 @@ def change_source(config: PipelineConfig) -> ChangeSource:
     keys = cdc.primary_keys or config.merge_key
     if not keys:
         raise CdcConfigError("CDC needs cdc.primaryKeys (or loading.upsertKey)")
-    url = config.source.url
+    url = timed_url(config.source.url, config.timeouts)
     if cdc.strategy in (CdcStrategy.timestamp, CdcStrategy.version):
         if not cdc.tracking_column:
             raise CdcConfigError(

@@ -20,6 +20,7 @@ from summit_etl.identifiers import TableName, check_name
 from summit_etl.load import target as targets
 from summit_etl.load.target import SCD2_COLUMNS
 from summit_etl.load.writer import LoadError
+from summit_etl.timeouts import timed_url
 
 OFFSETS_TABLE = "summit_cdc_offsets"
 CHANGES_SUFFIX = "_changes"
@@ -117,7 +118,8 @@ def _create_bookkeeping(conn: psycopg.Connection, target: CdcTarget) -> None:
 def committed_offset(config: PipelineConfig, summit_url: str) -> Offset | None:
     """The offset the target committed; None before its first batch was ever applied."""
     offsets = TableName(config.loading.target_name.schema, OFFSETS_TABLE)
-    with psycopg.connect(config.target_url(summit_url), autocommit=True) as conn:
+    url = timed_url(config.target_url(summit_url), config.timeouts)
+    with psycopg.connect(url, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (offsets.ident.as_string(conn),)).fetchone()
         if exists is None or exists[0] is None:
             return None

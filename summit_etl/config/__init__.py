@@ -32,6 +32,7 @@ from summit_etl.config.quality import (
     QualityWeights,
     RuleSpec,
 )
+from summit_etl.config.timeouts import TimeoutsConfig
 from summit_etl.config.transforms import (
     AggregateTransform,
     CastType,
@@ -80,6 +81,7 @@ __all__ = [
     "ScheduleConfig",
     "SlaConfig",
     "SourceConfig",
+    "TimeoutsConfig",
     "Transformation",
     "TransformationConfig",
     "TypecastTransform",

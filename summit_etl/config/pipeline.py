@@ -16,6 +16,7 @@ from summit_etl.config.base import Model, qualified_table, sql_name
 from summit_etl.config.environment import ConnectionUrl
 from summit_etl.config.quality import QualityConfig
 from summit_etl.config.select import check_select
+from summit_etl.config.timeouts import TimeoutsConfig
 from summit_etl.config.transforms import TransformationConfig
 from summit_etl.identifiers import TableName
 
@@ -163,6 +164,7 @@ class PipelineConfig(Model):
     loading: LoadingConfig
     schedule: ScheduleConfig | None = None
     sla: SlaConfig = Field(default_factory=SlaConfig)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

@@ -23,6 +23,7 @@ from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
 from summit_etl.load.conform import conform, schema_for
+from summit_etl.load.ddl import with_lock_retry
 from summit_etl.load.locks import target_lock
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
 
@@ -98,7 +99,7 @@ def load(
         rows = chain([first], stream) if first is not None else iter(())
         if _direct(plan, written):
             if plan.replace:
-                execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
+                _truncate(conn, table)
             result.rows_written = _copy(conn, table, written, rows)
             result.inserted = result.rows_written
         else:
@@ -108,6 +109,10 @@ def load(
             before_commit(conn)
         conn.commit()
     return result
+
+
+def _truncate(conn, table: TableName) -> None:  # noqa: ANN001
+    execute(conn, with_lock_retry(sql.SQL("TRUNCATE {}").format(table.ident), f"TRUNCATE {table}"))
 
 
 def _check_key(
@@ -229,7 +234,7 @@ def _merge(
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         if plan.replace:
-            execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
+            _truncate(conn, table)
         where = (
             sql.SQL("WHERE NOT {}").format(in_target())
             if plan.skip_existing and plan.key

@@ -1,0 +1,96 @@
+"""TRUNCATE behind a long reader: it waits at most `lockSeconds` per attempt, lets the
+readers queued behind it through between attempts, and gives up with a clear error."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from summit_etl.engine import RunRequest, StageFailure, run_pipeline
+from summit_etl.load import ddl
+from summit_etl_tests.support import run_sql
+from summit_etl_tests.test_engine import SOURCE_DDL, fill, pipeline
+
+TIMEOUTS = {"lockSeconds": 1}
+
+
+@pytest.fixture
+def loaded(source_url: str, target_url: str, summit_url: str) -> Any:
+    """A bulk pipeline whose target is already loaded, so the next run TRUNCATEs it."""
+    run_sql(source_url, SOURCE_DDL)
+    fill(source_url, 100)
+    config = pipeline(source_url, target_url, timeouts=TIMEOUTS)
+    run_pipeline(config, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+    return config
+
+
+@pytest.fixture
+def long_reader(target_url: str) -> Iterator[psycopg.Connection]:
+    """A transaction that has read the target and stays open until the test commits it."""
+    with psycopg.connect(target_url) as reader:
+        reader.execute("SELECT count(*) FROM dw.items").fetchone()
+        yield reader
+
+
+def truncate_waiting(url: str) -> bool:
+    rows = run_sql(
+        url,
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE 'DO %%TRUNCATE%%'",
+    )
+    return bool(rows)
+
+
+def read_seconds(url: str) -> float:
+    """How long a newcomer's read of the target takes while the TRUNCATE is retrying."""
+    deadline = time.monotonic() + 10
+    while not truncate_waiting(url):
+        assert time.monotonic() < deadline, "the run never queued its TRUNCATE"
+        time.sleep(0.05)
+    started = time.monotonic()
+    run_sql(url, "SELECT count(*) FROM dw.items")
+    return time.monotonic() - started
+
+
+def test_truncate_behind_a_long_reader_retries_and_lets_readers_through(
+    loaded: Any, long_reader: psycopg.Connection, target_url: str, summit_url: str
+) -> None:
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(
+            run=run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+        )
+    )
+    worker.start()
+    try:
+        # Queued behind the TRUNCATE, a reader waits at most one lock timeout (1 s).
+        assert read_seconds(target_url) < 1.8
+        time.sleep(1.5)  # the first attempt has given up and the second is waiting
+    finally:
+        long_reader.commit()
+    worker.join(30)
+    assert outcome["run"].status == "success"
+    assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]
+
+
+def test_truncate_that_never_gets_its_lock_fails_the_run_at_loading(
+    loaded: Any, long_reader: psycopg.Connection, target_url: str, summit_url: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(StageFailure) as info:
+        run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+    seconds = time.monotonic() - started
+    assert info.value.stage == "loading"
+    message = str(info.value.cause)
+    assert message.startswith("lock timeout after 1 s while loading into dw.items")
+    assert f"TRUNCATE dw.items: lock not granted within lock_timeout (1s) in {ddl.ATTEMPTS} attempts" in message
+    # Three waits of 1 s and pauses of 0.5 s and 1 s, not an endless queue.
+    assert 3 <= seconds < 10
+    long_reader.rollback()
+    assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]  # untouched
