@@ -45,6 +45,18 @@ def slot_name(pipeline_id: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", f"summit_{pipeline_id}")[:63]
 
 
+def retained_bytes(url: str, pipeline_id: str, timeout: float = 2.0) -> int:
+    """WAL the pipeline's slot keeps on the source (0 without a slot): what a stopped
+    log_based pipeline costs its source, as it grows."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout))) as conn:
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+            "FROM pg_replication_slots WHERE slot_name = %s",
+            (slot_name(pipeline_id),),
+        ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 class LogicalCapture:
     def __init__(
         self,
@@ -123,16 +135,6 @@ class LogicalCapture:
                 "SELECT oid::text FROM pg_publication WHERE pubname = %s", (self.slot,)
             ).fetchone()
         return row[0] if row else None
-
-    def retained_bytes(self) -> int | None:
-        """WAL the slot keeps on the source; None when there is no slot."""
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
-                "FROM pg_replication_slots WHERE slot_name = %s",
-                (self.slot,),
-            ).fetchone()
-        return int(row[0]) if row and row[0] is not None else None
 
     def _peek(self, conn: psycopg.Connection, upto: str, count: int) -> list[bytes]:
         # A slot is used by one session at a time; a concurrent peek (a probe racing a

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from summit_etl.cdc.changes import ChangeBatch, Offset
-from summit_etl.cdc.logical import LogicalCapture, slot_name
+from summit_etl.cdc.logical import LogicalCapture, retained_bytes, slot_name
 from summit_etl.cdc.polling import PollingReader, snapshot
 from summit_etl.cdc.triggers import TriggerCapture
 from summit_etl.config import CdcStrategy, PipelineConfig
@@ -200,3 +200,25 @@ def release_capture(raw: dict[str, Any]) -> bool:
         )
         return False
     return True
+
+
+def slot_retention(raws: list[dict[str, Any]], timeout: float = 2.0) -> dict[str, int | None]:
+    """Bytes of WAL each log_based pipeline's slot retains, by pipeline id, whether its CDC
+    runs or not; None where the source could not be asked (logged)."""
+    retention: dict[str, int | None] = {}
+    for raw in raws:
+        try:
+            config = parse_pipeline(raw, "stored pipeline")
+        except ConfigError:
+            continue
+        if config.cdc is None or config.cdc.strategy is not CdcStrategy.log_based:
+            continue
+        try:
+            retention[config.id] = retained_bytes(config.source.url, config.id, timeout)
+        except Exception as exc:
+            log.warning(
+                "could not read replication slot retention",
+                extra={"pipelineId": config.id, "slot": slot_name(config.id), "error": str(exc)},
+            )
+            retention[config.id] = None
+    return retention
