@@ -21,22 +21,34 @@ from summit_etl.orchestration.keys import cdc_sensor_name
 from summit_etl.store.db import redact
 
 
+def _source_error(config: PipelineConfig, exc: Exception) -> str:
+    return str(exc).replace(config.source.url, redact(config.source.url))
+
+
 def _install_capture(config: PipelineConfig) -> None:
     try:
         change_source(config).prepare()
     except (CdcConfigError, CaptureSetupError) as exc:
         raise ApiError(409, f"cannot start CDC for {config.id}: {exc}") from exc
     except psycopg.Error as exc:
-        message = str(exc).replace(config.source.url, redact(config.source.url))
         raise ApiError(
-            502, f"cannot start CDC for {config.id}: the source refused capture: {message}"
+            502,
+            f"cannot start CDC for {config.id}: the source refused capture: "
+            f"{_source_error(config, exc)}",
         ) from exc
 
 
 def _drop_slot(config: PipelineConfig) -> None:
     """`cdc.dropSlotOnStop`: a stopped pipeline keeps no slot (its next start snapshots)."""
     if config.cdc and config.cdc.strategy is CdcStrategy.log_based and config.cdc.drop_slot_on_stop:
-        change_source(config).release()
+        try:
+            change_source(config).release()
+        except psycopg.Error as exc:  # e.g. a run still reading the slot
+            raise ApiError(
+                409,
+                f"CDC for {config.id} is stopped, but its replication slot was not dropped: "
+                f"{_source_error(config, exc)}; stop again to retry",
+            ) from exc
 
 
 def _switch(request: Request, start: bool) -> JSONResponse:

@@ -49,6 +49,16 @@ def _pipeline(api: httpx.Client, body: dict[str, Any]) -> Iterator[str]:
         api.delete(f"/pipelines/{body['id']}")
 
 
+def _wait_for_successful_runs(api: httpx.Client, count: int) -> None:
+    """Until `count` runs of lc-log succeeded and none is in flight."""
+
+    def done() -> bool:
+        statuses = [r["status"] for r in api.get("/pipelines/lc-log/runs").json()]
+        return statuses.count("success") >= count and not {"pending", "running"} & set(statuses)
+
+    wait_until(done, 90, f"{count} CDC run(s) of lc-log")
+
+
 def _trigger_pipeline(source: str, target: str) -> dict[str, Any]:
     return raw_pipeline("trigger", source, target, pipeline_id="lc-trigger",
                         loading={"targetTable": "dw.lc_trigger"})
@@ -90,6 +100,7 @@ def test_slot_retention_is_in_metrics_and_health_and_stop_can_drop_the_slot(
         with _pipeline(api, body):
             assert api.post("/pipelines/lc-log/cdc/start").status_code == 200
             assert run_sql(source, SLOTS, (slot_name("lc-log"),)) == [(1,)]  # before the answer
+            _wait_for_successful_runs(api, 1)  # the snapshot
             assert api.post("/pipelines/lc-log/cdc/stop").status_code == 200
             assert run_sql(source, SLOTS, (slot_name("lc-log"),)) == [(1,)]  # kept by default
             insert(source, 4, 3000)  # WAL nobody reads while CDC is stopped
@@ -109,6 +120,8 @@ def test_slot_retention_is_in_metrics_and_health_and_stop_can_drop_the_slot(
             body["cdc"]["dropSlotOnStop"] = True
             assert api.put("/pipelines/lc-log", json=body).status_code == 200
             assert api.post("/pipelines/lc-log/cdc/start").status_code == 200
+            _wait_for_successful_runs(api, 2)  # the rows written while it was stopped
+            assert _rows(stack.target_url, "lc_log") == source_rows(source)
             assert api.post("/pipelines/lc-log/cdc/stop").status_code == 200
             assert run_sql(source, SLOTS, (slot_name("lc-log"),)) == [(0,)]
             wait_until(lambda: retained() == 0, 30, "the dropped slot in /metrics")
