@@ -74,9 +74,13 @@ def test_an_emptied_target_is_filled_again_and_the_log_says_why(
     with caplog.at_level(logging.WARNING, logger="summit_etl.cdc"):
         assert all(r.success for r in cdc.cycle())
     assert target_rows(target_url) == source_rows(source_url)
-    reasons = [getattr(r, "reason", None) for r in caplog.records]
-    assert "the target table is empty but the source is not" in reasons
     assert not cdc.tick().run_requests  # caught up, no snapshot loop
+    run_sql(target_url, "DROP TABLE dw.users")
+    with caplog.at_level(logging.WARNING, logger="summit_etl.cdc"):
+        assert all(r.success for r in cdc.cycle())
+    assert target_rows(target_url) == source_rows(source_url)
+    reasons = {getattr(r, "reason", None) for r in caplog.records}
+    assert {"the target table is empty but the source is not", "the target table does not exist"} <= reasons
 
     # With the source emptied too, an empty target is simply caught up.
     run_sql(source_url, "DELETE FROM public.users")
