@@ -92,6 +92,7 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "properties": {d: {"type": "object"} for d in ("database", "dagster", "daemon")},
             },
+            "warnings": {"type": "array", "items": {"type": "string"}},
         },
     },
     "Metrics": {
@@ -112,6 +113,10 @@ _SCHEMAS: dict[str, Any] = {
             },
             "averageQualityScore": {"type": ["number", "null"]},
             "maxCdcLagSeconds": {"type": ["number", "null"]},
+            "cdcSlotRetainedBytes": {
+                "type": "object",
+                "additionalProperties": {"type": ["integer", "null"]},
+            },
             "timestamp": {"type": "string"},
         },
     },

@@ -22,6 +22,7 @@ class ApiSettings:
     dagster_timeout_seconds: float = 10.0
     health_timeout_seconds: float = 2.0
     wait_timeout_seconds: float = 900.0
+    cdc_slot_degraded_bytes: int = 1 << 30  # /health is degraded when a slot retains more
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -38,6 +39,7 @@ class ApiSettings:
             in ("1", "true", "yes"),
             max_body_bytes=int(env.get("ETL_MAX_BODY_BYTES", "1048576")),
             workers=int(env.get("ETL_API_WORKERS", "2")),
+            cdc_slot_degraded_bytes=int(env.get("ETL_CDC_SLOT_DEGRADED_BYTES", str(1 << 30))),
         )
 
     def check_bind(self) -> None:

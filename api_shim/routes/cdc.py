@@ -1,14 +1,54 @@
-"""`/pipelines/{id}/cdc/start|stop`: the pipeline's CDC sensor, through Dagster."""
+"""`/pipelines/{id}/cdc/start|stop`: the pipeline's capture on the source and its CDC
+sensor, through Dagster.
+
+Start installs capture (trigger, or slot and publication) before it answers, so a change
+committed once it has answered is captured; the sensor's first run then snapshots, and
+changes the snapshot already holds are not applied again.
+"""
 
 from __future__ import annotations
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
 from api_shim.services import pipeline_config, require_pipeline, services
-from summit_etl.config import ExtractionStrategy
+from summit_etl.cdc.logical import CaptureSetupError
+from summit_etl.cdc.sources import CdcConfigError, change_source
+from summit_etl.config import CdcStrategy, ExtractionStrategy, PipelineConfig
 from summit_etl.orchestration.keys import cdc_sensor_name
+from summit_etl.store.db import redact
+
+
+def _source_error(config: PipelineConfig, exc: Exception) -> str:
+    return str(exc).replace(config.source.url, redact(config.source.url))
+
+
+def _install_capture(config: PipelineConfig) -> None:
+    try:
+        change_source(config).prepare()
+    except (CdcConfigError, CaptureSetupError) as exc:
+        raise ApiError(409, f"cannot start CDC for {config.id}: {exc}") from exc
+    except psycopg.Error as exc:
+        raise ApiError(
+            502,
+            f"cannot start CDC for {config.id}: the source refused capture: "
+            f"{_source_error(config, exc)}",
+        ) from exc
+
+
+def _drop_slot(config: PipelineConfig) -> None:
+    """`cdc.dropSlotOnStop`: a stopped pipeline keeps no slot (its next start snapshots)."""
+    if config.cdc and config.cdc.strategy is CdcStrategy.log_based and config.cdc.drop_slot_on_stop:
+        try:
+            change_source(config).release()
+        except psycopg.Error as exc:  # e.g. a run still reading the slot
+            raise ApiError(
+                409,
+                f"CDC for {config.id} is stopped, but its replication slot was not dropped: "
+                f"{_source_error(config, exc)}; stop again to retry",
+            ) from exc
 
 
 def _switch(request: Request, start: bool) -> JSONResponse:
@@ -23,10 +63,14 @@ def _switch(request: Request, start: bool) -> JSONResponse:
     state = next((s for s in sensors if s.name == name), None)
     if state is None:
         raise ApiError(404, f"pipeline {pipeline_id} has no CDC sensor ({name}) in Dagster")
-    if start and state.status != "RUNNING":
-        svc.dagster.start_sensor(name)
-    elif not start and state.status == "RUNNING":
-        svc.dagster.stop_sensor(state)
+    if start:
+        _install_capture(config)
+        if state.status != "RUNNING":
+            svc.dagster.start_sensor(name)
+    else:
+        if state.status == "RUNNING":
+            svc.dagster.stop_sensor(state)
+        _drop_slot(config)
     status = "running" if start else "stopped"
     return JSONResponse(
         {

@@ -9,8 +9,8 @@ from starlette.responses import JSONResponse, Response
 from api_shim import serialize
 from api_shim.errors import ApiError
 from api_shim.services import Services, json_body, require_pipeline, services
-from summit_etl.cdc.sources import release_capture
 from summit_etl.config import PipelineConfig
+from summit_etl.lifecycle import retire_pipeline
 from summit_etl.orchestration.keys import cdc_sensor_name, job_name, schedule_name
 from summit_etl.registry import ConfigError, parse_pipeline
 from summit_etl.store import pipelines as pipeline_store
@@ -123,8 +123,7 @@ def delete_pipeline(request: Request) -> Response:
             cdc_sensor_name(pipeline_id),
         ):
             (svc.dagster.stop_schedule if state in schedules else svc.dagster.stop_sensor)(state)
-    release_capture(row.config)  # its trigger or replication slot on the source
-    with svc.db.connection() as conn:
-        pipeline_store.delete(conn, pipeline_id)
+    # Then everything else it owned: capture, offset, watermarks, and its row.
+    retire_pipeline(row.config, svc.settings.database_url)
     svc.dagster.reload_location()
     return Response(status_code=204)

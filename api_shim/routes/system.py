@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from api_shim.errors import ApiError
 from api_shim.services import Services, services
+from summit_etl.cdc.sources import slot_retention
 from summit_etl.store import alerts as alert_store
 from summit_etl.store import cdc_watermarks, quality_reports
 from summit_etl.store import pipelines as pipeline_store
@@ -60,6 +61,8 @@ class _Cached:
 
 _health_cache = _Cached(ttl=1.0)
 _cdc_cache = _Cached(ttl=1.0)
+# Asking every log_based source costs a connection each: read them less often.
+_retention_cache = _Cached(ttl=5.0)
 
 
 def _now() -> str:
@@ -91,6 +94,29 @@ def _check_dagster(svc: Services) -> tuple[dict[str, Any], dict[str, Any]]:
     return webserver, daemon
 
 
+def _slot_retention(svc: Services) -> dict[str, int | None]:
+    def read() -> dict[str, int | None]:
+        try:
+            with svc.db.connection() as conn:
+                raws = [row.config for row in pipeline_store.list_rows(conn)]
+        except ApiError:
+            return {}
+        return slot_retention(raws, svc.settings.health_timeout_seconds)
+
+    return _retention_cache.get(read)
+
+
+def _oversized_slots(svc: Services) -> list[str]:
+    """Why health is degraded: slots retaining more WAL than the configured limit."""
+    limit = svc.settings.cdc_slot_degraded_bytes
+    return [
+        f"the replication slot of pipeline {pipeline_id} retains {size} bytes of WAL "
+        f"(more than ETL_CDC_SLOT_DEGRADED_BYTES = {limit}): start its CDC or delete it"
+        for pipeline_id, size in sorted(_slot_retention(svc).items())
+        if size is not None and size > limit
+    ]
+
+
 def health(request: Request) -> JSONResponse:
     svc = services(request)
 
@@ -100,8 +126,9 @@ def health(request: Request) -> JSONResponse:
 
     dependencies = _health_cache.get(check)
     down = [name for name, dep in dependencies.items() if dep["status"] != "up"]
+    warnings = [] if down else _oversized_slots(svc)
     body: dict[str, Any] = {
-        "status": "unhealthy" if down else "healthy",
+        "status": "unhealthy" if down else "degraded" if warnings else "healthy",
         "timestamp": _now(),
         "version": VERSION,
         "service": "etl-service",
@@ -109,6 +136,8 @@ def health(request: Request) -> JSONResponse:
     }
     if down:
         body["error"] = f"dependency down: {', '.join(down)}"
+    if warnings:
+        body["warnings"] = warnings
     return JSONResponse(body, status_code=503 if down else 200)
 
 
@@ -133,6 +162,7 @@ def metrics_values(svc: Services) -> dict[str, Any]:
         values["averageQualityScore"] = quality_reports.average_score(conn)
         values["maxCdcLagSeconds"] = cdc_watermarks.max_lag_seconds(conn)
         values["openAlerts"] = alert_store.open_counts(conn)
+    values["cdcSlotRetainedBytes"] = _slot_retention(svc)
     values["timestamp"] = _now()
     return values
 
@@ -162,6 +192,15 @@ def metrics(request: Request) -> Response:
         alerts = Gauge("summit_alerts_open", "Open alerts", ["severity"], registry=registry)
         for severity, count in values["openAlerts"].items():
             alerts.labels(severity=severity).set(count)
+        retained = Gauge(
+            "summit_cdc_slot_retained_bytes",
+            "WAL retained by a log_based pipeline's replication slot",
+            ["pipeline"],
+            registry=registry,
+        )
+        for pipeline_id, size in values["cdcSlotRetainedBytes"].items():
+            if size is not None:
+                retained.labels(pipeline=pipeline_id).set(size)
         if "application/openmetrics-text" in accept:
             return Response(generate_openmetrics(registry), media_type=OPENMETRICS)
         return Response(

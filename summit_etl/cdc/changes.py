@@ -35,6 +35,12 @@ class Offset:
     value: str | None = None  # tracking value, capture position, or commit LSN
     lsn: str | None = None  # log_based only
     snapshot_done: bool = False
+    # Chosen when a pipeline starts from nothing and prefixed to every position it logs,
+    # so a later start (recreated pipeline, emptied target) is not taken for a replay.
+    generation: str | None = None
+    capture: str | None = None  # identity of the source's capture when it was read
+    # The initial snapshot's pg_snapshot: captured changes visible in it are already in it.
+    snapshot: str | None = None
 
 
 @dataclass
@@ -48,3 +54,17 @@ class ChangeBatch:
 def json_text(document: dict[str, Any] | None) -> str | None:
     """A document built in Python (decoded from the WAL) as JSON text."""
     return None if document is None else json.dumps(document, separators=(",", ":"))
+
+
+def visible_in(snapshot: str, xid: int) -> bool:
+    """Whether transaction `xid` (32 bits, as pgoutput sends it) committed before the
+    `pg_snapshot` text `xmin:xmax:xip,...` was taken."""
+    xmin, xmax, running = snapshot.split(":")
+    top = int(xmax)
+    # Widen the 32-bit xid with the snapshot's epoch (a wrap just below xmax).
+    full = (top & ~0xFFFFFFFF) | xid
+    if full >= top + (1 << 31):
+        full -= 1 << 32
+    if full < int(xmin):
+        return True
+    return full < top and str(full) not in running.split(",")

@@ -11,12 +11,21 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from summit_etl.cdc.changes import DELETE, INSERT, Change, ChangeBatch, Offset, json_text
+from summit_etl.cdc.changes import (
+    DELETE,
+    INSERT,
+    Change,
+    ChangeBatch,
+    Offset,
+    json_text,
+    visible_in,
+)
 from summit_etl.cdc.pgoutput import Decoder, RowChange, Transaction, lsn_text, lsn_value
 from summit_etl.identifiers import TableName
 
@@ -34,6 +43,18 @@ class CaptureSetupError(RuntimeError):
 def slot_name(pipeline_id: str) -> str:
     """The pipeline's replication slot and publication (slot names allow [a-z0-9_])."""
     return re.sub(r"[^a-z0-9_]", "_", f"summit_{pipeline_id}")[:63]
+
+
+def retained_bytes(url: str, pipeline_id: str, timeout: float = 2.0) -> int:
+    """WAL the pipeline's slot keeps on the source (0 without a slot): what a stopped
+    log_based pipeline costs its source, as it grows."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout))) as conn:
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+            "FROM pg_replication_slots WHERE slot_name = %s",
+            (slot_name(pipeline_id),),
+        ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 class LogicalCapture:
@@ -78,6 +99,15 @@ class LogicalCapture:
                 conn.execute(
                     sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(self.table.ident)
                 )
+            slot = conn.execute(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)
+            ).fetchone()
+            if slot is None:
+                # A new slot gets a new publication too: its oid is the capture's identity,
+                # so a pipeline whose slot was dropped (changes lost) snapshots again.
+                conn.execute(
+                    sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(self.slot))
+                )
             published = conn.execute(
                 "SELECT pubdelete FROM pg_publication WHERE pubname = %s", (self.slot,)
             ).fetchone()
@@ -93,13 +123,18 @@ class LogicalCapture:
                         sql.Identifier(self.slot), sql.Literal(self._publish())
                     )
                 )
-            exists = conn.execute(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)
-            ).fetchone()
-            if exists is None:
+            if slot is None:
                 conn.execute(
                     "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,)
                 )
+
+    def identity(self) -> str | None:
+        """The publication's oid, new whenever the slot had to be created again."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT oid::text FROM pg_publication WHERE pubname = %s", (self.slot,)
+            ).fetchone()
+        return row[0] if row else None
 
     def _peek(self, conn: psycopg.Connection, upto: str, count: int) -> list[bytes]:
         # A slot is used by one session at a time; a concurrent peek (a probe racing a
@@ -145,8 +180,14 @@ class LogicalCapture:
         return None
 
     def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]:
-        """Whole transactions committed up to the WAL position at the start of the read."""
+        """Whole transactions committed up to the WAL position at the start of the read;
+        those the initial snapshot saw are skipped (it holds them already)."""
         applied = lsn_value(offset.lsn) if offset.lsn else 0
+        taken = offset.snapshot
+
+        def seen(transaction: Transaction) -> bool:
+            return taken is not None and visible_in(taken, transaction.xid)
+
         with psycopg.connect(self.url, autocommit=True) as conn:
             head = self._head(conn)
             while True:
@@ -154,10 +195,10 @@ class LogicalCapture:
                 if not transactions:
                     return
                 end = lsn_text(transactions[-1].end_lsn)
-                fresh = [t for t in transactions if t.end_lsn > applied]
+                fresh = [t for t in transactions if t.end_lsn > applied and not seen(t)]
                 yield ChangeBatch(
                     [c for t in fresh for c in self._changes(t)],
-                    Offset(value=end, lsn=end, snapshot_done=offset.snapshot_done),
+                    replace(offset, value=end, lsn=end),
                     release=[transactions[-1].end_lsn],
                 )
                 applied = transactions[-1].end_lsn

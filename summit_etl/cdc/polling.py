@@ -10,6 +10,7 @@ and the target drops positions it already logged. Polling sees inserts and updat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import psycopg
@@ -82,10 +83,10 @@ class PollingReader:
             row = conn.execute(query, params).fetchone()
         return row[0] if row else None
 
-    def read(self, offset: Offset | None, batch_size: int) -> Iterator[ChangeBatch]:
+    def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]:
         where = sql.SQL("t.{} IS NOT NULL").format(self.column)
         params: tuple = ()
-        if offset is not None and offset.value is not None:
+        if offset.value is not None:
             where = sql.SQL("t.{} >= {}").format(self.column, self._bound())
             params = self._params(offset.value)
         query = sql.SQL(
@@ -97,7 +98,7 @@ class PollingReader:
              ORDER BY sort
             """
         ).format(col=self.column, key=_key_json(self.keys), table=self.table.ident, where=where)
-        safe = offset.value if offset else None
+        safe = offset.value
         with psycopg.connect(self.url) as conn:
             for rows, last in _fetch(conn, query, params, batch_size):
                 changes = [
@@ -105,7 +106,7 @@ class PollingReader:
                     for mark, key, doc, digest in rows
                 ]
                 safe = _safe_mark([r[0] for r in rows], last, safe)
-                yield ChangeBatch(changes, Offset(value=safe, snapshot_done=True))
+                yield ChangeBatch(changes, replace(offset, value=safe, snapshot_done=True))
 
 
 def _safe_mark(marks: list[str], last: bool, previous: str | None) -> str | None:
@@ -126,16 +127,22 @@ def snapshot(
     """Every current row, for capture that starts on a table that already has rows.
 
     Capture is installed before the snapshot is read, so a change committed in between
-    is both in the snapshot and captured; applying it again after the snapshot converges.
+    is both in the snapshot and captured. The batches' offsets carry the snapshot's
+    `pg_snapshot` (the first attempt's, should a run die mid-snapshot and read again):
+    captured changes visible in it are already in the snapshot and are not applied again.
     """
     query = sql.SQL("SELECT {key}, to_jsonb(t)::text FROM {table} AS t").format(
         key=_key_json(keys), table=table.ident
     )
     with psycopg.connect(url) as conn:
+        # One snapshot for the rows and the pg_snapshot that describes them.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        taken = offset.snapshot or (str(row[0]) if row else None)
         done = False
         for rows, last in _fetch(conn, query, (), batch_size):
             done = last
             changes = [Change(f"snapshot|{key}", UPSERT, key, None, doc) for key, doc in rows]
-            yield ChangeBatch(changes, Offset(offset.value, offset.lsn, snapshot_done=last))
+            yield ChangeBatch(changes, replace(offset, snapshot_done=last, snapshot=taken))
         if not done:  # an empty table: the snapshot is done without a batch
-            yield ChangeBatch([], Offset(offset.value, offset.lsn, snapshot_done=True))
+            yield ChangeBatch([], replace(offset, snapshot_done=True, snapshot=taken))

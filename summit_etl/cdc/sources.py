@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 from summit_etl.cdc.changes import ChangeBatch, Offset
-from summit_etl.cdc.logical import LogicalCapture, slot_name
+from summit_etl.cdc.logical import LogicalCapture, retained_bytes, slot_name
 from summit_etl.cdc.polling import PollingReader, snapshot
 from summit_etl.cdc.triggers import TriggerCapture
 from summit_etl.config import CdcStrategy, PipelineConfig
@@ -32,6 +34,9 @@ class ChangeSource(Protocol):
     sensor's cheap question "is there anything past this offset?" (None: no); `read`
     yields batches in order from the target's committed offset; `confirm` runs after the
     target committed a batch; `release` removes the capture when the pipeline is deleted.
+
+    A read from no offset starts a new generation: every position it logs carries it, so
+    the target's change log never mistakes a new start for a replay of an old one.
     """
 
     def prepare(self) -> None: ...
@@ -43,6 +48,7 @@ class ChangeSource(Protocol):
 
 class _Capture(Protocol):
     def prepare(self) -> None: ...
+    def identity(self) -> str | None: ...
     def probe(self) -> str | None: ...
     def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]: ...
     def confirm(self, batch: ChangeBatch) -> None: ...
@@ -63,7 +69,8 @@ class _Polled:
         return self.reader.probe(offset)
 
     def read(self, offset: Offset | None) -> Iterator[ChangeBatch]:
-        return self.reader.read(offset, self.batch_size)
+        start = offset if offset is not None else Offset(generation=_new_generation())
+        return _positioned(self.reader.read(start, self.batch_size))
 
     def confirm(self, batch: ChangeBatch) -> None:
         return None
@@ -87,23 +94,58 @@ class _Captured:
     def prepare(self) -> None:
         self.capture.prepare()
 
+    def _current(self, offset: Offset | None, identity: str | None) -> Offset | None:
+        """The offset, unless the capture it was read from has been replaced since (a
+        capture table or slot created again): its positions restarted, changes were lost."""
+        if offset is None or offset.capture is None or offset.capture == identity:
+            return offset
+        log.warning(
+            "CDC capture on the source was replaced: starting again with a snapshot",
+            extra={"table": str(self.table), "was": offset.capture, "now": identity},
+        )
+        return None
+
     def probe(self, offset: Offset | None) -> str | None:
-        if offset is None or not offset.snapshot_done:
+        current = self._current(offset, self.capture.identity())
+        if current is None or not current.snapshot_done:
             return SNAPSHOT
         return self.capture.probe()
 
     def read(self, offset: Offset | None) -> Iterator[ChangeBatch]:
-        start = offset or Offset()
+        identity = self.capture.identity()
+        start = self._current(offset, identity)
+        if start is None or (not start.snapshot_done and start.generation is None):
+            start = Offset(generation=_new_generation())
+        start = replace(start, capture=identity)
         if not start.snapshot_done:
-            yield from snapshot(self.url, self.table, self.keys, self.batch_size, start)
-            start = Offset(start.value, start.lsn, snapshot_done=True)
-        yield from self.capture.read(start, self.batch_size)
+            for batch in _positioned(
+                snapshot(self.url, self.table, self.keys, self.batch_size, start)
+            ):
+                yield batch
+                start = batch.offset
+        yield from _positioned(self.capture.read(start, self.batch_size))
 
     def confirm(self, batch: ChangeBatch) -> None:
         self.capture.confirm(batch)
 
     def release(self) -> None:
         self.capture.release()
+
+
+def _new_generation() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _positioned(batches: Iterator[ChangeBatch]) -> Iterator[ChangeBatch]:
+    """Positions qualified by their offset's generation (offsets from before generations
+    existed keep the bare positions their change log already holds)."""
+    for batch in batches:
+        generation = batch.offset.generation
+        if generation is not None:
+            batch.changes = [
+                replace(c, position=f"{generation}/{c.position}") for c in batch.changes
+            ]
+        yield batch
 
 
 def change_source(config: PipelineConfig) -> ChangeSource:
@@ -159,3 +201,25 @@ def release_capture(raw: dict[str, Any]) -> bool:
         )
         return False
     return True
+
+
+def slot_retention(raws: list[dict[str, Any]], timeout: float = 2.0) -> dict[str, int | None]:
+    """Bytes of WAL each log_based pipeline's slot retains, by pipeline id, whether its CDC
+    runs or not; None where the source could not be asked (logged)."""
+    retention: dict[str, int | None] = {}
+    for raw in raws:
+        try:
+            config = parse_pipeline(raw, "stored pipeline")
+        except ConfigError:
+            continue
+        if config.cdc is None or config.cdc.strategy is not CdcStrategy.log_based:
+            continue
+        try:
+            retention[config.id] = retained_bytes(config.source.url, config.id, timeout)
+        except Exception as exc:
+            log.warning(
+                "could not read replication slot retention",
+                extra={"pipelineId": config.id, "slot": slot_name(config.id), "error": str(exc)},
+            )
+            retention[config.id] = None
+    return retention

@@ -7,7 +7,9 @@ and the change log it describes; `etl_cdc_watermarks` in the summit database mir
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -21,6 +23,8 @@ from summit_etl.load import target as targets
 from summit_etl.load.target import SCD2_COLUMNS
 from summit_etl.load.writer import LoadError
 from summit_etl.timeouts import timed_url
+
+_log = logging.getLogger("summit_etl.cdc")
 
 OFFSETS_TABLE = "summit_cdc_offsets"
 CHANGES_SUFFIX = "_changes"
@@ -50,7 +54,10 @@ def prepare(config: PipelineConfig, target_url: str, source_schema: pa.Schema) -
                     f"target table {table} does not exist; create it or set "
                     "loading.createTable: true"
                 )
-            targets.create(conn, table, source_schema, config.merge_key, scd2)
+            # An append-only target keeps every version of a key: no key constraint.
+            appends = config.loading.strategy in (LoadStrategy.append_only, LoadStrategy.bulk)
+            key = [] if appends else config.merge_key
+            targets.create(conn, table, source_schema, key, scd2)
             conn.commit()
             columns = targets.inspect(conn, table) or []
     names = [c.name for c in columns if not (scd2 and c.name in SCD2_COLUMNS)]
@@ -113,24 +120,93 @@ def _create_bookkeeping(conn: psycopg.Connection, target: CdcTarget) -> None:
             """
         ).format(target.offsets.ident)
     )
+    # Added after the first release: tables created before it gain them here.
+    conn.execute(
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS generation text, "
+            "ADD COLUMN IF NOT EXISTS capture text, ADD COLUMN IF NOT EXISTS snapshot text"
+        ).format(target.offsets.ident)
+    )
+
+
+def _offsets(config: PipelineConfig) -> TableName:
+    return TableName(config.loading.target_name.schema, OFFSETS_TABLE)
+
+
+def _exists(conn: psycopg.Connection, table: TableName) -> bool:
+    row = conn.execute("SELECT to_regclass(%s)", (table.ident.as_string(conn),)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def _has_rows(conn: psycopg.Connection, table: TableName) -> bool:
+    row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table.ident)).fetchone()
+    return bool(row and row[0])
 
 
 def committed_offset(config: PipelineConfig, summit_url: str) -> Offset | None:
-    """The offset the target committed; None before its first batch was ever applied."""
-    offsets = TableName(config.loading.target_name.schema, OFFSETS_TABLE)
+    """The offset the target committed; None when the pipeline must start from nothing:
+    before its first batch, or when the target is gone or was emptied while the source
+    has rows (the offset then describes rows that are no longer there: snapshot again)."""
+    offsets = _offsets(config)
+    table = config.loading.target_name
     url = timed_url(config.target_url(summit_url), config.timeouts)
     with psycopg.connect(url, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (offsets.ident.as_string(conn),)).fetchone()
-        if exists is None or exists[0] is None:
+        if not _exists(conn, offsets):
             return None
+        # As a document, so that offsets tables from before a column was added still read.
         row = conn.execute(
             sql.SQL(
-                "SELECT position, lsn, snapshot_done FROM {} "
-                "WHERE pipeline_id = %s AND source_table = %s"
+                "SELECT to_jsonb(o) FROM {} AS o WHERE pipeline_id = %s AND source_table = %s"
             ).format(offsets.ident),
             (config.id, config.source.label),
         ).fetchone()
-    return Offset(value=row[0], lsn=row[1], snapshot_done=row[2]) if row else None
+        if row is None:
+            return None
+        reason = None
+        if not _exists(conn, table):
+            reason = "the target table does not exist"
+        elif not _has_rows(conn, table) and _source_has_rows(config):
+            reason = "the target table is empty but the source is not"
+    if reason is not None:
+        _log.warning(
+            "CDC offset set aside: starting again with a snapshot",
+            extra={"pipelineId": config.id, "target": str(table), "reason": reason},
+        )
+        return None
+    return _offset(row[0])
+
+
+def _offset(doc: dict[str, Any]) -> Offset:
+    return Offset(
+        value=doc.get("position"),
+        lsn=doc.get("lsn"),
+        snapshot_done=bool(doc.get("snapshot_done")),
+        generation=doc.get("generation"),
+        capture=doc.get("capture"),
+        snapshot=doc.get("snapshot"),
+    )
+
+
+def _source_has_rows(config: PipelineConfig) -> bool:
+    table = config.source.table_name
+    if table is None:
+        return False
+    with psycopg.connect(timed_url(config.source.url, config.timeouts), autocommit=True) as conn:
+        return _has_rows(conn, table)
+
+
+def forget_offset(config: PipelineConfig, summit_url: str) -> bool:
+    """The pipeline is deleted: drop its offset row, so a pipeline created later with the
+    same id starts with a snapshot. True when there was one."""
+    offsets = _offsets(config)
+    url = timed_url(config.target_url(summit_url), config.timeouts)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not _exists(conn, offsets):
+            return False
+        cursor = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE pipeline_id = %s").format(offsets.ident), (config.id,)
+        )
+    return cursor.rowcount > 0
 
 
 def write_offset(
@@ -145,13 +221,25 @@ def write_offset(
     conn.execute(
         sql.SQL(
             """
-            INSERT INTO {} (pipeline_id, source_table, position, lsn, snapshot_done, run_id)
-            VALUES (%s, %s, %s, %s, %s, %s)
+            INSERT INTO {} (pipeline_id, source_table, position, lsn, snapshot_done, run_id,
+                            generation, capture, snapshot)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (pipeline_id, source_table) DO UPDATE
                SET position = EXCLUDED.position, lsn = EXCLUDED.lsn,
                    snapshot_done = EXCLUDED.snapshot_done, run_id = EXCLUDED.run_id,
-                   updated_at = now()
+                   generation = EXCLUDED.generation, capture = EXCLUDED.capture,
+                   snapshot = EXCLUDED.snapshot, updated_at = now()
             """
         ).format(target.offsets.ident),
-        (pipeline_id, source_table, offset.value, offset.lsn, offset.snapshot_done, run_id),
+        (
+            pipeline_id,
+            source_table,
+            offset.value,
+            offset.lsn,
+            offset.snapshot_done,
+            run_id,
+            offset.generation,
+            offset.capture,
+            offset.snapshot,
+        ),
     )

@@ -12,6 +12,7 @@ ordered by the row lock their writers held, so their positions follow commit ord
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import psycopg
 from psycopg import sql
@@ -20,6 +21,10 @@ from summit_etl.cdc.changes import Change, ChangeBatch, Offset
 from summit_etl.identifiers import TableName
 
 FUNCTION = "summit_cdc_capture"
+# The function runs as its owner (who owns the capture table), so roles that write the
+# source need no rights on the capture table; a fixed search_path keeps it from
+# resolving names through a writer's path.
+_SEARCH_PATH = "pg_catalog, pg_temp"
 # Arguments: include old values ('true'/'false'), then the key columns. A key change is
 # recorded as the delete of the old key and the insert of the new one.
 _FUNCTION_BODY = """
@@ -85,15 +90,20 @@ class TriggerCapture:
                     """
                 ).format(self.changes.ident)
             )
-            body = conn.execute(
-                "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)",
+            installed = conn.execute(
+                "SELECT prosrc, prosecdef, proconfig FROM pg_proc "
+                "WHERE oid = to_regprocedure(%s)",
                 (f"{self.function.ident.as_string(conn)}()",),
             ).fetchone()
-            if body is None or body[0] != _FUNCTION_BODY:
+            wanted = (_FUNCTION_BODY, True, [f"search_path={_SEARCH_PATH}"])
+            if installed is None or tuple(installed) != wanted:
                 conn.execute(
                     sql.SQL(
-                        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}"
-                    ).format(self.function.ident, sql.Literal(_FUNCTION_BODY))
+                        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql "
+                        "SECURITY DEFINER SET search_path = {} AS {}"
+                    ).format(
+                        self.function.ident, sql.SQL(_SEARCH_PATH), sql.Literal(_FUNCTION_BODY)
+                    )
                 )
             if self._trigger_state(conn) != (self.capture_deletes, self._arguments()):
                 events = "INSERT OR UPDATE" + (" OR DELETE" if self.capture_deletes else "")
@@ -131,8 +141,20 @@ class TriggerCapture:
             ).fetchone()
         return row[0] if row else None
 
+    def identity(self) -> str | None:
+        """The capture table's oid: a table dropped and created again restarts positions."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT to_regclass(%s)::oid::text", (self.changes.ident.as_string(conn),)
+            ).fetchone()
+        return row[0] if row else None
+
     def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]:
-        """Pending changes in position order, up to the newest one when the read began."""
+        """Pending changes in position order, up to the newest one when the read began.
+
+        Changes whose transaction the initial snapshot saw are released without being
+        applied again: the snapshot holds them already.
+        """
         with psycopg.connect(self.url, autocommit=True) as conn:
             head = self.probe()
             after = 0
@@ -141,19 +163,25 @@ class TriggerCapture:
                     sql.SQL(
                         """
                         SELECT position, operation, primary_key::text, old_values::text,
-                               new_values::text, changed_at
+                               new_values::text, changed_at,
+                               coalesce(pg_visible_in_snapshot(
+                                   txid::text::xid8, %s::pg_snapshot), false)
                           FROM {} WHERE position > %s AND position <= %s
                          ORDER BY position LIMIT %s
                         """
                     ).format(self.changes.ident),
-                    (after, int(head), batch_size),
+                    (offset.snapshot, after, int(head), batch_size),
                 ).fetchall()
                 if not rows:
                     return
                 after = rows[-1][0]
                 yield ChangeBatch(
-                    [Change(str(p), op, key, old, new, at) for p, op, key, old, new, at in rows],
-                    Offset(value=str(after), snapshot_done=offset.snapshot_done),
+                    [
+                        Change(str(p), op, key, old, new, at)
+                        for p, op, key, old, new, at, seen in rows
+                        if not seen
+                    ],
+                    replace(offset, value=str(after)),
                     release=[r[0] for r in rows],
                 )
 

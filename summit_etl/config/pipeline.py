@@ -85,6 +85,9 @@ class CdcConfig(Model):
     include_old_values: bool = True
     poll_interval_seconds: int = Field(default=10, ge=1)
     batch_size: int = Field(default=1000, ge=1)
+    # log_based: drop the replication slot on cdc/stop, so a stopped pipeline retains no
+    # WAL; the next start then snapshots again.
+    drop_slot_on_stop: bool = False
 
 
 # --- loading, schedule, sla --------------------------------------------------------------

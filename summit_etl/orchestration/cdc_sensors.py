@@ -85,11 +85,15 @@ def cdc_sensor(
     )
     def poll(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         with connect(summit_url) as conn:
-            if not pipeline_store.is_enabled(conn, config.id, default=config.enabled):
-                return SkipReason(
-                    f"pipeline {config.id} is paused (pipelines.enabled = false); "
-                    "set it to true to resume CDC"
-                )
+            row = pipeline_store.get_row(conn, config.id)
+        if not (row.enabled if row else config.enabled):
+            return SkipReason(
+                f"pipeline {config.id} is paused (pipelines.enabled = false); "
+                "set it to true to resume CDC"
+            )
+        # Dagster keeps a sensor's run keys after its pipeline is deleted: a pipeline
+        # created again with the id keys its runs by its own creation time.
+        incarnation = f"{row.created_at.timestamp():.6f}@" if row else ""
         busy = context.instance.get_runs(
             RunsFilter(job_name=job.name, statuses=_IN_FLIGHT, tags={PIPELINE_TAG: config.id}),
             limit=1,
@@ -125,7 +129,7 @@ def cdc_sensor(
         return SensorResult(
             run_requests=[
                 RunRequest(
-                    run_key=f"{window}#{attempt}",
+                    run_key=f"{incarnation}{window}#{attempt}",
                     tags={TRIGGER_TAG: "cdc", CDC_WINDOW_TAG: window},
                 )
             ],

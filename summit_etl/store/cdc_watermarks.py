@@ -71,6 +71,13 @@ def mark_caught_up(conn: Connection, pipeline_id: str, source_table: str, at: da
     )
 
 
+def forget(conn: Connection, pipeline_id: str) -> int:
+    """The pipeline is deleted: its rows would otherwise show as lag forever."""
+    return conn.execute(
+        "DELETE FROM etl_cdc_watermarks WHERE pipeline_id = %s", (pipeline_id,)
+    ).rowcount
+
+
 def max_lag_seconds(conn: Connection) -> float | None:
     """How far the most lagging CDC pipeline is behind (`NOW() - last_processed_time`)."""
     row = conn.execute(
