@@ -153,11 +153,12 @@ def _execute(
             counts.records_transformed += batch.num_rows
             yield batch
 
-    query = source_db.select_sql(config.source, column, start)
-    log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
     try:
+        read = source_db.read_plan(config)
+        query = source_db.select_sql(config.source, column, start, read)
+        log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
         with source_db.adbc_connection(config.source.url) as conn:
-            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
+            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size, read)
             stream = clock.wrap("extraction", extracted(batches))
             stream = clock.wrap("transformation", transformed(stream))
             if gate is not None:

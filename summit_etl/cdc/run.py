@@ -191,9 +191,10 @@ def mirror(
 
 def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
-    query = source_db.select_sql(config.source, None, None) + " LIMIT 0"
+    read = source_db.read_plan(config)
+    query = source_db.select_sql(config.source, None, None, read) + " LIMIT 0"
     with source_db.adbc_connection(config.source.url) as conn:
-        schema, batches = source_db.stream_batches(conn, query, 1)
+        schema, batches = source_db.stream_batches(conn, query, 1, read)
         for _ in batches:
             pass
     return schema

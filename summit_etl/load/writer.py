@@ -21,8 +21,8 @@ from summit_etl.config import LoadStrategy
 from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
-from summit_etl.load.conform import conform, schema_for
-from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
+from summit_etl.load.conform import as_travelled, conform, schema_for
+from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, compared, execute
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
         written = [
             c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)
         ]
+        written = as_travelled(written, first.schema) if first is not None else written
         result = LoadResult(
             ignored_columns=[n for n in incoming if n not in {c.name for c in columns}]
         )
@@ -197,10 +198,10 @@ def _merge(
         )
 
     s_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c.name)) for c in written)
-    tracked = [c.name for c in written if c.name not in plan.key]
+    tracked_columns = [c for c in written if c.name not in plan.key]
+    tracked = [c.name for c in tracked_columns]
     changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in tracked),
-        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in tracked),
+        compared("t", tracked_columns), compared("s", tracked_columns)
     )
 
     def count(statement: sql.Composable) -> int:
