@@ -301,6 +301,27 @@ def _insert_missing(
 def _scd2(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
     """Close the current version on a delete or a real change; open one for new values."""
     tracked = [c for c in target.columns if c not in target.key]
+    if tracked:  # an unchanged TOASTed value left out of an update keeps the current one
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} AS r SET ({}) = ROW({}) FROM {} AS t "
+                "WHERE {} AND r.{} = 'UPDATE' AND NOT r.{} ?& {}"
+            ).format(
+                LATEST,
+                _columns(tracked),
+                sql.SQL(", ").join(
+                    sql.SQL("CASE WHEN r.{} ? {} THEN r.{} ELSE t.{} END").format(
+                        NEW, sql.Literal(c), sql.Identifier(c), sql.Identifier(c)
+                    )
+                    for c in tracked
+                ),
+                target.table.ident,
+                match(True),
+                OP,
+                NEW,
+                sql.Literal(tracked),
+            )
+        )
     # By text: some types have no equality (xml, json, point), and equal values print alike.
     changed = (
         sql.SQL("ROW({})::text IS DISTINCT FROM ROW({})::text").format(
