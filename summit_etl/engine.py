@@ -154,7 +154,7 @@ def _execute(
             yield batch
 
     try:
-        read = source_db.read_plan(config)
+        read = source_db.read_plan(config, column, start)
         query = source_db.select_sql(config.source, column, start, read)
         log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
         with source_db.adbc_connection(config.source.url) as conn:

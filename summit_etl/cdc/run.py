@@ -191,7 +191,7 @@ def mirror(
 
 def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
-    read = source_db.read_plan(config)
+    read = source_db.read_plan(config, probe=False)
     query = source_db.select_sql(config.source, None, None, read) + " LIMIT 0"
     with source_db.adbc_connection(config.source.url) as conn:
         schema, batches = source_db.stream_batches(conn, query, 1, read)

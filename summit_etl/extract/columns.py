@@ -4,9 +4,8 @@ Arrow holds some PostgreSQL types exactly (integers, floats, text, bytea, uuid, 
 those travel in COPY BINARY. The rest (arrays, intervals, time zones, ranges, network
 types, enums, composites, bit strings, xml, tsvector, PostGIS...) travel as PostgreSQL's
 own text output and are cast back into the column's real type on the target. Dates,
-timestamps, times and numerics are exact in Arrow except for ±infinity and NaN, so they
-travel typed only where something needs the typed value (a transformation, a quality
-rule, the incremental column), and as text otherwise.
+timestamps, times and numeric(p<=38) are exact in Arrow except for ±infinity, NaN and
+24:00: they travel typed unless the rows being read hold such a value (probed first).
 """
 
 from __future__ import annotations
@@ -21,7 +20,13 @@ from psycopg import sql
 
 from summit_etl.config import PipelineConfig
 from summit_etl.config.transforms import FlattenTransform
-from summit_etl.extract.arrow import PG_TYPE, PG_TYPMOD, SOURCE_COLUMN
+from summit_etl.extract.arrow import (
+    PG_TYPE,
+    PG_TYPMOD,
+    SOURCE_COLUMN,
+    TypeTravelError,
+    numeric_precision_scale,
+)
 
 # Types Arrow holds exactly, for every value the type allows.
 EXACT_IN_ARROW = {
@@ -104,13 +109,64 @@ class ReadPlan:
 
 
 def plan_read(
-    url: str, relation: sql.Composable, is_table: bool, config: PipelineConfig
+    url: str,
+    relation: sql.Composable,
+    is_table: bool,
+    config: PipelineConfig,
+    where: sql.Composable | None,
 ) -> ReadPlan:
+    """Read typed what Arrow holds exactly; as text what it cannot, and dates, timestamps,
+    times and numerics whose rows to be read hold a value Arrow lacks (±infinity, NaN,
+    24:00), unless a transformation, rule or watermark needs them typed: then the run
+    fails here, naming the column. `where`: the read's filter; None: no probe (a schema
+    read without rows)."""
     columns = source_columns(url, relation, is_table)
-    typed, lists = typed_columns(config), flattened_columns(config)
+    lists = flattened_columns(config)
+    special = _special_values(url, relation, where, columns) if where is not None else set()
+    typed = typed_columns(config)
+    for column in columns:
+        if column.name in special and (typed is None or column.name in typed):
+            raise TypeTravelError(
+                column.name,
+                column.typname,
+                "±infinity, NaN or 24:00 has no typed Arrow value, and a transformation, "
+                "quality rule or watermark needs this column typed",
+            )
     return ReadPlan(
-        columns, frozenset(c.name for c in columns if travels_as_text(c, typed, lists))
+        columns,
+        frozenset(c.name for c in columns if travels_as_text(c, lists) or c.name in special),
     )
+
+
+# Values of the typed-when-possible types that Arrow cannot hold.
+_SPECIAL = {
+    "date": "NOT isfinite({})",
+    "timestamp": "NOT isfinite({})",
+    "timestamptz": "NOT isfinite({})",
+    "time": "{} = '24:00'",
+    "numeric": "{} = 'NaN'",  # constrained numerics allow NaN, not ±Infinity
+}
+
+
+def _special_values(
+    url: str, relation: sql.Composable, where: sql.Composable, columns: list[SourceColumn]
+) -> set[str]:
+    """The columns whose rows to be read hold a value their typed Arrow form cannot: one
+    aggregate scan, far cheaper than reading every such column as text."""
+    probed = [c for c in columns if c.base in _SPECIAL and not travels_as_text(c, ())]
+    if not probed:
+        return set()
+    tests = sql.SQL(", ").join(
+        sql.SQL("coalesce(bool_or({}), false)").format(
+            sql.SQL(_SPECIAL[c.base]).format(sql.Identifier(c.name))
+        )
+        for c in probed
+    )
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT {} FROM {} {}").format(tests, relation, where)
+        ).fetchone()
+    return {c.name for c, special in zip(probed, row or (), strict=False) if special}
 
 
 def typed_columns(config: PipelineConfig) -> Collection[str] | None:
@@ -128,16 +184,15 @@ def flattened_columns(config: PipelineConfig) -> set[str]:
     }
 
 
-def travels_as_text(
-    column: SourceColumn, typed: Collection[str] | None, lists: Collection[str] = ()
-) -> bool:
+def travels_as_text(column: SourceColumn, lists: Collection[str]) -> bool:
+    """Whether the column is read as text whatever its values (see the module)."""
     if column.is_array:
         return column.name not in lists
-    if column.base in EXACT_IN_ARROW:
-        return False
-    if column.base in TYPED_WHEN_NEEDED:
-        return typed is not None and column.name not in typed
-    return True
+    if column.base == "numeric":
+        shape = numeric_precision_scale(column.typmod)
+        # Wider or unconstrained numerics arrive as their exact text anyway.
+        return not (shape and shape[0] <= 38)
+    return column.base not in EXACT_IN_ARROW and column.base not in TYPED_WHEN_NEEDED
 
 
 def read_expression(column: SourceColumn, as_text: bool) -> sql.Composable:

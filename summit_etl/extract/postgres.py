@@ -35,10 +35,24 @@ def source_relation(source: SourceConfig) -> sql.Composable:
     return sql.SQL("({}) AS summit_source").format(sql.SQL(source.query or ""))
 
 
-def read_plan(config: PipelineConfig) -> ReadPlan:
-    """How each of the source's columns is read (typed or as its text), from its catalog."""
+def read_plan(
+    config: PipelineConfig,
+    column: str | None = None,
+    lower_bound: str | Decimal | None = None,
+    *,
+    probe: bool = True,
+) -> ReadPlan:
+    """How each of the source's columns is read (typed or as its text), from its catalog
+    and, with `probe`, from the values in the rows that `select_sql` will read."""
     source = config.source
-    return plan_read(source.url, source_relation(source), source.table is not None, config)
+    where = _where(column, lower_bound) if probe else None
+    return plan_read(source.url, source_relation(source), source.table is not None, config, where)
+
+
+def _where(column: str | None, lower_bound: str | Decimal | None) -> sql.Composable:
+    if column is None or lower_bound is None:
+        return sql.SQL("")
+    return sql.SQL("WHERE {} >= {}").format(sql.Identifier(column), sql.Literal(lower_bound))
 
 
 def select_sql(
@@ -50,12 +64,10 @@ def select_sql(
     """`SELECT columns FROM source [WHERE column >= lower_bound]` with everything quoted;
     the columns as `plan` reads them, or `*`."""
     columns = plan.select_list() if plan and plan.columns else sql.SQL("*")
-    query = sql.SQL("SELECT {} FROM {}").format(columns, source_relation(source))
-    if column is not None and lower_bound is not None:
-        query = sql.SQL("{} WHERE {} >= {}").format(
-            query, sql.Identifier(column), sql.Literal(lower_bound)
-        )
-    return query.as_string(None)
+    query = sql.SQL("SELECT {} FROM {} {}").format(
+        columns, source_relation(source), _where(column, lower_bound)
+    )
+    return query.as_string(None).rstrip()
 
 
 def stream_batches(
