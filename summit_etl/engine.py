@@ -23,6 +23,8 @@ from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl.quality.gate import QualityGate
 from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
+from summit_etl.schema.contract import SchemaContractError
+from summit_etl.store import schema_changes as schema_store
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
@@ -164,12 +166,18 @@ def _execute(
             if gate is not None:
                 stream = clock.wrap("validation", gate.stream(stream))
             load_started = time.perf_counter()
+            target = config.loading.target_name
             try:
-                result = load(target_url, config.loading.target_name, plan, stream)
+                result = load(target_url, target, plan, stream)
             except StageFailure:
                 raise
             except Exception as exc:
+                changes = exc.changes if isinstance(exc, SchemaContractError) else []
+                schema_store.record(summit_url, config.id, request.run_id, str(target), changes)
                 raise clock.failure or StageFailure("loading", exc) from exc
+            schema_store.record(
+                summit_url, config.id, request.run_id, str(target), result.schema_changes
+            )
             clock.inclusive["loading"] = time.perf_counter() - load_started
     except StageFailure:
         raise
@@ -232,4 +240,5 @@ def _load_plan(config: PipelineConfig, *, incremental: bool, full_read: bool) ->
         replace=replace,
         skip_existing=skip_existing,
         delete_missing=strategy is LoadStrategy.delta and full_read,
+        schema_changes=config.schema_changes,
     )

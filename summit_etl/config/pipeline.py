@@ -161,6 +161,8 @@ class PipelineConfig(Model):
     loading: LoadingConfig
     schedule: ScheduleConfig | None = None
     sla: SlaConfig = Field(default_factory=SlaConfig)
+    # None: evolve for a target Summit created, freeze for others (schema/contract.py)
+    schema_changes: Literal["evolve", "freeze", "fail"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

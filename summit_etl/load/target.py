@@ -16,6 +16,8 @@ from summit_etl.load.types import ColumnDdl, arrow_type_for, column_ddl
 log = logging.getLogger(__name__)
 
 SCD2_COLUMNS = ("effective_from", "effective_to", "is_current")
+# On tables Summit created: their schema contract defaults to evolve (schema/contract.py).
+CREATED_MARK = "summit-etl: created from its source"
 
 
 @dataclass(frozen=True)
@@ -113,13 +115,15 @@ def create(
         execute(
             conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema))
         )
-    _define_types(conn, declared.values())
+    define_types(conn, declared.values())
     execute(
         conn,
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
             table.ident, sql.SQL(", ").join(columns)
         ),
     )
+    mark = sql.Literal(CREATED_MARK)
+    execute(conn, sql.SQL("COMMENT ON TABLE {} IS {}").format(table.ident, mark))
     if scd2 and key:
         index = sql.Identifier(check_name(f"{table.name}_current_key"[:63], "index"))
         execute(
@@ -130,7 +134,7 @@ def create(
         )
 
 
-def _define_types(conn: adbc.Connection, declared: Iterable[ColumnDdl]) -> None:
+def define_types(conn: adbc.Connection, declared: Iterable[ColumnDdl]) -> None:
     """Create the user-defined types (enums, composites, domains) the source's columns use
     and the target lacks, with their schemas, as the source's catalog defines them."""
     for ddl in declared:

@@ -23,6 +23,8 @@ from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
 from summit_etl.load.conform import as_travelled, conform, schema_for
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, compared, execute
+from summit_etl.schema import contract
+from summit_etl.schema.contract import SchemaChange
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class LoadPlan:
     replace: bool = False  # a full run of `bulk`: the target's rows are replaced
     skip_existing: bool = False  # appends of re-read rows: keys already loaded are skipped
     delete_missing: bool = False  # delta over a full snapshot: keys gone from it are deleted
+    schema_changes: str | None = None  # the contract; None: by who created the target
 
 
 @dataclass
@@ -52,6 +55,7 @@ class LoadResult:
     updated: int = 0
     deleted: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    schema_changes: list[SchemaChange] = field(default_factory=list)
 
 
 def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]) -> LoadResult:
@@ -60,6 +64,7 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
     scd2 = plan.strategy is LoadStrategy.scd_type2
     with adbc_connection(url) as conn:
         columns = targets.inspect(conn, table)
+        changes: list[SchemaChange] = []
         if columns is None:
             if not plan.create_table:
                 raise LoadError(
@@ -71,13 +76,19 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
                 return LoadResult()
             targets.create(conn, table, first.schema, plan.key, scd2)
             columns = targets.inspect(conn, table) or []
+        elif first is not None:
+            mode = contract.mode_for(plan.schema_changes, conn, table)
+            changes = contract.reconcile(conn, table, columns, first.schema, mode, scd2)
+            if changes:
+                columns = targets.inspect(conn, table) or []
         incoming = first.column_names if first is not None else []
         written = [
             c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)
         ]
         written = as_travelled(written, first.schema) if first is not None else written
         result = LoadResult(
-            ignored_columns=[n for n in incoming if n not in {c.name for c in columns}]
+            ignored_columns=[n for n in incoming if n not in {c.name for c in columns}],
+            schema_changes=changes,
         )
         if result.ignored_columns:
             log.info(
