@@ -10,6 +10,10 @@ by it would silently work on its text, so they are refused, naming the column.
 
 from __future__ import annotations
 
+import logging
+
+import psycopg
+
 from summit_etl.config import PipelineConfig
 from summit_etl.config.transforms import (
     AggregateTransform,
@@ -25,6 +29,8 @@ from summit_etl.extract.columns import (
     travels_as_text,
 )
 from summit_etl.extract.postgres import source_relation
+
+log = logging.getLogger(__name__)
 
 
 class TransformTypeError(ValueError):
@@ -67,6 +73,21 @@ def type_problems(config: PipelineConfig, columns: list[SourceColumn]) -> list[s
         elif isinstance(step, FlattenTransform) and step.field in textual:
             refuse(index, "flatten", step.field, "is neither an array nor JSON")
     return problems
+
+
+def creation_problems(config: PipelineConfig) -> list[str]:
+    """What the create path refuses: type problems of the transformation steps. A source
+    that cannot be reached now is not a reason to refuse; its first run will say so."""
+    if not config.transformation.transformations:
+        return []
+    try:
+        check_transformations(config)
+    except TransformTypeError as exc:
+        return exc.problems
+    except psycopg.OperationalError as exc:
+        log.warning("source unreachable: transformation types not checked", extra={
+            "pipelineId": config.id, "error": str(exc)})
+    return []
 
 
 def check_transformations(config: PipelineConfig) -> None:

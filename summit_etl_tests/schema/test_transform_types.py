@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from summit_etl.registry import parse_pipeline
-from summit_etl.schema.transform_types import TransformTypeError, check_transformations
+from summit_etl.schema.transform_types import (
+    TransformTypeError,
+    check_transformations,
+    creation_problems,
+)
 from summit_etl_tests.types.wide import create_wide
 
 
@@ -51,3 +55,14 @@ def test_steps_that_fit_the_types_pass(source_url: str) -> None:
         {"type": "deduplicate", "keys": ["ip"], "orderBy": "tstz"},
     ]
     check_transformations(_config(source_url, steps))
+
+
+def test_the_create_path_refuses_only_what_it_could_check(source_url: str) -> None:
+    create_wide(source_url, rows=False)
+    bad = [{"type": "typecast", "typeMapping": {"ci": "int"}}]
+    assert creation_problems(_config(source_url, bad)) == [
+        "transformation.transformations[0] (typecast): column 'ci' of type cidr cannot be cast to int here"
+    ]
+    unreachable = "postgresql://postgres@127.0.0.1:1/nowhere"
+    assert creation_problems(_config(unreachable, bad)) == []
+    assert creation_problems(_config(source_url, [])) == []
