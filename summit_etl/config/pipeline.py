@@ -110,6 +110,8 @@ class LoadingConfig(Model):
     target_url: str | None = None
     upsert_key: list[Annotated[str, sql_name("loading.upsertKey")]] = Field(default_factory=list)
     create_table: bool = False
+    # Created targets declare enum columns as text instead of creating the enum types.
+    enums_as_text: bool = False
 
     @property
     def target_name(self) -> TableName:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 import pyarrow as pa
@@ -57,6 +57,7 @@ class SourceColumn:
     typmod: int
     category: str  # pg_type.typcategory: 'A' array, 'E' enum, 'N' numeric...
     not_null: bool
+    element_category: str | None = None  # an array's element typcategory
     # Statements that create the column's user-defined types on a target lacking them,
     # as (schema, quoted qualified type name, statement), dependencies first.
     defines: tuple[tuple[str, str, str], ...] = field(default=())
@@ -121,6 +122,8 @@ def plan_read(
     fails here, naming the column. `where`: the read's filter; None: no probe (a schema
     read without rows)."""
     columns = source_columns(url, relation, is_table)
+    if config.loading.enums_as_text:
+        columns = [_enum_as_text(c) for c in columns]
     lists = flattened_columns(config)
     special = _special_values(url, relation, where, columns) if where is not None else set()
     typed = typed_columns(config)
@@ -136,6 +139,15 @@ def plan_read(
         columns,
         frozenset(c.name for c in columns if travels_as_text(c, lists) or c.name in special),
     )
+
+
+def _enum_as_text(column: SourceColumn) -> SourceColumn:
+    """An enum (or enum array) column declared as text on targets created from it."""
+    if column.category == "E":
+        return replace(column, sql_type="text", defines=())
+    if column.is_array and column.element_category == "E":
+        return replace(column, sql_type="text[]", defines=())
+    return column
 
 
 # Values of the typed-when-possible types that Arrow cannot hold.
@@ -207,7 +219,7 @@ def read_expression(column: SourceColumn, as_text: bool) -> sql.Composable:
 
 _COLUMNS = """
 SELECT i.ord, t.oid, t.typname, coalesce(b.typname, t.typname), format_type(t.oid, i.typmod),
-       i.typmod, t.typcategory, i.not_null
+       i.typmod, t.typcategory, i.not_null, e.typcategory
   FROM (SELECT s.ord, coalesce(a.atttypid, s.ftype) AS typid,
                coalesce(a.atttypmod, s.fmod) AS typmod,
                coalesce(a.attnotnull AND %(table)s, false) AS not_null
@@ -216,6 +228,7 @@ SELECT i.ord, t.oid, t.typname, coalesce(b.typname, t.typname), format_type(t.oi
           LEFT JOIN pg_attribute a ON a.attrelid = s.tab AND a.attnum = s.col) AS i
   JOIN pg_type t ON t.oid = i.typid
   LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
+  LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
  ORDER BY i.ord
 """
 
@@ -247,9 +260,10 @@ def source_columns(url: str, relation: sql.Composable, is_table: bool) -> list[S
                 typmod=typmod,
                 category=category,
                 not_null=not_null,
+                element_category=elem,
                 defines=tuple(_defines(conn, oid, set())),
             )
-            for ord_, oid, typname, base, sql_type, typmod, category, not_null in rows
+            for ord_, oid, typname, base, sql_type, typmod, category, not_null, elem in rows
         ]
 
 

@@ -103,3 +103,13 @@ def test_typed_read_of_an_infinite_timestamp_names_the_column(
         _run(parse_pipeline(raw, "test"), summit_url)
     assert "column 'at' (source type timestamptz)" in str(failure.value)
     assert run_sql(target_url, "SELECT to_regclass('dw.events')") == [(None,)]  # nothing loaded
+
+
+def test_enums_land_as_text_where_configured(wide_source: str, target_url: str, summit_url: str) -> None:
+    config = _config(wide_source, target_url, "bulk")
+    raw = config.model_dump(by_alias=True, exclude_none=True)
+    raw["loading"]["enumsAsText"] = True
+    assert _run(parse_pipeline(raw, "test"), summit_url).status == "success"
+    created = declared_types(target_url, "dw.wide_bulk")
+    assert (created["en"], created["ena"], created["comp"]) == ("text", "text[]", "pair")
+    assert differences(as_text(wide_source, "public.wide"), as_text(target_url, "dw.wide_bulk")) == []
