@@ -28,7 +28,9 @@ from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGate, QualityGateFailure
 from summit_etl.quality.run import check_written_target, gate_for, record_report, reportable
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
+from summit_etl.schema.contract import SchemaContractError
 from summit_etl.store import cdc_watermarks
+from summit_etl.store import schema_changes as schema_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
 
@@ -102,10 +104,19 @@ def _replicate(
     source = clock.run("extraction", lambda: change_source(config))
     clock.run("extraction", source.prepare)
     schema = clock.run("extraction", lambda: _source_schema(config))
-    target = clock.run(
-        "loading",
-        lambda: cdc_target.prepare(config, config.target_url(summit_url), schema),
-    )
+    table = str(config.loading.target_name)
+    try:
+        target = clock.run(
+            "loading",
+            lambda: cdc_target.prepare(config, config.target_url(summit_url), schema),
+        )
+    except StageFailure as failure:
+        if isinstance(failure.cause, SchemaContractError):
+            schema_store.record(summit_url, config.id, run_id, table, failure.cause.changes)
+        raise
+    schema_store.record(summit_url, config.id, run_id, table, target.schema_changes)
+    if outcome.load is not None:
+        outcome.load.schema_changes = list(target.schema_changes)
     offset = clock.run("loading", lambda: cdc_target.committed_offset(config, summit_url))
     outcome.watermark_from = offset.value if offset else None
     read_started = datetime.now(UTC)
