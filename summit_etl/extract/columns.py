@@ -217,6 +217,9 @@ def read_expression(column: SourceColumn, as_text: bool) -> sql.Composable:
     return sql.SQL("{}{} AS {}").format(name, sql.SQL(cast), name)
 
 
+# Types below it are built in (PostgreSQL's FirstNormalObjectId): nothing to define.
+_FIRST_USER_OID = 16384
+
 _COLUMNS = """
 SELECT i.ord, t.oid, t.typname, coalesce(b.typname, t.typname), format_type(t.oid, i.typmod),
        i.typmod, t.typcategory, i.not_null, e.typcategory
@@ -261,7 +264,7 @@ def source_columns(url: str, relation: sql.Composable, is_table: bool) -> list[S
                 category=category,
                 not_null=not_null,
                 element_category=elem,
-                defines=tuple(_defines(conn, oid, set())),
+                defines=tuple(_defines(conn, oid, set())) if oid >= _FIRST_USER_OID else (),
             )
             for ord_, oid, typname, base, sql_type, typmod, category, not_null, elem in rows
         ]
