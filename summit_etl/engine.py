@@ -30,6 +30,8 @@ from summit_etl.quality.run import (
     gate_for,
 )
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
+from summit_etl.schema.contract import SchemaContractError
+from summit_etl.store import schema_changes as schema_store
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
@@ -163,24 +165,31 @@ def _execute(
             counts.records_transformed += batch.num_rows
             yield batch
 
-    query = source_db.select_sql(config.source, column, start)
-    log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
     try:
+        read = source_db.read_plan(config, column, start)
+        query = source_db.select_sql(config.source, column, start, read)
+        log.debug("extract query", extra={**context, "stage": "extraction", "sql": query})
         with source_db.adbc_connection(source_url) as conn:
-            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size)
+            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size, read)
             stream = clock.wrap("extraction", extracted(batches))
             stream = clock.wrap("transformation", transformed(stream))
             if gate is not None:
                 stream = clock.wrap("validation", gate.stream(stream))
             load_started = time.perf_counter()
             decide = blocking_check(gate, config, stream_saw_every_row=plan.replace, key=plan.key)
+            target = config.loading.target_name
             try:
-                result = load(target_url, config.loading.target_name, plan, stream, decide)
+                result = load(target_url, target, plan, stream, decide)
                 failpoint("target-committed")
             except StageFailure:
                 raise
             except Exception as exc:
+                changes = exc.changes if isinstance(exc, SchemaContractError) else []
+                schema_store.record(summit_url, config.id, request.run_id, str(target), changes)
                 raise clock.failure or StageFailure("loading", exc) from exc
+            schema_store.record(
+                summit_url, config.id, request.run_id, str(target), result.schema_changes
+            )
             clock.inclusive["loading"] = time.perf_counter() - load_started
     except StageFailure:
         raise
@@ -246,4 +255,5 @@ def _load_plan(
         replace=replace,
         skip_existing=skip_existing,
         delete_missing=strategy is LoadStrategy.delta and full_read,
+        schema_changes=config.schema_changes,
     )

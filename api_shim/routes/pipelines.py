@@ -13,6 +13,7 @@ from summit_etl.config import PipelineConfig
 from summit_etl.lifecycle import retire_pipeline
 from summit_etl.orchestration.keys import cdc_sensor_name, job_name, schedule_name
 from summit_etl.registry import ConfigError, parse_pipeline
+from summit_etl.schema.transform_types import creation_problems
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.transform.references import check_against_source
 
@@ -64,6 +65,8 @@ async def create_pipeline(request: Request) -> JSONResponse:
 
     def create() -> pipeline_store.PipelineRow:
         _check_columns(config)
+        if problems := creation_problems(config):
+            raise ApiError(400, "transformations cannot handle these source columns", problems)
         with svc.db.connection() as conn:
             try:
                 row = pipeline_store.create(conn, body, config.enabled)

@@ -239,7 +239,7 @@ def _append(conn: psycopg.Connection, target: CdcTarget, applied: Applied) -> No
 def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
     tracked = [c for c in target.columns if c not in target.key]
     # A column missing from the new values (an unchanged TOASTed value in the WAL)
-    # keeps what the target has.
+    # keeps what the target has. Rows compare by text: see `_scd2`.
     incoming = [
         sql.SQL("CASE WHEN r.{new} ? {name} THEN r.{col} ELSE t.{col} END").format(
             new=NEW, name=sql.Literal(c), col=sql.Identifier(c)
@@ -257,7 +257,7 @@ def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match:
             conn,
             sql.SQL(
                 "UPDATE {} AS t SET ({}) = ROW({}) FROM {} AS r "
-                "WHERE r.{} <> {} AND {} AND ROW({}) IS DISTINCT FROM ROW({})"
+                "WHERE r.{} <> {} AND {} AND ROW({})::text IS DISTINCT FROM ROW({})::text"
             ).format(
                 target.table.ident,
                 _columns(tracked),
@@ -303,8 +303,30 @@ def _insert_missing(
 def _scd2(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
     """Close the current version on a delete or a real change; open one for new values."""
     tracked = [c for c in target.columns if c not in target.key]
+    if tracked:  # an unchanged TOASTed value left out of an update keeps the current one
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} AS r SET ({}) = ROW({}) FROM {} AS t "
+                "WHERE {} AND r.{} = 'UPDATE' AND NOT r.{} ?& {}"
+            ).format(
+                LATEST,
+                _columns(tracked),
+                sql.SQL(", ").join(
+                    sql.SQL("CASE WHEN r.{} ? {} THEN r.{} ELSE t.{} END").format(
+                        NEW, sql.Literal(c), sql.Identifier(c), sql.Identifier(c)
+                    )
+                    for c in tracked
+                ),
+                target.table.ident,
+                match(True),
+                OP,
+                NEW,
+                sql.Literal(tracked),
+            )
+        )
+    # By text: some types have no equality (xml, json, point), and equal values print alike.
     changed = (
-        sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+        sql.SQL("ROW({})::text IS DISTINCT FROM ROW({})::text").format(
             _columns(tracked, "t."), _columns(tracked, "r.")
         )
         if tracked

@@ -28,6 +28,7 @@ class Relation:
     schema: str
     name: str
     columns: list[tuple[str, int]]  # (name, type oid)
+    key: list[str] = field(default_factory=list)  # the replica identity's columns
 
 
 @dataclass
@@ -105,7 +106,8 @@ class _Reader:
                 text = self.data[self.at : self.at + size].decode()
                 self.at += size
                 row[name] = _json_value(type_oid, text)
-            # b"u": an unchanged TOASTed value is not sent; the column is left out.
+            # b"u": an unchanged TOASTed value is not sent; the column is left out, and
+            # `Decoder._fill_unchanged` or the apply supplies the value it still has.
         return row
 
 
@@ -118,6 +120,9 @@ class Decoder:
 
     def __init__(self) -> None:
         self.relations: dict[int, Relation] = {}
+        # The newest values of each row changed in this peek, by relation and identity:
+        # where a later update leaves a TOASTed value out, it is still the value set here.
+        self.latest: dict[tuple[int, str], Row] = {}
 
     def decode(self, messages: list[bytes]) -> list[Transaction]:
         done: list[Transaction] = []
@@ -149,26 +154,60 @@ class Decoder:
         oid = reader.take("!I")
         schema, name = reader.string(), reader.string()
         reader.take("!c")  # replica identity
-        columns = []
+        columns, key = [], []
         for _ in range(reader.take("!h")):
-            reader.take("!b")  # flags
+            flags = reader.take("!b")
             column = reader.string()
             columns.append((column, reader.take("!I")))
             reader.take("!i")  # typmod
-        self.relations[oid] = Relation(schema, name, columns)
+            if flags & 1:
+                key.append(column)
+        self.relations[oid] = Relation(schema, name, columns, key)
 
     def _change(self, kind: bytes, reader: _Reader) -> RowChange:
-        relation = self.relations[reader.take("!I")]
+        oid = reader.take("!I")
+        relation = self.relations[oid]
         old: Row | None = None
         new: Row | None = None
         marker = reader.take("!c")
+        whole_old = marker == b"O"  # REPLICA IDENTITY FULL; b"K" sends the key only
         if kind == b"I":
             new = reader.tuple(relation)
+            self._remember(oid, relation, new)
             return RowChange("INSERT", relation, None, new)
         if marker in (b"K", b"O"):
             old = reader.tuple(relation)
             if kind == b"D":
+                self.latest.pop((oid, self._identity(relation, old) or ""), None)
                 return RowChange("DELETE", relation, old, None)
             marker = reader.take("!c")
         new = reader.tuple(relation)
+        self._fill_unchanged(oid, relation, old if whole_old else None, new)
+        self._remember(oid, relation, new)
         return RowChange("UPDATE", relation, old, new)
+
+    @staticmethod
+    def _identity(relation: Relation, row: Row) -> str | None:
+        if not relation.key or any(k not in row for k in relation.key):
+            return None
+        return json.dumps([row[k] for k in relation.key])
+
+    def _remember(self, oid: int, relation: Relation, row: Row) -> None:
+        identity = self._identity(relation, row)
+        if identity is not None:
+            self.latest[(oid, identity)] = row
+
+    def _fill_unchanged(self, oid: int, relation: Relation, old: Row | None, new: Row) -> None:
+        """Unchanged TOASTed columns of an update take the value they still have: from the
+        old row (REPLICA IDENTITY FULL sends it whole), or from an earlier change to the
+        row in this peek. Left out otherwise: the apply keeps the target's value."""
+        missing = [name for name, _ in relation.columns if name not in new]
+        if not missing:
+            return
+        identity = self._identity(relation, new)
+        earlier = self.latest.get((oid, identity)) if identity is not None else None
+        for name in missing:
+            if old is not None and name in old:
+                new[name] = old[name]
+            elif earlier is not None and name in earlier:
+                new[name] = earlier[name]

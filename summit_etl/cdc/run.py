@@ -29,7 +29,9 @@ from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGate, QualityGateFailure
 from summit_etl.quality.run import check_written_target, finish, gate_for
 from summit_etl.recording import RunOutcome, RunRequest, StageFailure, recorded_run
+from summit_etl.schema.contract import SchemaContractError
 from summit_etl.store import cdc_watermarks
+from summit_etl.store import schema_changes as schema_store
 from summit_etl.store.db import connect
 from summit_etl.store.runs import RunCounts
 from summit_etl.timeouts import timed_url
@@ -104,12 +106,21 @@ def _replicate(
     source = clock.run("extraction", lambda: change_source(config))
     clock.run("extraction", source.prepare)
     schema = clock.run("extraction", lambda: _source_schema(config))
-    target = clock.run(
-        "loading",
-        lambda: cdc_target.prepare(
-            config, timed_url(config.target_url(summit_url), config.timeouts), schema
-        ),
-    )
+    table = str(config.loading.target_name)
+    try:
+        target = clock.run(
+            "loading",
+            lambda: cdc_target.prepare(
+                config, timed_url(config.target_url(summit_url), config.timeouts), schema
+            ),
+        )
+    except StageFailure as failure:
+        if isinstance(failure.cause, SchemaContractError):
+            schema_store.record(summit_url, config.id, run_id, table, failure.cause.changes)
+        raise
+    schema_store.record(summit_url, config.id, run_id, table, target.schema_changes)
+    if outcome.load is not None:
+        outcome.load.schema_changes = list(target.schema_changes)
     offset = clock.run("loading", lambda: cdc_target.committed_offset(config, summit_url))
     outcome.watermark_from = offset.value if offset else None
     read_started = datetime.now(UTC)
@@ -197,9 +208,10 @@ def mirror(
 
 def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
-    query = source_db.select_sql(config.source, None, None) + " LIMIT 0"
+    read = source_db.read_plan(config, probe=False)
+    query = source_db.select_sql(config.source, None, None, read) + " LIMIT 0"
     with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
-        schema, batches = source_db.stream_batches(conn, query, 1)
+        schema, batches = source_db.stream_batches(conn, query, 1, read)
         for _ in batches:
             pass
     return schema

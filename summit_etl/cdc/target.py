@@ -22,6 +22,8 @@ from summit_etl.identifiers import TableName, check_name
 from summit_etl.load import target as targets
 from summit_etl.load.target import SCD2_COLUMNS
 from summit_etl.load.writer import LoadError
+from summit_etl.schema import contract
+from summit_etl.schema.contract import SchemaChange
 from summit_etl.timeouts import timed_url
 
 _log = logging.getLogger("summit_etl.cdc")
@@ -40,14 +42,21 @@ class CdcTarget:
     key: list[str]
     strategy: LoadStrategy
     include_old: bool
+    schema_changes: tuple[SchemaChange, ...] = ()  # found (and acted on) when prepared
 
 
 def prepare(config: PipelineConfig, target_url: str, source_schema: pa.Schema) -> CdcTarget:
     """Create what is missing (target if configured, change log, offsets) and describe it."""
     table = config.loading.target_name
     scd2 = config.loading.strategy is LoadStrategy.scd_type2
+    changes: list[SchemaChange] = []
     with adbc_connection(target_url) as conn:
         columns = targets.inspect(conn, table)
+        if columns is not None:  # the source's schema against the target's: its contract
+            mode = contract.mode_for(config.schema_changes, conn, table)
+            changes = contract.reconcile(conn, table, columns, source_schema, mode, scd2)
+            conn.commit()
+            columns = targets.inspect(conn, table) if changes else columns
         if columns is None:
             if not config.loading.create_table:
                 raise LoadError(
@@ -73,6 +82,7 @@ def prepare(config: PipelineConfig, target_url: str, source_schema: pa.Schema) -
         key=config.merge_key,
         strategy=config.loading.strategy,
         include_old=config.cdc.include_old_values if config.cdc else True,
+        schema_changes=tuple(changes),
     )
     with psycopg.connect(target_url, autocommit=True) as conn:
         _create_bookkeeping(conn, target)

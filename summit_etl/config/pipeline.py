@@ -116,6 +116,8 @@ class LoadingConfig(Model):
     target_url: ConnectionUrl | None = None
     upsert_key: list[Annotated[str, sql_name("loading.upsertKey")]] = Field(default_factory=list)
     create_table: bool = False
+    # Created targets declare enum columns as text instead of creating the enum types.
+    enums_as_text: bool = False
 
     @property
     def target_name(self) -> TableName:
@@ -168,6 +170,8 @@ class PipelineConfig(Model):
     schedule: ScheduleConfig | None = None
     sla: SlaConfig = Field(default_factory=SlaConfig)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    # None: evolve for a target Summit created, freeze for others (schema/contract.py)
+    schema_changes: Literal["evolve", "freeze", "fail"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

@@ -11,10 +11,25 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 PG_TYPE = b"POSTGRESQL:type"
 PG_TYPMOD = b"POSTGRESQL:typmod"
+# JSON set by the extractor: the source column's own type, see extract/columns.py.
+SOURCE_COLUMN = b"SUMMIT:column"
 _MAX_DECIMAL128_PRECISION = 38
+
+
+class TypeTravelError(ValueError):
+    """A value cannot travel exactly in the Arrow type its column is read as."""
+
+    def __init__(self, column: str, pg_type: str, reason: str) -> None:
+        self.column = column
+        self.pg_type = pg_type
+        super().__init__(
+            f"column {column!r} (source type {pg_type}) holds a value that cannot travel "
+            f"exactly as a typed Arrow value: {reason}"
+        )
 
 
 def numeric_precision_scale(typmod: int) -> tuple[int, int] | None:
@@ -43,7 +58,10 @@ def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Fiel
         shape = numeric_precision_scale(int(metadata.get(PG_TYPMOD, b"-1")))
         if shape and shape[0] <= _MAX_DECIMAL128_PRECISION:
             decimal = pa.decimal128(*shape)
-            return field.with_type(decimal), storage.cast(decimal)
+            try:
+                return field.with_type(decimal), storage.cast(decimal)
+            except pa.ArrowInvalid as exc:  # NaN, which decimal128 cannot hold
+                raise TypeTravelError(field.name, "numeric", str(exc)) from exc
     return field.with_type(storage.type), storage
 
 
@@ -65,9 +83,36 @@ def uuid_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(text, pa.string(), mask=array.is_null().to_numpy(zero_copy_only=False))
 
 
+# The driver shifts PostgreSQL's ±infinity (the extreme int64 / int32) by the epoch
+# difference and overflows: anything below PostgreSQL's first day (4713 BC) is one.
+_FIRST_MICROS = -210_866_803_200_000_000
+_FIRST_DAY = -2_440_588
+
+
+def _reject_infinity(field: pa.Field, column: pa.ChunkedArray) -> None:
+    if pa.types.is_timestamp(field.type):
+        first, storage = _FIRST_MICROS, pa.int64()
+    elif pa.types.is_date32(field.type):
+        first, storage = _FIRST_DAY, pa.int32()
+    else:
+        return
+    lowest = pc.min(column.cast(storage)).as_py()
+    if lowest is not None and lowest < first:
+        pg_type = (field.metadata or {}).get(PG_TYPE, b"date/time").decode()
+        raise TypeTravelError(
+            field.name,
+            pg_type,
+            "±infinity has no Arrow date or timestamp (the column is read typed because a "
+            "transformation, quality rule or watermark uses it)",
+        )
+
+
 def plain_table(data: pa.Table | pa.RecordBatch) -> pa.Table:
-    """The batch with extension types replaced by plain Arrow types (metadata kept)."""
+    """The batch with extension types replaced by plain Arrow types (metadata kept);
+    a ±infinity date or timestamp, which Arrow cannot hold, fails naming its column."""
     table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+    for f, column in zip(table.schema, table.columns, strict=True):
+        _reject_infinity(f, column)
     if not any(isinstance(f.type, pa.BaseExtensionType) for f in table.schema):
         return table
     fields, columns = zip(

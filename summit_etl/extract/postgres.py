@@ -11,8 +11,9 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from summit_etl.config import SourceConfig
+from summit_etl.config import PipelineConfig, SourceConfig
 from summit_etl.extract.arrow import plain_table
+from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.identifiers import TableName
 
 
@@ -34,29 +35,59 @@ def source_relation(source: SourceConfig) -> sql.Composable:
     return sql.SQL("({}) AS summit_source").format(sql.SQL(source.query or ""))
 
 
-def select_sql(source: SourceConfig, column: str | None, lower_bound: str | Decimal | None) -> str:
-    """`SELECT * FROM source [WHERE column >= lower_bound]` with everything quoted."""
-    query = sql.SQL("SELECT * FROM {}").format(source_relation(source))
-    if column is not None and lower_bound is not None:
-        query = sql.SQL("{} WHERE {} >= {}").format(
-            query, sql.Identifier(column), sql.Literal(lower_bound)
-        )
-    return query.as_string(None)
+def read_plan(
+    config: PipelineConfig,
+    column: str | None = None,
+    lower_bound: str | Decimal | None = None,
+    *,
+    probe: bool = True,
+) -> ReadPlan:
+    """How each of the source's columns is read (typed or as its text), from its catalog
+    and, with `probe`, from the values in the rows that `select_sql` will read."""
+    source = config.source
+    where = _where(column, lower_bound) if probe else None
+    return plan_read(source.url, source_relation(source), source.table is not None, config, where)
+
+
+def _where(column: str | None, lower_bound: str | Decimal | None) -> sql.Composable:
+    if column is None or lower_bound is None:
+        return sql.SQL("")
+    return sql.SQL("WHERE {} >= {}").format(sql.Identifier(column), sql.Literal(lower_bound))
+
+
+def select_sql(
+    source: SourceConfig,
+    column: str | None,
+    lower_bound: str | Decimal | None,
+    plan: ReadPlan | None = None,
+) -> str:
+    """`SELECT columns FROM source [WHERE column >= lower_bound]` with everything quoted;
+    the columns as `plan` reads them, or `*`."""
+    columns = plan.select_list() if plan and plan.columns else sql.SQL("*")
+    query = sql.SQL("SELECT {} FROM {} {}").format(
+        columns, source_relation(source), _where(column, lower_bound)
+    )
+    return query.as_string(None).rstrip()
 
 
 def stream_batches(
-    conn: adbc.Connection, query: str, batch_size: int
+    conn: adbc.Connection, query: str, batch_size: int, plan: ReadPlan | None = None
 ) -> tuple[pa.Schema, Iterator[pa.Table]]:
-    """Run `query` and stream its rows as plain-typed Arrow tables of at most batch_size rows."""
+    """Run `query` and stream its rows as plain-typed Arrow tables of at most batch_size rows;
+    with `plan`, each field names its source column's own type in its metadata."""
     cursor = conn.cursor()
     cursor.execute(query)
     reader = cursor.fetch_record_batch()
     schema = plain_table(reader.schema.empty_table()).schema
+    if plan is not None:
+        schema = plan.label(schema)
 
     def batches() -> Iterator[pa.Table]:
         try:
             for record_batch in reader:
                 table = plain_table(record_batch)
+                if plan is not None:
+                    table = pa.Table.from_arrays(table.columns, schema=schema)
                 for offset in range(0, table.num_rows, batch_size):
                     yield table.slice(offset, batch_size)
         finally:
@@ -80,3 +111,4 @@ def primary_key(url: str, table: TableName) -> list[str]:
             (table.ident.as_string(None),),
         ).fetchall()
     return [r[0] for r in rows]
+

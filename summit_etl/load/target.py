@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -10,11 +11,13 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.identifiers import TableName, check_name, columns_sql
-from summit_etl.load.types import arrow_type_for, ddl_type
+from summit_etl.load.types import ColumnDdl, arrow_type_for, column_ddl
 
 log = logging.getLogger(__name__)
 
 SCD2_COLUMNS = ("effective_from", "effective_to", "is_current")
+# On tables Summit created: their schema contract defaults to evolve (schema/contract.py).
+CREATED_MARK = "summit-etl: created from its source"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,20 @@ class TargetColumn:
     typname: str
     sql_type: str  # format_type(): what casts and DDL use, e.g. numeric(12,2)
     arrow_type: pa.DataType | None  # what COPY BINARY writes it from; None: staged as text
+    # False when the type has no default equality (xml, json, point, and arrays, enums,
+    # ranges and composites, whose element types may lack one): compared as text then.
+    comparable: bool = True
+
+
+def compared(alias: str, columns: Sequence[TargetColumn]) -> sql.Composable:
+    """`alias.col, ...` for a change test (`ROW(..) IS DISTINCT FROM ROW(..)`): a column
+    whose type has no default equality compares by its text, which equal values share."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}.{}{}").format(
+            sql.Identifier(alias), sql.Identifier(c.name), sql.SQL("" if c.comparable else "::text")
+        )
+        for c in columns
+    )
 
 
 class TargetMissingError(LookupError):
@@ -44,7 +61,10 @@ def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | Non
         conn,
         sql.SQL(
             """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod,
+                   EXISTS (SELECT 1 FROM pg_opclass c JOIN pg_am m ON m.oid = c.opcmethod
+                            WHERE m.amname = 'btree' AND c.opcdefault
+                              AND c.opcintype = coalesce(nullif(t.typbasetype, 0), t.oid))
               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
              WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped
                AND a.attgenerated = ''
@@ -59,8 +79,8 @@ def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | Non
         if exists[0][0] is None:
             return None
     return [
-        TargetColumn(name, typname, sql_type, arrow_type_for(typname, typmod))
-        for name, sql_type, typname, typmod in rows
+        TargetColumn(name, typname, sql_type, arrow_type_for(typname, typmod), comparable)
+        for name, sql_type, typname, typmod, comparable in rows
     ]
 
 
@@ -74,10 +94,14 @@ def create(
     """
     for name in schema.names:
         check_name(name, "column")
+    declared = {f.name: column_ddl(f) for f in schema if not (scd2 and f.name in SCD2_COLUMNS)}
     columns: list[sql.Composable] = [
-        sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(ddl_type(f)))
-        for f in schema
-        if not (scd2 and f.name in SCD2_COLUMNS)
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(name),
+            sql.SQL(ddl.sql_type),
+            sql.SQL(" NOT NULL" if ddl.not_null else ""),
+        )
+        for name, ddl in declared.items()
     ]
     if scd2:
         columns += [
@@ -91,12 +115,15 @@ def create(
         execute(
             conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema))
         )
+    define_types(conn, declared.values())
     execute(
         conn,
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
             table.ident, sql.SQL(", ").join(columns)
         ),
     )
+    mark = sql.Literal(CREATED_MARK)
+    execute(conn, sql.SQL("COMMENT ON TABLE {} IS {}").format(table.ident, mark))
     if scd2 and key:
         index = sql.Identifier(check_name(f"{table.name}_current_key"[:63], "index"))
         execute(
@@ -105,3 +132,15 @@ def create(
                 index, table.ident, columns_sql(key)
             ),
         )
+
+
+def define_types(conn: adbc.Connection, declared: Iterable[ColumnDdl]) -> None:
+    """Create the user-defined types (enums, composites, domains) the source's columns use
+    and the target lacks, with their schemas, as the source's catalog defines them."""
+    for ddl in declared:
+        for schema, name, statement in ddl.defines:
+            exists = execute(conn, sql.SQL("SELECT to_regtype({})").format(sql.Literal(name)))
+            if exists[0][0] is not None:
+                continue
+            execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            execute(conn, sql.SQL(statement))  # built with psycopg.sql from the source catalog

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import pyarrow as pa
 
-from summit_etl.extract.arrow import PG_TYPE, PG_TYPMOD, numeric_precision_scale
+from summit_etl.extract.arrow import PG_TYPE, PG_TYPMOD, SOURCE_COLUMN, numeric_precision_scale
 
 # Target base types the ADBC COPY writer encodes from a plain Arrow type.
 _BINARY_WRITABLE: dict[str, pa.DataType] = {
@@ -90,9 +93,34 @@ def _from_arrow(dtype: pa.DataType) -> str:
     return "text"
 
 
+@dataclass(frozen=True)
+class ColumnDdl:
+    sql_type: str
+    not_null: bool = False
+    # (schema, quoted name, CREATE statement) of user-defined types the column needs
+    defines: tuple[tuple[str, str, str], ...] = ()
+
+
+def column_ddl(field: pa.Field) -> ColumnDdl:
+    """The column for a target created from `field`: the source column's own declaration
+    (modifiers, NOT NULL, user-defined type) while the field still holds what was read from
+    it, else a type derived from the field."""
+    raw = (field.metadata or {}).get(SOURCE_COLUMN)
+    if raw is not None:
+        source = json.loads(raw)
+        if source["arrow"] == str(field.type):
+            return ColumnDdl(
+                source["sql_type"],
+                source["not_null"],
+                tuple((schema, name, made) for schema, name, made in source["defines"]),
+            )
+    return ColumnDdl(ddl_type(field))
+
+
 def ddl_type(field: pa.Field) -> str:
-    """The column type for a target created from `field`: the source's own type while the
-    field still holds that kind of data, else one derived from the Arrow type."""
+    """The column type for a target created from `field` without its source declaration:
+    the source's type while the field still holds that kind of data, else one derived from
+    the Arrow type."""
     metadata = field.metadata or {}
     typname = metadata.get(PG_TYPE, b"").decode()
     if typname == "numeric" and (pa.types.is_decimal(field.type) or pa.types.is_string(field.type)):

@@ -22,10 +22,12 @@ from summit_etl.config import LoadStrategy
 from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
-from summit_etl.load.conform import conform, schema_for
+from summit_etl.load.conform import as_travelled, conform, schema_for
 from summit_etl.load.ddl import with_lock_retry
 from summit_etl.load.locks import target_lock
-from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
+from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, compared, execute
+from summit_etl.schema import contract
+from summit_etl.schema.contract import SchemaChange
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class LoadPlan:
     replace: bool = False  # a full run of `bulk`: the target's rows are replaced
     skip_existing: bool = False  # appends of re-read rows: keys already loaded are skipped
     delete_missing: bool = False  # delta over a full snapshot: keys gone from it are deleted
+    schema_changes: str | None = None  # the contract; None: by who created the target
 
 
 @dataclass
@@ -55,6 +58,7 @@ class LoadResult:
     updated: int = 0
     deleted: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    schema_changes: list[SchemaChange] = field(default_factory=list)
 
 
 def load(
@@ -72,6 +76,7 @@ def load(
     with adbc_connection(url) as conn:
         execute(conn, target_lock(table))
         columns = targets.inspect(conn, table)
+        changes: list[SchemaChange] = []
         if columns is None:
             if not plan.create_table:
                 raise LoadError(
@@ -83,12 +88,19 @@ def load(
                 return LoadResult()
             targets.create(conn, table, first.schema, plan.key, scd2)
             columns = targets.inspect(conn, table) or []
+        elif first is not None:
+            mode = contract.mode_for(plan.schema_changes, conn, table)
+            changes = contract.reconcile(conn, table, columns, first.schema, mode, scd2)
+            if changes:
+                columns = targets.inspect(conn, table) or []
         incoming = first.column_names if first is not None else []
         written = [
             c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)
         ]
+        written = as_travelled(written, first.schema) if first is not None else written
         result = LoadResult(
-            ignored_columns=[n for n in incoming if n not in {c.name for c in columns}]
+            ignored_columns=[n for n in incoming if n not in {c.name for c in columns}],
+            schema_changes=changes,
         )
         if result.ignored_columns:
             log.info(
@@ -215,10 +227,10 @@ def _merge(
         )
 
     s_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c.name)) for c in written)
-    tracked = [c.name for c in written if c.name not in plan.key]
+    tracked_columns = [c for c in written if c.name not in plan.key]
+    tracked = [c.name for c in tracked_columns]
     changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in tracked),
-        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in tracked),
+        compared("t", tracked_columns), compared("s", tracked_columns)
     )
 
     def count(statement: sql.Composable) -> int:

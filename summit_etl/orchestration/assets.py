@@ -87,6 +87,9 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         }
         if outcome.watermark_to is not None:
             metadata["watermark"] = outcome.watermark_to
+        if outcome.load and outcome.load.schema_changes:
+            changes = [c.as_dict() for c in outcome.load.schema_changes]
+            metadata["schema_changes"] = MetadataValue.json(changes)
         report = outcome.quality_report
         if report is not None:
             metadata["quality_score"] = MetadataValue.float(report["overallScore"])
