@@ -15,8 +15,14 @@ from api_shim import models as m
 from api_shim.routing import RouteTable
 from api_shim.settings import Role
 from summit_etl.config import PipelineConfig
+from summit_etl.config.pipeline import PIPELINE_ID_PATTERN
 
 _REF = "#/components/schemas/{model}"
+# Ids as the models make them: a path or query value of another shape is never found (404).
+_ID_SCHEMAS: dict[str, dict[str, Any]] = {
+    "pipeline_id": {"type": "string", "pattern": PIPELINE_ID_PATTERN},
+    "run_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+}
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,8 @@ DOCS: dict[tuple[str, str], Doc] = {
         "getLatestQualityReport",
         "The newest quality report",
         {200: m.QualityReport},
-        query={"pipelineId": {"type": "string"}},
+        (404,),
+        query={"pipelineId": _ID_SCHEMAS["pipeline_id"]},
     ),
     ("/quality/reports/{run_id}", "GET"): Doc(
         "getQualityReport", "The quality report of a run", {200: m.QualityReport}
@@ -169,6 +176,7 @@ _REASONS = {
     409: "conflicts with the current state",
     413: "body too large",
     415: "the body is not application/json",
+    502: "Dagster refused the request",
     503: "a dependency (database, Dagster) is down",
 }
 
@@ -206,7 +214,7 @@ def _operation(path: str, method: str, role: Role | None, auth: bool) -> dict[st
         responses[str(status)] = response
     errors = {400, 403, *doc.errors}
     if path != "/openapi.json":
-        errors.add(503)
+        errors |= {502, 503}
     if "{" in path:
         errors.add(404)
     if method in ("POST", "PUT", "DELETE"):
@@ -219,7 +227,7 @@ def _operation(path: str, method: str, role: Role | None, auth: bool) -> dict[st
             "content": {"application/json": {"schema": _schema_of(m.Error)}},
         }
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _ID_SCHEMAS[name]}
         for name in _path_parameters(path)
     ] + [
         {"name": name, "in": "query", "required": False, "schema": schema}

@@ -17,7 +17,7 @@ def _switch(request: Request, start: bool) -> JSONResponse:
     with svc.db.connection() as conn:
         config = pipeline_config(require_pipeline(conn, pipeline_id))
     if config.extraction.strategy is not ExtractionStrategy.cdc:
-        raise ApiError(400, f"pipeline {pipeline_id} is not a CDC pipeline")
+        raise ApiError(409, f"pipeline {pipeline_id} is not a CDC pipeline")
     name = cdc_sensor_name(pipeline_id)
     _, sensors = svc.dagster.instigators()
     state = next((s for s in sensors if s.name == name), None)
