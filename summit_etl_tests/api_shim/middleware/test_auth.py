@@ -73,15 +73,6 @@ def test_tokens_never_reach_the_log(client: TestClient, caplog: pytest.LogCaptur
     assert not [r for r in caplog.records if "tok-" in str(vars(r))]
 
 
-def test_token_settings() -> None:
-    assert parse_tokens("one,two") == {"one": parse_tokens("admin:one")["one"], "two": TOKENS["tok-admin"]}
-    assert parse_tokens("")  == {}
-    with pytest.raises(SystemExit, match="unknown role 'amdin'"):
-        parse_tokens("amdin:tok")
-    with pytest.raises(SystemExit, match="empty token"):
-        parse_tokens("read:")
-
-
 def test_without_tokens_everything_is_open_on_loopback() -> None:
     open_client = TestClient(create_app(ApiSettings(database_url=SETTINGS.database_url)), base_url="http://localhost", raise_server_exceptions=False)
     assert open_client.post("/admin/stop-all").status_code not in (401, 403)
