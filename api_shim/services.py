@@ -74,13 +74,12 @@ def _check_values(value: Any, path: str = "", depth: int = 0) -> None:
         )
     if isinstance(value, str) and "\x00" in value:
         raise ApiError(400, f"{path or 'the body'} contains a NUL character", {"field": path})
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
+    if isinstance(value, dict):
+        items: list[tuple[Any, Any]] = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return
     for key, item in items:
         where = f"{path}.{key}" if path else str(key)
         if isinstance(key, str) and "\x00" in key:

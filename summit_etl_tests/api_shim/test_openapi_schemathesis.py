@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+from contextlib import nullcontext
 from pathlib import Path
 
 import httpx
 import jsonschema_rs
+import pytest
 
 from api_shim.app import TABLE
 from summit_etl_tests.api_shim.conftest import BIN, Stack
@@ -54,19 +56,25 @@ CHECKS = ",".join(
     ]
 )
 LISTING = ("listPipelines", "getLatestQualityReport")
+TOKEN = "schemathesis-admin-token"
 
 
-def test_schemathesis_finds_nothing(stack: Stack, api: httpx.Client, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tokens", [False, True], ids=["loopback-without-tokens", "with-tokens"])
+def test_schemathesis_finds_nothing(stack: Stack, api: httpx.Client, tmp_path: Path, tokens: bool) -> None:
+    """With tokens the document declares bearer auth, and `ignored_auth` checks it is enforced."""
     before = {p["id"] for p in api.get("/pipelines").json()}
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     excluded = [arg for operation_id in LISTING for arg in ("--exclude-operation-id", operation_id)]
+    auth = ["-H", f"Authorization: Bearer {TOKEN}"] if tokens else []
+    service = stack.api(ETL_API_TOKENS=f"admin:{TOKEN}") if tokens else nullcontext(stack.api_url)
     try:
-        done = subprocess.run(
-            [str(BIN / "st"), "--config-file", str(config), "run", f"{stack.api_url}/openapi.json",
-             "--checks", CHECKS, *excluded, "--no-color"],
-            capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
-        )
+        with service as url:
+            done = subprocess.run(
+                [str(BIN / "st"), "--config-file", str(config), "run", f"{url}/openapi.json",
+                 "--checks", CHECKS, *excluded, *auth, "--no-color"],
+                capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
+            )
     finally:
         for pipeline in api.get("/pipelines").json():
             if pipeline["id"] not in before:
