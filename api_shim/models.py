@@ -15,9 +15,9 @@ Timestamp = Annotated[datetime, PlainSerializer(lambda v: v.isoformat(), return_
 
 
 class Body(BaseModel):
-    """camelCase keys as in SPEC §3."""
+    """camelCase keys as in SPEC §3; a key the model does not know is refused."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 class Request(Body):

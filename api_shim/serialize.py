@@ -8,6 +8,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 from api_shim import models
 from summit_etl.logs import redact_text
 from summit_etl.store.pipelines import PipelineRow
@@ -120,6 +122,13 @@ def _run_error(error: dict[str, Any], run_id: str) -> models.RunError:
 
 def _dump(model: models.Body) -> dict[str, Any]:
     return model.model_dump(by_alias=True, mode="json")
+
+
+def answer(model: type[models.Body], data: dict[str, Any], status_code: int = 200) -> JSONResponse:
+    """`data` through the response model that /openapi.json documents it with, so a route
+    cannot answer what the document does not say (an unknown key is a bug, found in tests)."""
+    body = model.model_validate(data).model_dump(by_alias=True, mode="json", exclude_unset=True)
+    return JSONResponse(body, status_code=status_code)
 
 
 _STAGES = ("extraction", "transformation", "validation", "loading")

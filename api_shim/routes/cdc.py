@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
+from api_shim.models import CdcSwitch
+from api_shim.serialize import answer
 from api_shim.services import pipeline_config, require_pipeline, services
 from summit_etl.config import ExtractionStrategy
 from summit_etl.orchestration.keys import cdc_sensor_name
@@ -28,12 +30,13 @@ def _switch(request: Request, start: bool) -> JSONResponse:
     elif not start and state.status == "RUNNING":
         svc.dagster.stop_sensor(state)
     status = "running" if start else "stopped"
-    return JSONResponse(
+    return answer(
+        CdcSwitch,
         {
             "message": f"CDC for {pipeline_id} is {status}",
             "pipelineId": pipeline_id,
             "status": status,
-        }
+        },
     )
 
 

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from api_shim import serialize
 from api_shim.dagster import RUN_STATUS
 from api_shim.errors import ApiError
-from api_shim.models import ExecuteRequest
+from api_shim.models import Backfill, ExecuteRequest
 from api_shim.services import (
     Services,
     model_body,
@@ -139,7 +139,8 @@ def backfill(request: Request) -> JSONResponse:
     backfill_id = svc.dagster.launch_asset_backfill(
         list(target_key(config).path), {TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"}
     )
-    return JSONResponse(
+    return serialize.answer(
+        Backfill,
         {
             "message": f"full reload of {pipeline_id} launched as a Dagster asset backfill",
             "pipelineId": pipeline_id,

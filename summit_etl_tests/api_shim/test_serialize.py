@@ -3,12 +3,15 @@ debug log with the run id."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from api_shim import serialize
+from api_shim.models import CdcSwitch
 
 TRACEBACK = '''Traceback (most recent call last):
   File "/srv/summit_etl/load/bulk.py", line 88, in load
@@ -68,3 +71,12 @@ def test_a_run_has_every_field_of_the_spec() -> None:
 def test_passwords_in_errors_are_masked() -> None:
     (error,) = serialize.run(_row([{"stage": "extraction", "message": "no route to postgresql://u:hunter2@h/db"}]))["errors"]
     assert "hunter2" not in error["message"] and error["stage"] == "extraction"
+
+
+def test_answers_go_through_their_documented_model() -> None:
+    switch = {"message": "CDC for p is running", "pipelineId": "p", "status": "running"}
+    assert json.loads(serialize.answer(CdcSwitch, switch).body) == switch
+    with pytest.raises(ValidationError, match="undocumented"):
+        serialize.answer(CdcSwitch, {**switch, "undocumented": 1})
+    with pytest.raises(ValidationError, match="status"):
+        serialize.answer(CdcSwitch, {**switch, "status": "paused"})
