@@ -7,54 +7,67 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.types import Scope
 
-from api_shim import openapi
+from api_shim import middleware, openapi
 from api_shim.dagster import DagsterClient
 from api_shim.database import Database
 from api_shim.errors import http_error, unexpected_error
-from api_shim.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from api_shim.routes import admin, alerts, cdc, pipelines, quality, runs, system, verify
+from api_shim.routing import Operation, RouteTable
 from api_shim.services import Services
-from api_shim.settings import ApiSettings
+from api_shim.settings import ApiSettings, Role
 from summit_etl.logs import configure_logging
 from summit_etl.settings import Settings
 
 
 def openapi_document(request: Request) -> JSONResponse:
-    return JSONResponse(openapi.document())
+    return JSONResponse(openapi.document(TABLE, auth=bool(request.app.state.settings.tokens)))
 
 
-ROUTES = [
-    Route("/health", system.health),
-    Route("/metrics", system.metrics),
-    Route("/openapi.json", openapi_document),
-    Route("/pipelines", pipelines.list_pipelines, methods=["GET"]),
-    Route("/pipelines", pipelines.create_pipeline, methods=["POST"]),
-    Route("/pipelines/{pipeline_id}", pipelines.get_pipeline, methods=["GET"]),
-    Route("/pipelines/{pipeline_id}", pipelines.replace_pipeline, methods=["PUT"]),
-    Route("/pipelines/{pipeline_id}", pipelines.delete_pipeline, methods=["DELETE"]),
-    Route("/pipelines/{pipeline_id}/execute", runs.execute, methods=["POST"]),
-    Route("/pipelines/{pipeline_id}/backfill", runs.backfill, methods=["POST"]),
-    Route("/pipelines/{pipeline_id}/runs", runs.list_runs, methods=["GET"]),
-    Route("/pipelines/{pipeline_id}/runs/{run_id}", runs.get_run, methods=["GET"]),
-    Route("/pipelines/{pipeline_id}/runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
-    Route("/pipelines/{pipeline_id}/verify", verify.verify, methods=["POST"]),
-    Route("/pipelines/{pipeline_id}/cdc/start", cdc.start, methods=["POST"]),
-    Route("/pipelines/{pipeline_id}/cdc/stop", cdc.stop, methods=["POST"]),
-    Route(
-        "/pipelines/{pipeline_id}/runs/{run_id}/quarantine/replay", quality.replay, methods=["POST"]
-    ),
-    Route("/quality/reports/latest", quality.latest, methods=["GET"]),
-    Route("/quality/reports/{run_id}", quality.for_run, methods=["GET"]),
-    Route("/alerts", alerts.list_alerts, methods=["GET"]),
-    Route("/alerts/{alert_id}/ack", alerts.acknowledge, methods=["POST"]),
-    Route("/admin/stop-all", admin.stop_all, methods=["POST"]),
-    Route("/admin/resume-all", admin.resume_all, methods=["POST"]),
-]
+READ, OPERATE, ADMIN = Role.read, Role.operate, Role.admin
+_P = "/pipelines/{pipeline_id}"
+
+TABLE = RouteTable(
+    {
+        "/health": {"GET": Operation(system.health, None)},
+        "/metrics": {"GET": Operation(system.metrics, READ)},
+        # The document describes the API, holds no data, and is how clients find out
+        # that they need a token.
+        "/openapi.json": {"GET": Operation(openapi_document, None)},
+        "/pipelines": {
+            "GET": Operation(pipelines.list_pipelines, READ),
+            "POST": Operation(pipelines.create_pipeline, ADMIN),
+        },
+        _P: {
+            "GET": Operation(pipelines.get_pipeline, READ),
+            "PUT": Operation(pipelines.replace_pipeline, ADMIN),
+            "DELETE": Operation(pipelines.delete_pipeline, ADMIN),
+        },
+        f"{_P}/execute": {"POST": Operation(runs.execute, OPERATE)},
+        f"{_P}/backfill": {"POST": Operation(runs.backfill, OPERATE)},
+        f"{_P}/runs": {"GET": Operation(runs.list_runs, READ)},
+        f"{_P}/runs/{{run_id}}": {"GET": Operation(runs.get_run, READ)},
+        f"{_P}/runs/{{run_id}}/cancel": {"POST": Operation(runs.cancel_run, OPERATE)},
+        f"{_P}/verify": {"POST": Operation(verify.verify, OPERATE)},
+        f"{_P}/cdc/start": {"POST": Operation(cdc.start, OPERATE)},
+        f"{_P}/cdc/stop": {"POST": Operation(cdc.stop, OPERATE)},
+        f"{_P}/runs/{{run_id}}/quarantine/replay": {"POST": Operation(quality.replay, OPERATE)},
+        "/quality/reports/latest": {"GET": Operation(quality.latest, READ)},
+        "/quality/reports/{run_id}": {"GET": Operation(quality.for_run, READ)},
+        "/alerts": {"GET": Operation(alerts.list_alerts, READ)},
+        "/alerts/{alert_id}/ack": {"POST": Operation(alerts.acknowledge, OPERATE)},
+        "/admin/stop-all": {"POST": Operation(admin.stop_all, ADMIN)},
+        "/admin/resume-all": {"POST": Operation(admin.resume_all, ADMIN)},
+    }
+)
+ROUTES = TABLE.routes()
+
+
+def required_role(scope: Scope) -> Role | None:
+    return TABLE.required_role(scope, ROUTES)
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -75,13 +88,11 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             services.db.close()
             services.dagster.close()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
-        middleware=[
-            Middleware(RequestLogMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
-            Middleware(BearerTokenMiddleware, tokens=settings.tokens),
-        ],
+        middleware=middleware.stack(settings, required_role),
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+log = logging.getLogger("summit_etl.api")
 
 
 class ApiError(HTTPException):
@@ -34,6 +37,12 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the answer names only the exception's type; the traceback goes to the log."""
+    log.error(
+        "unexpected error",
+        exc_info=exc,
+        extra={"method": request.method, "path": request.url.path},
+    )
     return JSONResponse(
         {"error": "internal error", "details": {"type": type(exc).__name__}}, status_code=500
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from api_shim.models import ResumeAll, StopAll
+from api_shim.serialize import answer
 from api_shim.services import services
 from summit_etl.orchestration.keys import PIPELINE_TAG
 from summit_etl.store import admin as admin_store
@@ -53,11 +55,12 @@ def stop_all(request: Request) -> JSONResponse:
                 run_store.mark_ended_abnormally(
                     conn, item.name, item.pipeline_id, "cancelled", None
                 )
-    return JSONResponse(
+    return answer(
+        StopAll,
         {
             "message": "stopped every schedule and CDC sensor and cancelled active runs",
             "stopped": _summary(stopped),
-        }
+        },
     )
 
 
@@ -78,12 +81,13 @@ def resume_all(request: Request) -> JSONResponse:
         resumed.append(item)
     with svc.db.connection() as conn:
         admin_store.mark_resumed(conn, [*resumed, *(i for i in pending if i.name in missing)])
-    return JSONResponse(
+    return answer(
+        ResumeAll,
         {
             "message": "started again what stop-all stopped",
             "resumed": _summary(resumed),
             "missing": missing,
-        }
+        },
     )
 
 

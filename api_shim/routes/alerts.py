@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from api_shim import serialize
 from api_shim.errors import ApiError
 from api_shim.services import services
 from summit_etl.store import alerts as alert_store
@@ -29,7 +30,7 @@ def list_alerts(request: Request) -> JSONResponse:
         )
     with services(request).db.connection() as conn:
         found = alert_store.list_alerts(conn, status, severity, int(raw_limit))
-    return JSONResponse([a.as_json() for a in found])
+    return JSONResponse([serialize.alert(a) for a in found])
 
 
 def acknowledge(request: Request) -> JSONResponse:
@@ -40,4 +41,4 @@ def acknowledge(request: Request) -> JSONResponse:
         alert = alert_store.acknowledge(conn, int(raw_id), by="api")
     if alert is None:
         raise ApiError(404, f"alert {raw_id} not found")
-    return JSONResponse(alert.as_json())
+    return JSONResponse(serialize.alert(alert))

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
+from api_shim.models import CdcSwitch
+from api_shim.serialize import answer
 from api_shim.services import pipeline_config, require_pipeline, services
 from summit_etl.cdc.logical import CaptureSetupError
 from summit_etl.cdc.sources import CdcConfigError, change_source
@@ -57,7 +59,7 @@ def _switch(request: Request, start: bool) -> JSONResponse:
     with svc.db.connection() as conn:
         config = pipeline_config(require_pipeline(conn, pipeline_id))
     if config.extraction.strategy is not ExtractionStrategy.cdc:
-        raise ApiError(400, f"pipeline {pipeline_id} is not a CDC pipeline")
+        raise ApiError(409, f"pipeline {pipeline_id} is not a CDC pipeline")
     name = cdc_sensor_name(pipeline_id)
     _, sensors = svc.dagster.instigators()
     state = next((s for s in sensors if s.name == name), None)
@@ -72,12 +74,13 @@ def _switch(request: Request, start: bool) -> JSONResponse:
             svc.dagster.stop_sensor(state)
         _drop_slot(config)
     status = "running" if start else "stopped"
-    return JSONResponse(
+    return answer(
+        CdcSwitch,
         {
             "message": f"CDC for {pipeline_id} is {status}",
             "pipelineId": pipeline_id,
             "status": status,
-        }
+        },
     )
 
 

@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
+from api_shim.models import QualityReport, Replay
+from api_shim.serialize import answer
 from api_shim.services import pipeline_config, require_pipeline, services
 from summit_etl.quality.replay import ReplayConflict, replay_quarantine
 from summit_etl.store import quality_reports, quarantine
@@ -20,7 +22,7 @@ def latest(request: Request) -> JSONResponse:
     if report is None:
         scope = f" for pipeline {pipeline_id}" if pipeline_id else ""
         raise ApiError(404, f"no quality report yet{scope}")
-    return JSONResponse(report)
+    return answer(QualityReport, report)
 
 
 def for_run(request: Request) -> JSONResponse:
@@ -29,7 +31,7 @@ def for_run(request: Request) -> JSONResponse:
         report = quality_reports.for_run(conn, run_id)
     if report is None:
         raise ApiError(404, f"no quality report for run {run_id}")
-    return JSONResponse(report)
+    return answer(QualityReport, report)
 
 
 def replay(request: Request) -> JSONResponse:
@@ -44,12 +46,13 @@ def replay(request: Request) -> JSONResponse:
         result = replay_quarantine(config, run_id, svc.settings.database_url)
     except ReplayConflict as conflict:
         raise ApiError(409, str(conflict)) from conflict
-    return JSONResponse(
+    return answer(
+        Replay,
         {
             "pipelineId": pipeline_id,
             "runId": run_id,
             "replayId": result.replay_id,
             "replayed": result.replayed,
             "stillQuarantined": result.still_quarantined,
-        }
+        },
     )

@@ -12,7 +12,16 @@ from starlette.responses import JSONResponse
 from api_shim import serialize
 from api_shim.dagster import RUN_STATUS
 from api_shim.errors import ApiError
-from api_shim.services import Services, json_body, pipeline_config, require_pipeline, services
+from api_shim.models import Backfill, ExecuteRequest
+from api_shim.services import (
+    Services,
+    model_body,
+    pipeline_config,
+    query_flag,
+    query_int,
+    require_pipeline,
+    services,
+)
 from summit_etl.orchestration.keys import FULL_RELOAD_TAG, TRIGGER_TAG, job_name, target_key
 from summit_etl.store import runs as run_store
 from summit_etl.store.runs import TERMINAL_STATUSES, RunError
@@ -21,20 +30,10 @@ RUN_STATUSES = ("pending", "running", "success", "partial_success", "failed", "c
 MAX_LIMIT = 1000
 
 
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ApiError(400, f"{name} must be true or false", {"field": name})
-    return value
-
-
 async def execute(request: Request) -> JSONResponse:
     pipeline_id = request.path_params["pipeline_id"]
-    body = await json_body(request)
-    unknown = set(body) - {"fullReload"}
-    if unknown:
-        raise ApiError(400, "unknown keys in the request body", sorted(unknown))
-    full_reload = _flag(body.get("fullReload", False), "fullReload")
-    wait = request.query_params.get("wait", "false").lower() in ("1", "true", "yes")
+    full_reload = (await model_body(request, ExecuteRequest)).full_reload
+    wait = query_flag(request, "wait")
     svc = services(request)
 
     def launch() -> dict[str, Any]:
@@ -89,12 +88,7 @@ def list_runs(request: Request) -> JSONResponse:
     status = params.get("status")
     if status is not None and status not in RUN_STATUSES:
         raise ApiError(400, f"status must be one of {', '.join(RUN_STATUSES)}", {"field": "status"})
-    try:
-        limit = int(params.get("limit", "20"))
-    except ValueError:
-        raise ApiError(400, "limit must be a whole number", {"field": "limit"}) from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}", {"field": "limit"})
+    limit = query_int(request, "limit", 20, 1, MAX_LIMIT)
     with services(request).db.connection() as conn:
         require_pipeline(conn, request.path_params["pipeline_id"])
         rows = run_store.list_runs(
@@ -145,7 +139,8 @@ def backfill(request: Request) -> JSONResponse:
     backfill_id = svc.dagster.launch_asset_backfill(
         list(target_key(config).path), {TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"}
     )
-    return JSONResponse(
+    return serialize.answer(
+        Backfill,
         {
             "message": f"full reload of {pipeline_id} launched as a Dagster asset backfill",
             "pipelineId": pipeline_id,

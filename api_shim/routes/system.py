@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api_shim.errors import ApiError
+from api_shim.models import Health, Metrics
+from api_shim.serialize import answer
 from api_shim.services import Services, services
 from summit_etl.cdc.sources import slot_retention
 from summit_etl.store import alerts as alert_store
@@ -138,7 +140,7 @@ def health(request: Request) -> JSONResponse:
         body["error"] = f"dependency down: {', '.join(down)}"
     if warnings:
         body["warnings"] = warnings
-    return JSONResponse(body, status_code=503 if down else 200)
+    return answer(Health, body, status_code=503 if down else 200)
 
 
 def _active_cdc_engines(svc: Services) -> int | None:
@@ -206,4 +208,4 @@ def metrics(request: Request) -> Response:
         return Response(
             generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
-    return JSONResponse(values)
+    return answer(Metrics, values)

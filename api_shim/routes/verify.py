@@ -7,6 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError, DependencyDown
+from api_shim.models import Verify
+from api_shim.serialize import answer
 from api_shim.services import pipeline_config, require_pipeline, services
 from summit_etl.verify import VerifyUnsupported, verify_pipeline
 
@@ -16,7 +18,7 @@ def verify(request: Request) -> JSONResponse:
     with svc.db.connection() as conn:
         config = pipeline_config(require_pipeline(conn, request.path_params["pipeline_id"]))
     try:
-        return JSONResponse(verify_pipeline(config, svc.settings.database_url))
+        return answer(Verify, verify_pipeline(config, svc.settings.database_url))
     except VerifyUnsupported as exc:
         raise ApiError(409, str(exc)) from exc
     except psycopg.OperationalError as exc:

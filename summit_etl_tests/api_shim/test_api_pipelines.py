@@ -51,7 +51,7 @@ def test_invalid_bodies_are_400_naming_the_field(api: httpx.Client) -> None:
     incremental = {**new_pipeline("bad-one"), "extraction": {"strategy": "incremental"}}
     details = " ".join(api.post("/pipelines", json=incremental).json()["details"])
     assert "extraction.incrementalColumn is required" in details
-    assert api.post("/pipelines", content=b"{not json").status_code == 400
+    assert api.post("/pipelines", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
     assert api.post("/pipelines", json=[1, 2]).status_code == 400
     assert api.get("/pipelines/bad-one").status_code == 404  # nothing stored
 

@@ -107,7 +107,7 @@ def wait_for(check: Callable[[], bool], timeout: float) -> None:
 
 def test_cdc_start_runs_the_sensor_and_stop_stops_it(api: httpx.Client, stack: Stack) -> None:
     response = api.post("/pipelines/users-sync/cdc/start")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["error"] == "pipeline users-sync is not a CDC pipeline"
     assert sensor_status(stack, "pipeline_users_cdc_cdc") == "STOPPED"  # operators start CDC
 
