@@ -10,10 +10,11 @@ Two paths, both one transaction on the target:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
+import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
@@ -22,6 +23,8 @@ from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import target as targets
 from summit_etl.load.conform import conform, schema_for
+from summit_etl.load.locks import target_lock
+from summit_etl.load.merge_sql import MergeSql, counted
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,22 @@ class LoadResult:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]) -> LoadResult:
+def load(
+    url: str,
+    table: TableName,
+    plan: LoadPlan,
+    batches: Iterable[pa.Table],
+    *,
+    before_commit: Callable[[adbc.Connection], None] | None = None,
+) -> LoadResult:
+    """Write `batches` into `table` in one transaction; `before_commit` runs on it once
+    every row is written, and raising there rolls the load back."""
     stream = iter(batches)
     first = next(stream, None)
     scd2 = plan.strategy is LoadStrategy.scd_type2
     with adbc_connection(url) as conn:
+        # One writer per target: a concurrent load, CDC apply or replay waits here.
+        execute(conn, target_lock(table))
         columns = targets.inspect(conn, table)
         if columns is None:
             if not plan.create_table:
@@ -93,6 +107,8 @@ def load(url: str, table: TableName, plan: LoadPlan, batches: Iterable[pa.Table]
         else:
             _stage(conn, written, rows, result)
             _merge(conn, table, plan, written, result)
+        if before_commit is not None:
+            before_commit(conn)
         conn.commit()
     return result
 
@@ -165,7 +181,6 @@ def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: 
 def _merge(
     conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
 ) -> None:  # noqa: ANN001
-    cols = columns_sql([c.name for c in written])
     typed = sql.SQL(", ").join(
         sql.SQL("{}::{} AS {}").format(
             sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)
@@ -183,86 +198,29 @@ def _merge(
     execute(conn, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(LATEST, latest))
     execute(conn, sql.SQL("ANALYZE {}").format(LATEST))
 
-    match = (
-        sql.SQL(" AND ").join(
-            sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in plan.key
-        )
-        if plan.key
-        else sql.SQL("false")
-    )
-
-    def in_target(current_only: bool = False) -> sql.Composed:
-        return sql.SQL("EXISTS (SELECT 1 FROM {} AS t WHERE {}{})").format(
-            table.ident, match, sql.SQL(" AND t.is_current" if current_only else "")
-        )
-
-    s_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c.name)) for c in written)
-    tracked = [c.name for c in written if c.name not in plan.key]
-    changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in tracked),
-        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in tracked),
+    merge = MergeSql(
+        target=table,
+        columns=[c.name for c in written],
+        key=plan.key,
+        source=sql.SQL("{} AS s").format(LATEST),
     )
 
     def count(statement: sql.Composable) -> int:
-        return int(
-            execute(
-                conn,
-                sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(
-                    statement
-                ),
-            )[0][0]
-        )
+        return int(execute(conn, counted(statement))[0][0])
 
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         if plan.replace:
             execute(conn, sql.SQL("TRUNCATE {}").format(table.ident))
-        where = (
-            sql.SQL("WHERE NOT {}").format(in_target())
-            if plan.skip_existing and plan.key
-            else sql.SQL("")
-        )
-        result.inserted = count(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s {}").format(
-                table.ident, cols, s_cols, LATEST, where
-            )
-        )
+        result.inserted = count(merge.insert(missing_only=plan.skip_existing and bool(plan.key)))
         return
-
-    not_exists = sql.SQL("NOT {}").format(in_target(strategy is LoadStrategy.scd_type2))
     if strategy is LoadStrategy.scd_type2:
-        if tracked:
-            result.updated = count(
-                sql.SQL(
-                    "UPDATE {} AS t SET effective_to = now(), is_current = false FROM {} AS s "
-                    "WHERE {} AND t.is_current AND {}"
-                ).format(table.ident, LATEST, match, changed)
-            )
-        result.inserted = count(
-            sql.SQL(
-                "INSERT INTO {} ({}, effective_from, effective_to, is_current) "
-                "SELECT {}, now(), NULL, true FROM {} AS s WHERE {}"
-            ).format(table.ident, cols, s_cols, LATEST, not_exists)
-        )
+        if merge.tracked:
+            result.updated = count(merge.close_current(changed_only=True))
+        result.inserted = count(merge.insert(missing_only=True, history=True))
         return
-
-    if tracked:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{n} = s.{n}").format(n=sql.Identifier(n)) for n in tracked
-        )
-        result.updated = count(
-            sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {}").format(
-                table.ident, assignments, LATEST, match, changed
-            )
-        )
-    result.inserted = count(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
-            table.ident, cols, s_cols, LATEST, not_exists
-        )
-    )
+    if merge.tracked:
+        result.updated = count(merge.update_changed())
+    result.inserted = count(merge.insert(missing_only=True))
     if strategy is LoadStrategy.delta and plan.delete_missing:
-        result.deleted = count(
-            sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})").format(
-                table.ident, LATEST, match
-            )
-        )
+        result.deleted = count(merge.delete_unmatched())
