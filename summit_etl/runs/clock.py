@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+from summit_etl.runs.interrupts import interrupted_statement, redeliver_interrupt
 from summit_etl.runs.stages import Stage, StageFailure
 
 T = TypeVar("T")
@@ -35,8 +36,7 @@ class StageClock:
         except StageFailure:
             raise
         except Exception as exc:
-            if self.interrupt is not None:
-                raise self.interrupt from exc
+            self._raise_interrupt(exc)
             raise self.failure or StageFailure(stage, exc) from exc
         finally:
             self._leave()
@@ -54,6 +54,7 @@ class StageClock:
                 self.failure = self.failure or failure
                 raise
             except Exception as exc:
+                self._raise_interrupt(exc)
                 self.failure = self.failure or StageFailure(stage, exc)
                 raise self.failure from exc
             except BaseException as interrupt:
@@ -62,6 +63,16 @@ class StageClock:
             finally:
                 self._leave()
             yield item
+
+    def _raise_interrupt(self, exc: Exception) -> None:
+        """A cancel that reached us disguised as an error is raised as the cancel it was."""
+        if self.interrupt is None and interrupted_statement(exc):
+            try:
+                redeliver_interrupt()
+            except BaseException as interrupt:
+                self.interrupt = interrupt
+        if self.interrupt is not None:
+            raise self.interrupt from exc
 
     def _switch(self) -> None:
         now = time.perf_counter()

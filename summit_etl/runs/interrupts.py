@@ -4,6 +4,10 @@ Dagster cancels a run by interrupting its worker (SIGINT, or SIGTERM mapped onto
 handler raises inside whatever the run is doing. Once the target has committed, that work
 stays whatever happens next, so from just before the commit to the end of the run's record
 the interrupt is only noted: the run then records what really happened.
+
+The ADBC driver catches SIGINT itself during a blocking call: it cancels the statement and
+raises its own error. That error is turned back into the interrupt it was, so a cancel
+mid-COPY or mid-read reads as a cancel, not as a failed stage.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import signal
 import threading
 from types import FrameType
 from typing import Any
+
+import adbc_driver_manager
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -40,3 +46,27 @@ class InterruptHold:
 
     def _note(self, signum: int, _frame: FrameType | None) -> None:
         self.received = self.received or signum
+
+
+def interrupted_statement(exc: BaseException) -> bool:
+    """`exc` (or what caused it) is the ADBC driver's answer to a SIGINT: the statement
+    it cancelled. A statement timeout or another session's cancel is not."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if (
+            isinstance(seen, adbc_driver_manager.Error)
+            and seen.status_code == adbc_driver_manager.AdbcStatusCode.CANCELLED
+            and "due to user request" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def redeliver_interrupt() -> None:
+    """Hand the SIGINT a driver consumed to the handler in place (Dagster's raises its
+    interrupt; Python's own raises KeyboardInterrupt)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, None)
+    raise KeyboardInterrupt

@@ -1,0 +1,152 @@
+"""Cancelling a real Dagster run tells the truth: `cancelled` only when the work rolled
+back; a run whose target commit happened inside the grace window records its real outcome.
+
+Dagster cancels a run by interrupting its worker's main thread (SIGINT); the tests send that
+signal to their own process while `materialize` runs the pipeline's asset in it, with the
+run held at the moment under test by a lock the test holds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from dagster import DagsterInstance, materialize
+
+from summit_etl.identifiers import TableName
+from summit_etl.load.locks import target_lock
+from summit_etl.orchestration.assets import pipeline_asset
+from summit_etl.orchestration.resources import SummitDatabase
+from summit_etl.registry import parse_pipeline
+from summit_etl_tests.support import run_sql
+
+
+@pytest.fixture
+def source(source_url: str) -> str:
+    run_sql(
+        source_url,
+        "CREATE TABLE public.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);"
+        "INSERT INTO public.events SELECT g, 'e' || g, now() FROM generate_series(1, 100) g",
+    )
+    return source_url
+
+
+def pipeline(source_url: str, target_url: str) -> Any:
+    return parse_pipeline(
+        {
+            "id": "events",
+            "name": "Events",
+            "source": {"url": source_url, "table": "public.events"},
+            "extraction": {"strategy": "incremental", "incrementalColumn": "updated_at"},
+            "loading": {
+                "strategy": "upsert",
+                "targetTable": "dw.events",
+                "targetUrl": target_url,
+                "createTable": True,
+                "upsertKey": ["id"],
+            },
+        },
+        "test",
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def cancel_when(condition: Callable[[], bool], what: str, release: Callable[[], None]) -> threading.Thread:
+    """In the background: once `condition` holds, interrupt the run as Dagster's terminate
+    does, then `release` the lock that held the run."""
+    failures: list[AssertionError] = []
+
+    def cancel() -> None:
+        try:
+            wait_for(condition, what)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the run sits on the lock while the interrupt is pending
+        except AssertionError as exc:
+            failures.append(exc)
+        finally:
+            release()
+
+    thread = threading.Thread(target=cancel)
+    thread.failures = failures  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+def run_asset(config: Any, summit_url: str) -> Any:
+    with DagsterInstance.ephemeral() as instance:
+        return materialize(
+            [pipeline_asset(config)],
+            resources={"summit": SummitDatabase(url=summit_url)},
+            instance=instance,
+            raise_on_error=False,
+        )
+
+
+def recorded(summit_url: str, run_id: str) -> tuple:
+    return run_sql(
+        summit_url,
+        "SELECT status, records_loaded, watermark_to IS NOT NULL FROM pipeline_runs WHERE id = %s",
+        (run_id,),
+    )[0]
+
+
+def test_a_cancel_after_the_target_commit_records_the_real_outcome(
+    source: str, target_url: str, summit_url: str
+) -> None:
+    # The watermark write waits on this lock: the target has committed, the record not yet.
+    holder = psycopg.connect(summit_url)
+    holder.execute("LOCK TABLE etl_watermarks IN SHARE MODE")
+
+    def committed_and_waiting() -> bool:
+        tables = run_sql(target_url, "SELECT to_regclass('dw.events') IS NOT NULL")[0][0]
+        rows = tables and run_sql(target_url, "SELECT count(*) FROM dw.events")[0][0] == 100
+        waiting = run_sql(
+            summit_url,
+            "SELECT count(*) FROM pg_locks WHERE relation = 'etl_watermarks'::regclass AND NOT granted",
+        )[0][0]
+        return bool(rows and waiting)
+
+    canceller = cancel_when(committed_and_waiting, "the target commit", holder.close)
+    result = run_asset(pipeline(source, target_url), summit_url)
+    canceller.join()
+    assert not canceller.failures  # type: ignore[attr-defined]
+    assert result.success
+    assert recorded(summit_url, result.run_id) == ("success", 100, True)
+    assert run_sql(summit_url, "SELECT records_loaded FROM etl_watermarks") == [(100,)]
+
+
+def test_a_cancel_before_the_target_commit_rolls_back_and_records_cancelled(
+    source: str, target_url: str, summit_url: str
+) -> None:
+    # The load waits for the target lock: nothing is written yet.
+    holder = psycopg.connect(target_url)
+    holder.execute(target_lock(TableName("dw", "events")))
+
+    def load_waiting() -> bool:
+        return bool(
+            run_sql(
+                target_url,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )[0][0]
+        )
+
+    canceller = cancel_when(load_waiting, "the load to wait for the target", holder.close)
+    result = run_asset(pipeline(source, target_url), summit_url)
+    canceller.join()
+    assert not canceller.failures  # type: ignore[attr-defined]
+    assert not result.success
+    assert recorded(summit_url, result.run_id) == ("cancelled", 0, False)
+    assert run_sql(target_url, "SELECT to_regclass('dw.events')") == [(None,)]
+    assert run_sql(summit_url, "SELECT count(*) FROM etl_watermarks") == [(0,)]
