@@ -150,3 +150,52 @@ def test_a_cancel_before_the_target_commit_rolls_back_and_records_cancelled(
     assert recorded(summit_url, result.run_id) == ("cancelled", 0, False)
     assert run_sql(target_url, "SELECT to_regclass('dw.events')") == [(None,)]
     assert run_sql(summit_url, "SELECT count(*) FROM etl_watermarks") == [(0,)]
+
+
+def test_a_cancel_while_a_cdc_batch_commits_ends_the_run_after_that_batch(
+    source: str, target_url: str, summit_url: str
+) -> None:
+    config = parse_pipeline(
+        {
+            "id": "events-cdc",
+            "name": "Events CDC",
+            "source": {"url": source, "table": "public.events"},
+            "extraction": {"strategy": "cdc"},
+            "cdc": {
+                "strategy": "timestamp",
+                "trackingColumn": "updated_at",
+                "primaryKeys": ["id"],
+                "batchSize": 40,
+            },
+            "loading": {
+                "strategy": "upsert",
+                "targetTable": "dw.events",
+                "targetUrl": target_url,
+                "createTable": True,
+            },
+        },
+        "test",
+    )
+    run_sql(source, "UPDATE public.events SET updated_at = now() - make_interval(secs => 200 - id)")
+    # The first batch's apply waits for the target lock: its changes are in hand.
+    holder = psycopg.connect(target_url)
+    holder.execute(target_lock(TableName("dw", "events")))
+
+    def apply_waiting() -> bool:
+        return bool(
+            run_sql(
+                target_url,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )[0][0]
+        )
+
+    canceller = cancel_when(apply_waiting, "the first batch's apply", holder.close)
+    first = run_asset(config, summit_url)
+    canceller.join()
+    assert not canceller.failures  # type: ignore[attr-defined]
+    assert first.success
+    assert recorded(summit_url, first.run_id) == ("success", 40, True)
+    assert run_sql(target_url, "SELECT count(*) FROM dw.events") == [(40,)]
+    rest = run_asset(config, summit_url)
+    assert recorded(summit_url, rest.run_id) == ("success", 60, True)
+    assert run_sql(target_url, "SELECT count(*), count(DISTINCT id) FROM dw.events") == [(100, 100)]
