@@ -46,9 +46,7 @@ def run_cdc(ctx: RunContext) -> None:
     clock.run(Stage.extraction, source.prepare)
     schema = clock.run(Stage.extraction, lambda: _source_schema(config))
     target = clock.run(Stage.loading, lambda: cdc_target.prepare(config, ctx.target_url, schema))
-    offset = clock.run(
-        Stage.loading, lambda: cdc_target.committed_offset(config, ctx.summit_url)
-    )
+    offset = clock.run(Stage.loading, lambda: cdc_target.committed_offset(config, ctx.summit_url))
     outcome.watermark_from = offset.value if offset else None
     caught_up_at: datetime | None = datetime.now(UTC)  # when reading began
     gate = ctx.gate

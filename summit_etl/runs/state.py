@@ -42,9 +42,7 @@ def stored_watermark(ctx: RunContext) -> str | None:
 def _target_state(url: str, table: TableName) -> str | None:
     """'missing' or 'empty' when the target holds no rows; None when it holds some."""
     with psycopg.connect(url, autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT to_regclass(%s)", (table.ident.as_string(conn),)
-        ).fetchone()
+        found = conn.execute("SELECT to_regclass(%s)", (table.ident.as_string(conn),)).fetchone()
         if found is None or found[0] is None:
             return "missing"
         row = conn.execute(

@@ -24,6 +24,7 @@ from summit_etl.load.locks import target_lock
 from summit_etl.orchestration.assets import pipeline_asset
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.registry import parse_pipeline
+from summit_etl.store import runs as run_store
 from summit_etl_tests.support import run_sql
 
 
@@ -63,14 +64,23 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-def cancel_when(condition: Callable[[], bool], what: str, release: Callable[[], None]) -> threading.Thread:
-    """In the background: once `condition` holds, interrupt the run as Dagster's terminate
-    does, then `release` the lock that held the run."""
+def cancel_when(
+    condition: Callable[[], bool], what: str, release: Callable[[], None], summit_url: str
+) -> threading.Thread:
+    """In the background: once `condition` holds, cancel the run as the API does (record
+    it `cancelled`, then have Dagster interrupt the worker), then `release` the lock that
+    held the run."""
     failures: list[AssertionError] = []
 
     def cancel() -> None:
         try:
             wait_for(condition, what)
+            with psycopg.connect(summit_url, autocommit=True) as conn:
+                running = conn.execute(
+                    "SELECT id, pipeline_id FROM pipeline_runs WHERE status = 'running'"
+                ).fetchone()
+                assert running is not None, "no running run to cancel"
+                run_store.mark_ended_abnormally(conn, *running, "cancelled", None)
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)  # the run sits on the lock while the interrupt is pending
         except AssertionError as exc:
@@ -118,7 +128,7 @@ def test_a_cancel_after_the_target_commit_records_the_real_outcome(
         )[0][0]
         return bool(rows and waiting)
 
-    canceller = cancel_when(committed_and_waiting, "the target commit", holder.close)
+    canceller = cancel_when(committed_and_waiting, "the target commit", holder.close, summit_url)
     result = run_asset(pipeline(source, target_url), summit_url)
     canceller.join()
     assert not canceller.failures  # type: ignore[attr-defined]
@@ -142,7 +152,9 @@ def test_a_cancel_before_the_target_commit_rolls_back_and_records_cancelled(
             )[0][0]
         )
 
-    canceller = cancel_when(load_waiting, "the load to wait for the target", holder.close)
+    canceller = cancel_when(
+        load_waiting, "the load to wait for the target", holder.close, summit_url
+    )
     result = run_asset(pipeline(source, target_url), summit_url)
     canceller.join()
     assert not canceller.failures  # type: ignore[attr-defined]
@@ -189,7 +201,7 @@ def test_a_cancel_while_a_cdc_batch_commits_ends_the_run_after_that_batch(
             )[0][0]
         )
 
-    canceller = cancel_when(apply_waiting, "the first batch's apply", holder.close)
+    canceller = cancel_when(apply_waiting, "the first batch's apply", holder.close, summit_url)
     first = run_asset(config, summit_url)
     canceller.join()
     assert not canceller.failures  # type: ignore[attr-defined]
