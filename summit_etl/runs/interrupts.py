@@ -6,8 +6,8 @@ stays whatever happens next, so from just before the commit to the end of the ru
 the interrupt is only noted: the run then records what really happened.
 
 The ADBC driver catches SIGINT itself during a blocking call: it cancels the statement and
-raises its own error. That error is turned back into the interrupt it was, so a cancel
-mid-COPY or mid-read reads as a cancel, not as a failed stage.
+an error comes back instead of the interrupt. That error is turned back into the interrupt
+it was, so a cancel mid-COPY or mid-read reads as a cancel, not as a failed stage.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import threading
 from types import FrameType
 from typing import Any
 
-import adbc_driver_manager
-
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# What the server answers a cancel request with (ADBC sends one on SIGINT); the error may
+# reach us as the driver's or as Arrow's reader error, so its words are what is checked.
+_CANCELLED = "canceling statement due to user request"
 
 
 class InterruptHold:
@@ -49,15 +50,11 @@ class InterruptHold:
 
 
 def interrupted_statement(exc: BaseException) -> bool:
-    """`exc` (or what caused it) is the ADBC driver's answer to a SIGINT: the statement
-    it cancelled. A statement timeout or another session's cancel is not."""
+    """`exc` (or what caused it) is a statement the driver cancelled on a SIGINT, as
+    PostgreSQL words it; a statement or lock timeout is worded otherwise."""
     seen: BaseException | None = exc
     while seen is not None:
-        if (
-            isinstance(seen, adbc_driver_manager.Error)
-            and seen.status_code == adbc_driver_manager.AdbcStatusCode.CANCELLED
-            and "due to user request" in str(seen)
-        ):
+        if _CANCELLED in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
