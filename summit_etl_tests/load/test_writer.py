@@ -186,7 +186,9 @@ def test_text_staged_types_are_cast_by_the_server(target_url: str) -> None:
 
 def _waiting_for_the_target_lock(url: str) -> int:
     return run_sql(
-        url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        url,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )[0][0]
 
 

@@ -57,6 +57,18 @@ def pipeline(source_url: str, target_url: str) -> Any:
     )
 
 
+def waiting(url: str, lock: str) -> bool:
+    """A session of this database waits for a lock matching `lock` (others' tests share
+    the server, and pg_locks shows every database's locks)."""
+    return bool(
+        run_sql(
+            url,
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+            f"database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND {lock}",
+        )[0][0]
+    )
+
+
 def wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 60
     while not condition():
@@ -122,11 +134,7 @@ def test_a_cancel_after_the_target_commit_records_the_real_outcome(
     def committed_and_waiting() -> bool:
         tables = run_sql(target_url, "SELECT to_regclass('dw.events') IS NOT NULL")[0][0]
         rows = tables and run_sql(target_url, "SELECT count(*) FROM dw.events")[0][0] == 100
-        waiting = run_sql(
-            summit_url,
-            "SELECT count(*) FROM pg_locks WHERE relation = 'etl_watermarks'::regclass AND NOT granted",
-        )[0][0]
-        return bool(rows and waiting)
+        return bool(rows) and waiting(summit_url, "relation = 'etl_watermarks'::regclass")
 
     canceller = cancel_when(committed_and_waiting, "the target commit", holder.close, summit_url)
     result = run_asset(pipeline(source, target_url), summit_url)
@@ -143,17 +151,11 @@ def test_a_cancel_before_the_target_commit_rolls_back_and_records_cancelled(
     # The load waits for the target lock: nothing is written yet.
     holder = psycopg.connect(target_url)
     holder.execute(target_lock(TableName("dw", "events")))
-
-    def load_waiting() -> bool:
-        return bool(
-            run_sql(
-                target_url,
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-            )[0][0]
-        )
-
     canceller = cancel_when(
-        load_waiting, "the load to wait for the target", holder.close, summit_url
+        lambda: waiting(target_url, "locktype = 'advisory'"),
+        "the load to wait for the target",
+        holder.close,
+        summit_url,
     )
     result = run_asset(pipeline(source, target_url), summit_url)
     canceller.join()
@@ -192,16 +194,12 @@ def test_a_cancel_while_a_cdc_batch_commits_ends_the_run_after_that_batch(
     # The first batch's apply waits for the target lock: its changes are in hand.
     holder = psycopg.connect(target_url)
     holder.execute(target_lock(TableName("dw", "events")))
-
-    def apply_waiting() -> bool:
-        return bool(
-            run_sql(
-                target_url,
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-            )[0][0]
-        )
-
-    canceller = cancel_when(apply_waiting, "the first batch's apply", holder.close, summit_url)
+    canceller = cancel_when(
+        lambda: waiting(target_url, "locktype = 'advisory'"),
+        "the first batch's apply",
+        holder.close,
+        summit_url,
+    )
     first = run_asset(config, summit_url)
     canceller.join()
     assert not canceller.failures  # type: ignore[attr-defined]
