@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -188,3 +189,27 @@ def test_each_pipeline_has_its_own_watermark(source: str, target_url: str, summi
     second = first.model_copy(update={"id": "events-copy"})
     run(first, summit_url)
     assert run(second, summit_url).counts.records_extracted == 100
+
+
+@pytest.mark.parametrize(("forget", "state"), [("TRUNCATE", "empty"), ("DROP TABLE", "missing")])
+def test_a_target_without_rows_is_read_in_full_despite_a_watermark(
+    source: str, target_url: str, summit_url: str, forget: str, state: str
+) -> None:
+    cfg = config(source, target_url)
+    run(cfg, summit_url)
+    run_sql(target_url, f"{forget} dw.events")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("summit_etl.engine")
+    logger.addHandler(handler)
+    try:
+        outcome = run(cfg, summit_url)
+    finally:
+        logger.removeHandler(handler)
+    assert outcome.counts.records_extracted == 100
+    assert len(target(target_url)) == 100
+    assert any(
+        r.getMessage() == f"target dw.events is {state} but a watermark exists: reading every row"
+        for r in seen
+    )

@@ -20,6 +20,8 @@ from summit_etl.cdc.changes import DELETE, UPSERT, ChangeBatch
 from summit_etl.cdc.target import CdcTarget, write_offset
 from summit_etl.config import LoadStrategy
 from summit_etl.faults import failpoint
+from summit_etl.load.locks import target_lock
+from summit_etl.load.merge_sql import MergeSql, counted
 
 STAGE = sql.Identifier("summit_cdc_stage")
 ROWS = sql.Identifier("summit_cdc_rows")
@@ -27,8 +29,6 @@ LATEST = sql.Identifier("summit_cdc_latest")
 SEQ = sql.Identifier("_summit_seq")
 OP = sql.Identifier("_summit_op")
 NEW = sql.Identifier("_summit_new")
-# `t` (target) matches `r` (change) on the key; True: only the current scd_type2 version.
-Match = Callable[..., sql.Composable]
 _SCD2_HISTORY = sql.SQL("- 'effective_from' - 'effective_to' - 'is_current'")
 
 
@@ -62,6 +62,8 @@ def apply_batch(
     """Apply `batch` and commit it with its offset; `conn` must not be in autocommit."""
     applied = Applied()
     with conn.transaction():
+        # One writer per target: a concurrent load, CDC apply or replay waits here.
+        conn.execute(target_lock(target.table))
         _stage(conn, batch)
         conn.execute(
             sql.SQL(
@@ -71,7 +73,7 @@ def apply_batch(
         applied.changes = _count(conn, sql.SQL("SELECT count(*) FROM {}").format(STAGE))
         if applied.changes:
             _apply(conn, target, applied, row_check)
-            failpoint("loading")
+            failpoint("loading")  # applied, not yet logged nor committed
             conn.execute(
                 sql.SQL(
                     """
@@ -121,9 +123,7 @@ def _count(conn: psycopg.Connection, query: sql.Composed) -> int:
 
 
 def _done(conn: psycopg.Connection, statement: sql.Composed) -> int:
-    return _count(
-        conn, sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(statement)
-    )
+    return _count(conn, counted(statement))
 
 
 def _new_values(conn: psycopg.Connection, fields: list[str]) -> pa.Table:
@@ -143,13 +143,6 @@ def _apply(
 ) -> None:
     scd2 = target.strategy is LoadStrategy.scd_type2
     key = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in target.key)
-
-    def match(current_only: bool = False) -> sql.Composable:
-        keys = sql.SQL(" AND ").join(
-            sql.SQL("t.{k} = r.{k}").format(k=sql.Identifier(k)) for k in target.key
-        )
-        return sql.SQL("{}{}").format(keys, sql.SQL(" AND t.is_current" if current_only else ""))
-
     # Each change as a row of the target's own type: deletes carry their key (and old
     # values), everything else its new values.
     conn.execute(
@@ -168,24 +161,25 @@ def _apply(
         )
     )
     # Whole rows (polled, snapshot) insert or update depending on what the target holds.
+    rows = _merge_sql(target, sql.SQL("{} AS s").format(ROWS))
     old = sql.SQL("to_jsonb(t) {}").format(_SCD2_HISTORY if scd2 else sql.SQL(""))
     conn.execute(
         sql.SQL(
             """
-            UPDATE {stage} AS s
+            UPDATE {stage} AS c
                SET operation = CASE WHEN cur.doc IS NULL THEN 'INSERT' ELSE 'UPDATE' END,
                    old_values = CASE WHEN %s THEN cur.doc END
-              FROM {rows} AS r
+              FROM {rows} AS s
               LEFT JOIN LATERAL (SELECT {old} AS doc FROM {table} AS t WHERE {match} LIMIT 1)
                    AS cur ON true
-             WHERE s.operation = {upsert} AND r.{seq} = s.seq
+             WHERE c.operation = {upsert} AND s.{seq} = c.seq
             """
         ).format(
             stage=STAGE,
             rows=ROWS,
             old=old,
             table=target.table.ident,
-            match=match(scd2),
+            match=rows.match(scd2),
             upsert=sql.Literal(UPSERT),
             seq=SEQ,
         ),
@@ -194,7 +188,17 @@ def _apply(
     if row_check is not None:
         row_check.check(_new_values(conn, row_check.fields))
     if target.strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
-        _append(conn, target, applied)
+        # Append loads keep every version: each non-delete change becomes a row.
+        every_change = _merge_sql(
+            target, sql.SQL("{} AS s JOIN {} AS c ON c.seq = s.{}").format(ROWS, STAGE, SEQ)
+        )
+        applied.inserted = _done(
+            conn,
+            every_change.insert(
+                where=sql.SQL("c.operation <> {}").format(sql.Literal(DELETE)),
+                order_by=sql.SQL("s.{}").format(SEQ),
+            ),
+        )
         return
     conn.execute(
         sql.SQL(
@@ -206,145 +210,39 @@ def _apply(
             """
         ).format(latest=LATEST, key=key, op=OP, new=NEW, rows=ROWS, stage=STAGE, seq=SEQ)
     )
+    # scd_type2 compares and opens whole versions; a merge keeps what a change lacks.
+    latest = _merge_sql(target, sql.SQL("{} AS s").format(LATEST), present=None if scd2 else NEW)
+    deletes = sql.SQL("s.{} = {}").format(OP, sql.Literal(DELETE))
+    changes = sql.SQL("s.{} <> {}").format(OP, sql.Literal(DELETE))
     if scd2:
-        _scd2(conn, target, applied, match)
-    else:
-        _merge(conn, target, applied, match)
+        if latest.tracked:  # values a change lacks (unchanged TOAST) keep the current ones
+            filled = _merge_sql(target, sql.SQL("{} AS s").format(LATEST), present=NEW)
+            conn.execute(filled.fill_from_current())
+        # Close the current version on a delete or a real change; open one for new values.
+        applied.deleted = _done(conn, latest.close_current(where=deletes))
+        applied.updated = _done(conn, latest.close_current(where=changes, changed_only=True))
+        opened = _done(conn, latest.insert(where=changes, missing_only=True, history=True))
+        applied.inserted = opened - applied.updated
+        return
+    applied.deleted = _done(conn, latest.delete_matched(where=deletes))
+    if latest.tracked:
+        applied.updated = _done(conn, latest.update_changed(where=changes))
+    applied.inserted = _done(conn, latest.insert(where=changes, missing_only=True))
+
+
+def _merge_sql(
+    target: CdcTarget, source: sql.Composable, present: sql.Identifier | None = None
+) -> MergeSql:
+    # Changes compare by text: the captured values carry no type that must have equality.
+    return MergeSql(
+        target=target.table,
+        columns=target.columns,
+        key=target.key,
+        source=source,
+        present=present,
+        by_text=frozenset(target.columns),
+    )
 
 
 def _columns(names: list[str], prefix: str = "") -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL(prefix + "{}").format(sql.Identifier(n)) for n in names)
-
-
-def _append(conn: psycopg.Connection, target: CdcTarget, applied: Applied) -> None:
-    """Append loads keep every version: each non-delete change becomes a row."""
-    applied.inserted = _done(
-        conn,
-        sql.SQL(
-            "INSERT INTO {} ({}) SELECT {} FROM {} AS r JOIN {} AS s ON s.seq = r.{} "
-            "WHERE s.operation <> {} ORDER BY r.{}"
-        ).format(
-            target.table.ident,
-            _columns(target.columns),
-            _columns(target.columns, "r."),
-            ROWS,
-            STAGE,
-            SEQ,
-            sql.Literal(DELETE),
-            SEQ,
-        ),
-    )
-
-
-def _merge(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
-    tracked = [c for c in target.columns if c not in target.key]
-    # A column missing from the new values (an unchanged TOASTed value in the WAL)
-    # keeps what the target has. Rows compare by text: see `_scd2`.
-    incoming = [
-        sql.SQL("CASE WHEN r.{new} ? {name} THEN r.{col} ELSE t.{col} END").format(
-            new=NEW, name=sql.Literal(c), col=sql.Identifier(c)
-        )
-        for c in tracked
-    ]
-    applied.deleted = _done(
-        conn,
-        sql.SQL("DELETE FROM {} AS t USING {} AS r WHERE r.{} = {} AND {}").format(
-            target.table.ident, LATEST, OP, sql.Literal(DELETE), match()
-        ),
-    )
-    if tracked:
-        applied.updated = _done(
-            conn,
-            sql.SQL(
-                "UPDATE {} AS t SET ({}) = ROW({}) FROM {} AS r "
-                "WHERE r.{} <> {} AND {} AND ROW({})::text IS DISTINCT FROM ROW({})::text"
-            ).format(
-                target.table.ident,
-                _columns(tracked),
-                sql.SQL(", ").join(incoming),
-                LATEST,
-                OP,
-                sql.Literal(DELETE),
-                match(),
-                _columns(tracked, "t."),
-                sql.SQL(", ").join(incoming),
-            ),
-        )
-    applied.inserted = _insert_missing(conn, target, match(), history=False)
-
-
-def _insert_missing(
-    conn: psycopg.Connection, target: CdcTarget, match: sql.Composable, history: bool
-) -> int:
-    """Insert the changed rows (not deletes) that have no (current) row in the target; with
-    `history`, as newly opened scd_type2 versions."""
-    versions = sql.SQL(", effective_from, effective_to, is_current" if history else "")
-    opened = sql.SQL(", now(), NULL, true" if history else "")
-    return _done(
-        conn,
-        sql.SQL(
-            "INSERT INTO {} ({}{}) SELECT {}{} FROM {} AS r "
-            "WHERE r.{} <> {} AND NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})"
-        ).format(
-            target.table.ident,
-            _columns(target.columns),
-            versions,
-            _columns(target.columns, "r."),
-            opened,
-            LATEST,
-            OP,
-            sql.Literal(DELETE),
-            target.table.ident,
-            match,
-        ),
-    )
-
-
-def _scd2(conn: psycopg.Connection, target: CdcTarget, applied: Applied, match: Match) -> None:
-    """Close the current version on a delete or a real change; open one for new values."""
-    tracked = [c for c in target.columns if c not in target.key]
-    if tracked:  # an unchanged TOASTed value left out of an update keeps the current one
-        conn.execute(
-            sql.SQL(
-                "UPDATE {} AS r SET ({}) = ROW({}) FROM {} AS t "
-                "WHERE {} AND r.{} = 'UPDATE' AND NOT r.{} ?& {}"
-            ).format(
-                LATEST,
-                _columns(tracked),
-                sql.SQL(", ").join(
-                    sql.SQL("CASE WHEN r.{} ? {} THEN r.{} ELSE t.{} END").format(
-                        NEW, sql.Literal(c), sql.Identifier(c), sql.Identifier(c)
-                    )
-                    for c in tracked
-                ),
-                target.table.ident,
-                match(True),
-                OP,
-                NEW,
-                sql.Literal(tracked),
-            )
-        )
-    # By text: some types have no equality (xml, json, point), and equal values print alike.
-    changed = (
-        sql.SQL("ROW({})::text IS DISTINCT FROM ROW({})::text").format(
-            _columns(tracked, "t."), _columns(tracked, "r.")
-        )
-        if tracked
-        else sql.SQL("false")
-    )
-    applied.deleted = _done(
-        conn,
-        sql.SQL(
-            "UPDATE {} AS t SET effective_to = now(), is_current = false FROM {} AS r "
-            "WHERE {} AND r.{} = {}"
-        ).format(target.table.ident, LATEST, match(True), OP, sql.Literal(DELETE)),
-    )
-    applied.updated = _done(
-        conn,
-        sql.SQL(
-            "UPDATE {} AS t SET effective_to = now(), is_current = false FROM {} AS r "
-            "WHERE {} AND r.{} <> {} AND {}"
-        ).format(target.table.ident, LATEST, match(True), OP, sql.Literal(DELETE), changed),
-    )
-    opened = _insert_missing(conn, target, match(True), history=True)
-    applied.inserted = opened - applied.updated

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from summit_etl.extract.arrow import PG_TYPE
-from summit_etl.faults import failpoint
 from summit_etl.load.target import TargetColumn
 
 _JSONB_VERSION = pa.scalar("\x01")
@@ -71,4 +70,3 @@ def conform(
                     f"cannot be written to the target's {column.sql_type}: {exc}"
                 ) from exc
         yield from pa.Table.from_arrays(arrays, schema=schema).to_batches()
-        failpoint("loading")

@@ -25,7 +25,8 @@ from summit_etl.load import target as targets
 from summit_etl.load.conform import as_travelled, conform, schema_for
 from summit_etl.load.ddl import with_lock_retry
 from summit_etl.load.locks import target_lock
-from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, compared, execute
+from summit_etl.load.merge_sql import MergeSql, counted
+from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
 from summit_etl.schema import contract
 from summit_etl.schema.contract import SchemaChange
 
@@ -66,14 +67,16 @@ def load(
     table: TableName,
     plan: LoadPlan,
     batches: Iterable[pa.Table],
+    *,
     before_commit: Callable[[adbc.Connection], None] | None = None,
 ) -> LoadResult:
-    """`before_commit(conn)` runs on the open target transaction once every row is written;
-    raising there rolls the load back."""
+    """Write `batches` into `table` in one transaction; `before_commit` runs on it once
+    every row is written, and raising there rolls the load back."""
     stream = iter(batches)
     first = next(stream, None)
     scd2 = plan.strategy is LoadStrategy.scd_type2
     with adbc_connection(url) as conn:
+        # One writer per target: a concurrent load, CDC apply or replay waits here.
         execute(conn, target_lock(table))
         columns = targets.inspect(conn, table)
         changes: list[SchemaChange] = []
@@ -195,7 +198,6 @@ def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: 
 def _merge(
     conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
 ) -> None:  # noqa: ANN001
-    cols = columns_sql([c.name for c in written])
     typed = sql.SQL(", ").join(
         sql.SQL("{}::{} AS {}").format(
             sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)
@@ -213,86 +215,30 @@ def _merge(
     execute(conn, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(LATEST, latest))
     execute(conn, sql.SQL("ANALYZE {}").format(LATEST))
 
-    match = (
-        sql.SQL(" AND ").join(
-            sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in plan.key
-        )
-        if plan.key
-        else sql.SQL("false")
-    )
-
-    def in_target(current_only: bool = False) -> sql.Composed:
-        return sql.SQL("EXISTS (SELECT 1 FROM {} AS t WHERE {}{})").format(
-            table.ident, match, sql.SQL(" AND t.is_current" if current_only else "")
-        )
-
-    s_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c.name)) for c in written)
-    tracked_columns = [c for c in written if c.name not in plan.key]
-    tracked = [c.name for c in tracked_columns]
-    changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        compared("t", tracked_columns), compared("s", tracked_columns)
+    merge = MergeSql(
+        target=table,
+        columns=[c.name for c in written],
+        key=plan.key,
+        source=sql.SQL("{} AS s").format(LATEST),
+        by_text=frozenset(c.name for c in written if not c.comparable),
     )
 
     def count(statement: sql.Composable) -> int:
-        return int(
-            execute(
-                conn,
-                sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(
-                    statement
-                ),
-            )[0][0]
-        )
+        return int(execute(conn, counted(statement))[0][0])
 
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         if plan.replace:
             _truncate(conn, table)
-        where = (
-            sql.SQL("WHERE NOT {}").format(in_target())
-            if plan.skip_existing and plan.key
-            else sql.SQL("")
-        )
-        result.inserted = count(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s {}").format(
-                table.ident, cols, s_cols, LATEST, where
-            )
-        )
+        result.inserted = count(merge.insert(missing_only=plan.skip_existing and bool(plan.key)))
         return
-
-    not_exists = sql.SQL("NOT {}").format(in_target(strategy is LoadStrategy.scd_type2))
     if strategy is LoadStrategy.scd_type2:
-        if tracked:
-            result.updated = count(
-                sql.SQL(
-                    "UPDATE {} AS t SET effective_to = now(), is_current = false FROM {} AS s "
-                    "WHERE {} AND t.is_current AND {}"
-                ).format(table.ident, LATEST, match, changed)
-            )
-        result.inserted = count(
-            sql.SQL(
-                "INSERT INTO {} ({}, effective_from, effective_to, is_current) "
-                "SELECT {}, now(), NULL, true FROM {} AS s WHERE {}"
-            ).format(table.ident, cols, s_cols, LATEST, not_exists)
-        )
+        if merge.tracked:
+            result.updated = count(merge.close_current(changed_only=True))
+        result.inserted = count(merge.insert(missing_only=True, history=True))
         return
-
-    if tracked:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{n} = s.{n}").format(n=sql.Identifier(n)) for n in tracked
-        )
-        result.updated = count(
-            sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {}").format(
-                table.ident, assignments, LATEST, match, changed
-            )
-        )
-    result.inserted = count(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
-            table.ident, cols, s_cols, LATEST, not_exists
-        )
-    )
+    if merge.tracked:
+        result.updated = count(merge.update_changed())
+    result.inserted = count(merge.insert(missing_only=True))
     if strategy is LoadStrategy.delta and plan.delete_missing:
-        result.deleted = count(
-            sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})").format(
-                table.ident, LATEST, match
-            )
-        )
+        result.deleted = count(merge.delete_unmatched())

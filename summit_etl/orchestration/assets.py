@@ -73,7 +73,7 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         outcome = run_pipeline(pipeline, request, summit.prepared_url())
         counts, metrics = outcome.counts, outcome.metrics
         metadata: dict[str, Any] = {
-            "status": outcome.status,
+            "status": outcome.status.value,
             "records_extracted": counts.records_extracted,
             "records_transformed": counts.records_transformed,
             "records_filtered": counts.records_filtered,

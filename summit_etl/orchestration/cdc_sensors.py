@@ -34,11 +34,11 @@ if TYPE_CHECKING:  # dagster exports the class only privately
     )
 
 from summit_etl.cdc.changes import Offset
-from summit_etl.cdc.run import mirror
 from summit_etl.cdc.sources import change_source
 from summit_etl.cdc.target import committed_offset
 from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.keys import PIPELINE_TAG, TRIGGER_TAG, cdc_sensor_name
+from summit_etl.runs.cdc import mirror
 from summit_etl.store import cdc_watermarks
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store.db import connect, redact

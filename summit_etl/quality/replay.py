@@ -100,7 +100,7 @@ def replay_quarantine(config: PipelineConfig, run_id: str, summit_url: str) -> R
                 config.loading.target_name,
                 plan,
                 checked.passing,
-                _mark_in_load(checked.ids, replay_id) if in_summit else None,
+                before_commit=_mark_in_load(checked.ids, replay_id) if in_summit else None,
             )
     except BaseException:
         if not in_summit:

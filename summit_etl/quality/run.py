@@ -18,7 +18,7 @@ from summit_etl.quality.gate import QualityGate, QualityGateFailure
 from summit_etl.quality.report import build_report, sla_penalties
 from summit_etl.quality.rules import CompiledRule
 from summit_etl.quality.target import check_target, check_target_read_only, rules_on_target
-from summit_etl.recording import RunOutcome, RunRequest, StageFailure
+from summit_etl.runs.context import RunOutcome, RunRequest, StageFailure
 from summit_etl.store import quality_reports
 from summit_etl.store import quarantine as quarantine_store
 from summit_etl.store.db import connect

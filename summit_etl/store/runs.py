@@ -58,6 +58,8 @@ def finish_run(
     watermark_to: str | None = None,
     quality_score: float | None = None,
 ) -> None:
+    """The run's own end record. It replaces a `cancelled` the API wrote when it asked
+    Dagster to stop the run: only the run knows whether its work committed first."""
     assignments = asdict(counts)
     conn.execute(
         """
@@ -73,7 +75,7 @@ def finish_run(
                metrics = %(metrics)s, errors = %(errors)s,
                watermark_from = %(watermark_from)s, watermark_to = %(watermark_to)s,
                quality_score = %(quality_score)s
-         WHERE id = %(run_id)s AND status <> 'cancelled'
+         WHERE id = %(run_id)s
         """,
         {
             **assignments,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from decimal import Decimal
 
+import psycopg
 import pyarrow as pa
 import pytest
 
 from summit_etl.config import LoadStrategy
 from summit_etl.identifiers import TableName
+from summit_etl.load.locks import target_lock
 from summit_etl.load.writer import LoadError, LoadPlan, load
 from summit_etl_tests.support import run_sql
 
@@ -178,3 +182,54 @@ def test_text_staged_types_are_cast_by_the_server(target_url: str) -> None:
     assert run_sql(target_url, "SELECT id::text, amount::text, doc->'a'->>1 FROM dw.people") == [
         ("8f2b8c9e-4a43-4a53-9d1e-1c2b3d4e5f60", "123456789012345678901234567890.123456789", "2")
     ]
+
+
+def _waiting_for_the_target_lock(url: str) -> int:
+    return run_sql(
+        url,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )[0][0]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "ddl"),
+    [
+        (LoadStrategy.upsert, ""),
+        (
+            LoadStrategy.scd_type2,
+            ", effective_from timestamptz, effective_to timestamptz, is_current boolean",
+        ),
+    ],
+)
+def test_concurrent_loads_into_a_target_without_unique_index_serialize(
+    target_url: str, strategy: LoadStrategy, ddl: str
+) -> None:
+    # No unique index: only the target lock keeps two merges from inserting one key twice.
+    run_sql(target_url, f"CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint, name text, city text{ddl})")
+    rows = people([(i, f"n{i}", "Oslo") for i in range(1, 2001)])
+    plan = LoadPlan(strategy, key=["id"])
+    errors: list[BaseException] = []
+
+    def one_load() -> None:
+        try:
+            load(target_url, TABLE, plan, [rows])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with psycopg.connect(target_url) as holder:
+        holder.execute(target_lock(TABLE))  # both loads must queue behind it
+        loads = [threading.Thread(target=one_load) for _ in range(2)]
+        for thread in loads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while _waiting_for_the_target_lock(target_url) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _waiting_for_the_target_lock(target_url) == 2
+    for thread in loads:
+        thread.join(60)
+    assert not errors
+    current = "is_current" if strategy is LoadStrategy.scd_type2 else "true"
+    assert run_sql(
+        target_url, f"SELECT count(*), count(DISTINCT id) FROM dw.people WHERE {current}"
+    ) == [(2000, 2000)]

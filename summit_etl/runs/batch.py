@@ -1,0 +1,185 @@
+"""One batch run: extract → transform → (quality) → load → watermark.
+
+Batches stream through the stages as Arrow tables; no stage holds the whole table. The
+watermark moves only after the target has committed, so a crash in between re-reads
+rather than loses rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+
+from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
+from summit_etl.extract import postgres as source_db
+from summit_etl.extract.watermark import HighWaterMark, lower_bound
+from summit_etl.faults import failpoint
+from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
+from summit_etl.quality.run import blocking_check, check_written_target, confirm_quarantine
+from summit_etl.runs.context import RunContext, Stage, StageFailure
+from summit_etl.runs.state import stored_watermark
+from summit_etl.schema.contract import SchemaContractError
+from summit_etl.store import schema_changes as schema_store
+from summit_etl.store import watermarks as watermark_store
+from summit_etl.store.db import connect
+from summit_etl.timeouts import timed_url
+from summit_etl.transform import build_transformer
+
+log = logging.getLogger("summit_etl.engine")
+
+
+def run_batch(ctx: RunContext) -> None:
+    config, request, counts, outcome, clock = (
+        ctx.config,
+        ctx.request,
+        ctx.counts,
+        ctx.outcome,
+        ctx.clock,
+    )
+    incremental = config.extraction.strategy is ExtractionStrategy.incremental
+    column = config.extraction.incremental_column if incremental else None
+    stored = stored_watermark(ctx) if incremental and not request.full_reload else None
+    full_read = not incremental or stored is None
+    start = lower_bound(stored, config.watermark_config) if incremental else None
+    outcome.watermark_from = None if start is None else str(start)
+    source_url = timed_url(config.source.url, config.timeouts)
+    plan = _load_plan(config, source_url, incremental=incremental, full_read=full_read)
+
+    try:
+        transformer = build_transformer(
+            config.transformation.transformations, source_url=source_url
+        )
+    except Exception as exc:
+        raise StageFailure(Stage.transformation, exc) from exc
+    high_mark = HighWaterMark(column, stored) if column else None
+
+    def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for number, batch in enumerate(batches):
+            counts.records_extracted += batch.num_rows
+            counts.bytes_processed += batch.nbytes
+            if high_mark:
+                high_mark.observe(batch)
+            if number == 0:
+                failpoint("extraction")
+            yield batch
+
+    def transformed(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for batch in transformer.stream(batches):
+            counts.records_transformed += batch.num_rows
+            yield batch
+
+    def handed_over(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for number, batch in enumerate(batches):
+            yield batch
+            if number == 0:  # the loader asks for more: the first batch is in its COPY
+                failpoint("loading")
+
+    decide = blocking_check(ctx.gate, config, stream_saw_every_row=plan.replace, key=plan.key)
+
+    def before_commit(conn: adbc.Connection) -> None:
+        if decide is not None:  # blocking quality rules, on the load's own transaction
+            decide(conn)
+        # From here on the work is about to be on the target for good: a cancel waits
+        # until the watermark and the run record say so.
+        ctx.interrupts.hold()
+
+    def extract_and_load() -> LoadResult:
+        # Connecting to and querying the source count as extraction; the clock charges
+        # the loader and the stages it pulls their own time.
+        read = source_db.read_plan(config, column, start)
+        query = source_db.select_sql(config.source, column, start, read)
+        log.debug("extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query})
+        with source_db.adbc_connection(source_url) as conn:
+            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size, read)
+            stream = clock.each(Stage.extraction, extracted(batches))
+            stream = clock.each(Stage.transformation, transformed(stream))
+            if ctx.gate is not None:
+                stream = clock.each(Stage.validation, ctx.gate.stream(stream))
+            return clock.run(
+                Stage.loading,
+                lambda: load(
+                    ctx.target_url,
+                    target,
+                    plan,
+                    handed_over(stream),
+                    before_commit=before_commit,
+                ),
+            )
+
+    target = config.loading.target_name
+    try:
+        result = clock.run(Stage.extraction, extract_and_load)
+    except StageFailure as failure:
+        if isinstance(failure.cause, SchemaContractError):
+            schema_store.record(
+                ctx.summit_url, config.id, request.run_id, str(target), failure.cause.changes
+            )
+        raise
+    failpoint("target-committed")
+    schema_store.record(
+        ctx.summit_url, config.id, request.run_id, str(target), result.schema_changes
+    )
+
+    counts.records_filtered = transformer.rows_filtered
+    counts.records_loaded = result.rows_written
+    outcome.load = result
+    if ctx.gate is not None:
+        gate = ctx.gate
+        counts.records_quarantined = gate.quarantined
+        confirm_quarantine(config, request, ctx.summit_url)
+        clock.run(
+            Stage.validation,
+            lambda: check_written_target(
+                gate,
+                config,
+                ctx.target_url,
+                result.rows_written,
+                stream_saw_every_row=plan.replace,
+                key=plan.key,
+            ),
+        )
+    if high_mark and (value := high_mark.value()) is not None:
+        with connect(ctx.summit_url) as summit:
+            watermark_store.record(
+                summit,
+                pipeline_id=config.id,
+                source_table=config.source.label,
+                column=high_mark.column,
+                value=value,
+                records_loaded=result.rows_written,
+                run_id=request.run_id,
+            )
+        outcome.watermark_to = value
+
+
+def _load_plan(
+    config: PipelineConfig, source_url: str, *, incremental: bool, full_read: bool
+) -> LoadPlan:
+    strategy = config.loading.strategy
+    key = config.merge_key
+    appending = strategy in (LoadStrategy.bulk, LoadStrategy.append_only)
+    replace = strategy is LoadStrategy.bulk and full_read
+    skip_existing = appending and incremental and not replace
+    if skip_existing and not key and config.source.table_name is not None:
+        key = source_db.primary_key(source_url, config.source.table_name)
+    if skip_existing and not key:
+        raise StageFailure(
+            Stage.loading,
+            LoadError(
+                f"incremental {strategy.value} loads re-read the lookback window and need a key "
+                "to skip rows already loaded: set loading.upsertKey or give the source a "
+                "primary key"
+            ),
+        )
+    return LoadPlan(
+        strategy=strategy,
+        key=key,
+        create_table=config.loading.create_table,
+        replace=replace,
+        skip_existing=skip_existing,
+        delete_missing=strategy is LoadStrategy.delta and full_read,
+        schema_changes=config.schema_changes,
+    )

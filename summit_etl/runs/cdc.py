@@ -1,0 +1,156 @@
+"""One CDC run: read the changes past the target's offset, apply them batch by batch.
+
+Per batch: apply rows + change log + offset in one target transaction, then confirm
+the batch to the source (prune captured rows / advance the slot), then mirror the
+offset to `etl_cdc_watermarks`. A crash after the target commit replays the batch from
+the source; the target drops the changes its log already holds. A cancel that arrives
+while a batch is applied and confirmed waits for it, then ends the run after that batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import psycopg
+import pyarrow as pa
+
+from summit_etl.cdc import target as cdc_target
+from summit_etl.cdc.apply import Applied, RowCheck, apply_batch
+from summit_etl.cdc.changes import ChangeBatch, Offset
+from summit_etl.cdc.sources import ChangeSource, change_source
+from summit_etl.config import PipelineConfig
+from summit_etl.extract import postgres as source_db
+from summit_etl.faults import failpoint
+from summit_etl.load.writer import LoadResult
+from summit_etl.quality.gate import QualityGateFailure
+from summit_etl.quality.run import check_written_target
+from summit_etl.runs.context import RunContext, Stage, StageFailure
+from summit_etl.schema.contract import SchemaContractError
+from summit_etl.store import cdc_watermarks
+from summit_etl.store import schema_changes as schema_store
+from summit_etl.store.db import connect
+from summit_etl.timeouts import timed_url
+
+log = logging.getLogger("summit_etl.cdc")
+
+
+def run_cdc(ctx: RunContext) -> None:
+    """Apply the source's pending changes once."""
+    config, clock, outcome = ctx.config, ctx.clock, ctx.outcome
+    outcome.load = LoadResult()
+    # Refused rather than ignored: a CDC run applies changes as captured.
+    if config.transformation.transformations:
+        raise StageFailure(
+            Stage.transformation,
+            ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
+        )
+    source = clock.run(Stage.extraction, lambda: change_source(config))
+    clock.run(Stage.extraction, source.prepare)
+    schema = clock.run(Stage.extraction, lambda: _source_schema(config))
+    table, run_id = str(config.loading.target_name), ctx.request.run_id
+    try:
+        target = clock.run(
+            Stage.loading, lambda: cdc_target.prepare(config, ctx.target_url, schema)
+        )
+    except StageFailure as failure:
+        if isinstance(failure.cause, SchemaContractError):
+            schema_store.record(ctx.summit_url, config.id, run_id, table, failure.cause.changes)
+        raise
+    schema_store.record(ctx.summit_url, config.id, run_id, table, target.schema_changes)
+    outcome.load.schema_changes = list(target.schema_changes)
+    offset = clock.run(Stage.loading, lambda: cdc_target.committed_offset(config, ctx.summit_url))
+    outcome.watermark_from = offset.value if offset else None
+    caught_up_at: datetime | None = datetime.now(UTC)  # when reading began
+    gate = ctx.gate
+    row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
+    with psycopg.connect(target.url) as conn:
+        for number, batch in enumerate(clock.each(Stage.extraction, source.read(offset))):
+            if number == 0:
+                failpoint("extraction")
+            ctx.interrupts.hold()
+            _apply(ctx, source, target, conn, batch, row_check)
+            offset = batch.offset
+            if ctx.interrupts.release() is not None:
+                log.warning("cancelled: stopping after the batch in hand", extra=ctx.log_context)
+                caught_up_at = None  # changes may be left: not caught up
+                break
+    if gate is not None:
+        written = outcome.counts.records_loaded
+        clock.run(
+            Stage.validation,
+            lambda: check_written_target(
+                gate, config, target.url, written, stream_saw_every_row=False, key=target.key
+            ),
+        )
+    if offset is not None:
+        mirror(ctx.summit_url, config, offset, caught_up_at=caught_up_at)
+        outcome.watermark_to = offset.value
+
+
+def _apply(
+    ctx: RunContext,
+    source: ChangeSource,
+    target: cdc_target.CdcTarget,
+    conn: psycopg.Connection,
+    batch: ChangeBatch,
+    row_check: RowCheck | None,
+) -> None:
+    config = ctx.config
+
+    def apply() -> Applied:
+        try:
+            return apply_batch(
+                conn,
+                target,
+                batch,
+                pipeline_id=config.id,
+                source_table=config.source.label,
+                run_id=ctx.request.run_id,
+                row_check=row_check,
+            )
+        except QualityGateFailure as failure:  # the batch was rolled back
+            raise StageFailure(Stage.validation, failure) from failure
+
+    applied = ctx.clock.run(Stage.loading, apply)
+    failpoint("cdc-applied")
+    counts, result = ctx.counts, ctx.outcome.load
+    counts.records_extracted += len(batch.changes)
+    counts.records_transformed += len(batch.changes)
+    counts.records_loaded += applied.changes
+    counts.bytes_processed += sum(len(c.new or "") + len(c.old or "") for c in batch.changes)
+    if result is not None:
+        result.rows_written += applied.changes
+        result.inserted += applied.inserted
+        result.updated += applied.updated
+        result.deleted += applied.deleted
+    ctx.clock.run(Stage.extraction, lambda: source.confirm(batch))
+    # The initial snapshot is mirrored once complete: before that, no watermark exists.
+    if batch.offset.snapshot_done:
+        mirror(ctx.summit_url, config, batch.offset, caught_up_at=None)
+
+
+def mirror(
+    summit_url: str, config: PipelineConfig, offset: Offset, caught_up_at: datetime | None
+) -> None:
+    """Copy the target's offset to `etl_cdc_watermarks`, where operators read it."""
+    with connect(summit_url) as conn:
+        cdc_watermarks.record(
+            conn,
+            pipeline_id=config.id,
+            source_table=config.source.label,
+            value=offset.value,
+            lsn=offset.lsn,
+            caught_up_at=caught_up_at,
+        )
+
+
+def _source_schema(config: PipelineConfig) -> pa.Schema:
+    """The source's columns as Arrow types, to create the target from and match against."""
+    read = source_db.read_plan(config, probe=False)
+    query = source_db.select_sql(config.source, None, None, read) + " LIMIT 0"
+    with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
+        schema, batches = source_db.stream_batches(conn, query, 1, read)
+        for _ in batches:
+            pass
+    return schema

@@ -1,0 +1,75 @@
+"""What one run carries from start to end: the pipeline, the request, where to record it,
+its counts, clock and outcome. Drivers receive this object instead of ten loose values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from summit_etl.config import PipelineConfig
+from summit_etl.load.writer import LoadResult
+from summit_etl.quality.gate import QualityGate
+from summit_etl.runs.clock import StageClock
+from summit_etl.runs.interrupts import InterruptHold
+from summit_etl.runs.stages import Stage, StageFailure
+from summit_etl.store.runs import RunCounts, RunError
+from summit_etl.timeouts import timed_url
+
+__all__ = ["RunContext", "RunOutcome", "RunRequest", "RunStatus", "Stage", "StageFailure"]
+
+
+class RunStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    success = "success"
+    partial_success = "partial_success"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: str
+    trigger: str = "manual"
+    full_reload: bool = False
+
+
+@dataclass
+class RunOutcome:
+    status: RunStatus
+    counts: RunCounts
+    metrics: dict[str, float]
+    errors: list[RunError] = field(default_factory=list)
+    watermark_from: str | None = None
+    watermark_to: str | None = None
+    load: LoadResult | None = None
+    quality_report: dict[str, Any] | None = None
+
+
+@dataclass
+class RunContext:
+    config: PipelineConfig
+    request: RunRequest
+    summit_url: str
+    outcome: RunOutcome = field(
+        default_factory=lambda: RunOutcome(RunStatus.running, RunCounts(), {})
+    )
+    clock: StageClock = field(default_factory=StageClock)
+    gate: QualityGate | None = None
+    # Held from just before a target commit to the end of its bookkeeping.
+    interrupts: InterruptHold = field(default_factory=InterruptHold)
+
+    @property
+    def counts(self) -> RunCounts:
+        return self.outcome.counts
+
+    @property
+    def target_url(self) -> str:
+        """The target's URL with the pipeline's timeouts."""
+        return timed_url(self.config.target_url(self.summit_url), self.config.timeouts)
+
+    @property
+    def log_context(self) -> dict[str, str]:
+        """The fields every log line of this run carries."""
+        return {"pipelineId": self.config.id, "runId": self.request.run_id}
