@@ -7,7 +7,8 @@ production), a failpoint is a dictionary lookup.
 
 The points (each placed by the module that owns the stage):
 - `extraction`: the first batch has been read from the source;
-- `loading`: the first batch has been handed to the target (mid-COPY);
+- `loading`: the first batch has been handed to the target (mid-COPY), or a CDC batch's
+  rows are applied but not yet logged nor committed;
 - `quarantine`: quarantined rows have been written, the target has not committed;
 - `target-committed`: the target committed; watermark, quarantine confirmation and run
   record are not yet written;
