@@ -15,6 +15,7 @@ from summit_etl.config import PipelineConfig, SourceConfig
 from summit_etl.extract.arrow import plain_table
 from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.identifiers import TableName
+from summit_etl.timeouts import timed_url
 
 
 @contextmanager
@@ -46,7 +47,8 @@ def read_plan(
     and, with `probe`, from the values in the rows that `select_sql` will read."""
     source = config.source
     where = _where(column, lower_bound) if probe else None
-    return plan_read(source.url, source_relation(source), source.table is not None, config, where)
+    url = timed_url(source.url, config.timeouts)  # the probe waits no longer than the read
+    return plan_read(url, source_relation(source), source.table is not None, config, where)
 
 
 def _where(column: str | None, lower_bound: str | Decimal | None) -> sql.Composable:
