@@ -25,6 +25,9 @@ from summit_etl.store import db
 from summit_etl.verify import VerifyUnsupported, verify_pipeline
 
 log = logging.getLogger("summit_etl.cli")
+# How long `serve` waits for its children after SIGTERM before killing them; the systemd
+# unit's TimeoutStopSec must exceed it.
+STOP_GRACE_SECONDS = 20
 
 
 def with_database(url: str, name: str) -> str:
@@ -157,7 +160,7 @@ def serve(args: argparse.Namespace) -> int:
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in children.values():
         try:
             child.wait(timeout=max(deadline - time.monotonic(), 0.1))
