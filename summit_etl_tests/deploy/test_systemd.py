@@ -22,8 +22,12 @@ ENV_EXAMPLE = SYSTEMD / "etl-service.env.example"
 # Variables the code reads that are not the operator's to set: `serve` sets them for its
 # children, the operator CLI reads them on the operator's shell, tests set the failpoint.
 NOT_SETTINGS = {
-    "DAGSTER_DISABLE_TELEMETRY", "DAGSTER_GRAPHQL_URL", "DAGSTER_HOME",
-    "ETL_API_TOKEN", "ETL_API_URL", "SUMMIT_FAILPOINT",
+    "DAGSTER_DISABLE_TELEMETRY",
+    "DAGSTER_GRAPHQL_URL",
+    "DAGSTER_HOME",
+    "ETL_API_TOKEN",
+    "ETL_API_URL",
+    "SUMMIT_FAILPOINT",
 }
 
 
