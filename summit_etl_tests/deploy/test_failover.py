@@ -65,6 +65,10 @@ def test_service_rides_out_a_database_outage_and_a_failover(
     wait_until(lambda: _all_up(service), 90, "a healthy service after the outage")
     assert service.alive(), "the service had to restart"
     with httpx.Client(base_url=service.api_url, timeout=120) as api:
+        # No request fails on a connection left over from before the outage (every API
+        # worker process has its own pool, so ask more often than there are workers).
+        statuses = [api.get("/pipelines/queue-b/runs").status_code for _ in range(12)]
+        assert statuses == [200] * 12, statuses
         before_failover = _run_succeeds(api, "queue-b")
         # The CDC sensor polls again: a change in the source reaches the target.
         run_sql(
