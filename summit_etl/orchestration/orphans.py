@@ -7,6 +7,7 @@ run that was in flight when the service or its database went away (a failover) s
 STARTED for ever, and the pipeline's CDC sensor waits on it. At start-up none of them is
 still running: they are marked failed (or canceled), which the run-status sensors record.
 (Only a bare `kill` of `serve` by hand leaves workers behind; they fail on their own.)
+One service per Dagster storage is assumed, as the systemd unit runs it.
 """
 
 from __future__ import annotations
