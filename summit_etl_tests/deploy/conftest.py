@@ -17,8 +17,10 @@ import httpx
 import psycopg
 import pytest
 import yaml
+from dagster import DagsterInstance
 from psycopg import sql
 
+from summit_etl.cli import dagster_storage_url
 from summit_etl.settings import PROJECT_ROOT
 from summit_etl_tests.api_shim.conftest import BIN, free_port, stop, wait_until
 from summit_etl_tests.cdc.cdc_support import LogicalCluster
@@ -152,6 +154,14 @@ class Service:
         self.stop()
         self.cluster = cluster
         self.start()
+
+    @contextmanager
+    def dagster(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
+        """The service's Dagster instance, as its daemon loads it."""
+        monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url(self.urls["summit"]))
+        monkeypatch.setenv("SUMMIT_DAGSTER_STATE", str(self.home / "state"))
+        with DagsterInstance.from_config(str(self.home / "state")) as instance:
+            yield instance
 
     def health(self) -> httpx.Response:
         return httpx.get(f"{self.api_url}/health", timeout=30)
