@@ -14,7 +14,9 @@ from api_shim.errors import DependencyDown
 class Database:
     def __init__(self, url: str, max_size: int = 20) -> None:
         # min_size=0 and open without waiting: the API starts (and reports 503) when the
-        # database is down, and recovers by itself when it comes back.
+        # database is down, and recovers by itself when it comes back. `check` pings a
+        # connection before handing it out, so that connections idle in the pool across an
+        # outage or failover are replaced instead of failing the first requests afterwards.
         self._pool = ConnectionPool(
             url,
             min_size=0,
@@ -23,6 +25,7 @@ class Database:
             open=True,
             timeout=5.0,
             reconnect_timeout=0,
+            check=ConnectionPool.check_connection,
         )
 
     def close(self) -> None:

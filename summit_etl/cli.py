@@ -14,10 +14,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from dagster import DagsterInstance
 
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
 from summit_etl.operator_cli import add_operator_commands
+from summit_etl.orchestration.orphans import end_orphaned_runs
 from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
@@ -25,6 +27,9 @@ from summit_etl.store import db
 from summit_etl.verify import VerifyUnsupported, verify_pipeline
 
 log = logging.getLogger("summit_etl.cli")
+# How long `serve` waits for its children after SIGTERM before killing them; the systemd
+# unit's TimeoutStopSec must exceed it.
+STOP_GRACE_SECONDS = 20
 
 
 def with_database(url: str, name: str) -> str:
@@ -95,9 +100,13 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     env["DAGSTER_DISABLE_TELEMETRY"] = "1"
     db.prepare(summit_url)
     db.ensure_database(with_database(summit_url, "summit_dagster"))
+    # The registry reads DATABASE_URL, dagster.yaml DAGSTER_PG_URL and SUMMIT_DAGSTER_STATE.
+    os.environ.update(env)
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        for run_id in end_orphaned_runs(instance):
+            print(f"Run {run_id} was in flight when the service stopped: marked failed")
     if prepare_demo_source(env["DEMO_SOURCE_URL"]):
         print("Demo source filled: shop.customers, shop.orders")
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DEMO_SOURCE_URL")})
     registry = load_registry(settings.pipelines_dir, summit_url)
     sync_files_to_table(registry, summit_url)
     for error in registry.errors:
@@ -157,7 +166,7 @@ def serve(args: argparse.Namespace) -> int:
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in children.values():
         try:
             child.wait(timeout=max(deadline - time.monotonic(), 0.1))
