@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,15 +14,19 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from dagster._grpc.client import DagsterGrpcClient  # the documented ping has no public client
 
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
+from summit_etl.orchestration.keys import CODE_LOCATION
 from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
 from summit_etl.store import db
 
 log = logging.getLogger("summit_etl.cli")
+
+CODE_SERVER_START_SECONDS = 180
 
 
 def with_database(url: str, name: str) -> str:
@@ -103,29 +108,84 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def code_server_command(host: str, port: int) -> list[str]:
+    """The code location as a long-lived `dagster code-server`: a reload (every pipeline
+    create, replace, delete) swaps its one definitions process in place, instead of the
+    webserver and daemon each starting another code server per reload."""
+    return [
+        "dagster",
+        "code-server",
+        "start",
+        "-m",
+        "summit_etl.definitions",
+        "-a",
+        "defs",
+        "--location-name",
+        CODE_LOCATION,
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
+
+
+def wait_for_code_server(process: subprocess.Popen, host: str, port: int) -> None:
+    """Until the code server answers: the webserver and daemon would otherwise cache a
+    load error for the location."""
+    client = DagsterGrpcClient(port=port, host=host)
+    deadline = time.monotonic() + CODE_SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the Dagster code server exited with {process.returncode}")
+        try:
+            client.ping("")
+            return
+        except Exception:  # not listening yet
+            time.sleep(0.3)
+    sys.exit(f"the Dagster code server did not answer within {CODE_SERVER_START_SECONDS} s")
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     env = prepare_environment(settings)
+    code_host = "127.0.0.1"
+    env.setdefault("SUMMIT_CODE_SERVER_PORT", str(free_port(code_host)))
+    env["SUMMIT_CODE_SERVER_HOST"] = code_host
     workspace = str(PROJECT_ROOT / "workspace.yaml")
-    commands = {
-        "dagster-webserver": [
-            "dagster-webserver",
-            "-h",
-            args.host,
-            "-p",
-            str(args.dagster_port),
-            "-w",
-            workspace,
-        ],
-        "dagster-daemon": ["dagster-daemon", "run", "-w", workspace],
-        "api": ["python", "-m", "api_shim"],
-    }
-    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://{args.host}:{args.dagster_port}/graphql")
     bin_dir = Path(sys.executable).parent
+
+    def start(command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(bin_dir / command[0]), *command[1:]], env=env, cwd=PROJECT_ROOT
+        )
+
+    code_port = int(env["SUMMIT_CODE_SERVER_PORT"])
+    code_server = start(code_server_command(code_host, code_port))
+    wait_for_code_server(code_server, code_host, code_port)
+    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://{args.host}:{args.dagster_port}/graphql")
     children = {
-        name: subprocess.Popen([str(bin_dir / cmd[0]), *cmd[1:]], env=env, cwd=PROJECT_ROOT)
-        for name, cmd in commands.items()
+        "dagster-webserver": start(
+            [
+                "dagster-webserver",
+                "-h",
+                args.host,
+                "-p",
+                str(args.dagster_port),
+                "-w",
+                workspace,
+            ]
+        ),
+        "dagster-daemon": start(["dagster-daemon", "run", "-w", workspace]),
+        "api": start(["python", "-m", "api_shim"]),
+        # Last in this order: stopped after the processes that use it.
+        "dagster-code-server": code_server,
     }
     print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
     api_host, api_port = (
@@ -152,15 +212,18 @@ def serve(args: argparse.Namespace) -> int:
                 stopping = True
         time.sleep(0.5)
     for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in children.values():
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
+        stop_child(child)
     return exit_code
+
+
+def stop_child(child: subprocess.Popen, timeout: float = 20) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def migrate(_args: argparse.Namespace) -> int:

@@ -17,10 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dagster import (
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -38,18 +36,12 @@ from summit_etl.cdc.run import mirror
 from summit_etl.cdc.sources import change_source
 from summit_etl.cdc.target import committed_offset
 from summit_etl.config import PipelineConfig
-from summit_etl.orchestration.keys import PIPELINE_TAG, TRIGGER_TAG, cdc_sensor_name
+from summit_etl.orchestration.keys import TRIGGER_TAG, cdc_sensor_name, in_flight_runs
 from summit_etl.store import cdc_watermarks
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store.db import connect, redact
 
 CDC_WINDOW_TAG = "summit/cdc_window"
-_IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
 class CdcSourceUnavailable(RuntimeError):
@@ -90,10 +82,7 @@ def cdc_sensor(
                     f"pipeline {config.id} is paused (pipelines.enabled = false); "
                     "set it to true to resume CDC"
                 )
-        busy = context.instance.get_runs(
-            RunsFilter(job_name=job.name, statuses=_IN_FLIGHT, tags={PIPELINE_TAG: config.id}),
-            limit=1,
-        )
+        busy = context.instance.get_runs(in_flight_runs(config.id), limit=1)
         if busy:
             return SkipReason(f"run {busy[0].run_id} is still applying changes")
         probed_at = datetime.now(UTC)

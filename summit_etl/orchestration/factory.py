@@ -1,28 +1,34 @@
-"""Pipeline configurations → Dagster Definitions."""
+"""Pipeline configurations → Dagster Definitions.
+
+The registry has already refused pipelines that clash (ids, targets: summit_etl.claims),
+so every pipeline here gets its own asset, job, schedule and sensor names.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    define_asset_job,
+    in_process_executor,
+)
 
-from dagster import AssetsDefinition, AssetSpec, Definitions, define_asset_job
-
-from summit_etl.config import ExtractionStrategy, PipelineConfig
+from summit_etl.config import ExtractionStrategy
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
 from summit_etl.orchestration.keys import PIPELINE_TAG, job_name, target_key
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
-from summit_etl.registry import ConfigError, Registry
+from summit_etl.registry import Registry
 
 
 def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     assets: list[AssetsDefinition] = []
     sources: dict[object, AssetSpec] = {}
     jobs, schedules, cdc_sensors = [], [], []
-    errors = list(registry.errors)
-    claimed: dict[object, str] = {}
-    for config in _unique(registry.pipelines.values(), errors, claimed):
+    for config in registry.pipelines.values():
         asset = pipeline_asset(config)
         assets.append(asset)
         spec = source_spec(config)
@@ -44,29 +50,13 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         jobs=jobs,
         schedules=schedules,
         sensors=[
-            *run_record_sensors(jobs, summit_url),
-            config_error_sensor(errors),
+            *run_record_sensors(summit_url),
+            config_error_sensor(registry.errors),
             *cdc_sensors,
         ],
         resources={"summit": SummitDatabase(url=summit_url)},
-        metadata={"config_errors": [str(e) for e in errors]},
+        # Every job is one step (the pipeline's asset): run it in the run worker's own
+        # process instead of starting a second one for the step. Backfills' __ASSET_JOB too.
+        executor=in_process_executor,
+        metadata={"config_errors": [str(e) for e in registry.errors]},
     )
-
-
-def _unique(
-    configs: Iterable[PipelineConfig], errors: list[ConfigError], claimed: dict[object, str]
-) -> Iterable[PipelineConfig]:
-    """Pipelines whose asset and job names are their own; clashes become config errors."""
-    for config in configs:
-        for name in (target_key(config), job_name(config.id)):
-            if name in claimed:
-                errors.append(
-                    ConfigError(
-                        f"pipeline {config.id!r}",
-                        [f"{name} is already used by pipeline {claimed[name]!r}"],
-                    )
-                )
-                break
-        else:
-            claimed[target_key(config)] = claimed[job_name(config.id)] = config.id
-            yield config
