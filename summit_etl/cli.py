@@ -27,6 +27,7 @@ from summit_etl.store import db
 log = logging.getLogger("summit_etl.cli")
 
 CODE_SERVER_START_SECONDS = 180
+STOP_SECONDS = 20
 
 
 def with_database(url: str, name: str) -> str:
@@ -184,7 +185,6 @@ def serve(args: argparse.Namespace) -> int:
         ),
         "dagster-daemon": start(["dagster-daemon", "run", "-w", workspace]),
         "api": start(["python", "-m", "api_shim"]),
-        # Last in this order: stopped after the processes that use it.
         "dagster-code-server": code_server,
     }
     print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
@@ -211,19 +211,24 @@ def serve(args: argparse.Namespace) -> int:
                 exit_code = child.returncode or 1
                 stopping = True
         time.sleep(0.5)
-    for child in children.values():
-        stop_child(child)
+    deadline = time.monotonic() + STOP_SECONDS
+    users = [c for c in children.values() if c is not code_server]
+    stop_children(users, deadline)
+    stop_children([code_server], deadline)  # waits for runs it launched, up to the deadline
     return exit_code
 
 
-def stop_child(child: subprocess.Popen, timeout: float = 20) -> None:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+def stop_children(children: list[subprocess.Popen], deadline: float) -> None:
+    """SIGTERM them all, wait until the deadline, then kill those still alive."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def migrate(_args: argparse.Namespace) -> int:

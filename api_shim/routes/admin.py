@@ -47,15 +47,16 @@ def stop_all(request: Request) -> JSONResponse:
         terminated, _ = svc.dagster.terminate(run["runId"])
         if not terminated:  # e.g. still starting: its worker cannot be asked yet
             terminated, _ = svc.dagster.terminate(run["runId"], force=True)
-        if terminated:
-            stopped.append(Stopped("run", run["runId"], tags.get(PIPELINE_TAG)))
+        if not terminated:
+            continue
+        stopped.append(Stopped("run", run["runId"], tags.get(PIPELINE_TAG)))
+        if PIPELINE_TAG in tags:  # recorded at once, as a single cancel is
+            with svc.db.connection() as conn:
+                run_store.mark_ended_abnormally(
+                    conn, run["runId"], tags[PIPELINE_TAG], "cancelled", None
+                )
     with svc.db.connection() as conn:
         admin_store.record_stops(conn, stopped)
-        for item in stopped:
-            if item.kind == "run" and item.pipeline_id:
-                run_store.mark_ended_abnormally(
-                    conn, item.name, item.pipeline_id, "cancelled", None
-                )
     return JSONResponse(
         {
             "message": "stopped every schedule and CDC sensor and cancelled active runs",
