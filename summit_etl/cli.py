@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -163,8 +164,13 @@ def serve(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
 
     def start(command: list[str]) -> subprocess.Popen:
+        # Each in a process group of its own, so that stopping it reaches what it started
+        # (the code server's definitions process and run workers).
         return subprocess.Popen(
-            [str(bin_dir / command[0]), *command[1:]], env=env, cwd=PROJECT_ROOT
+            [str(bin_dir / command[0]), *command[1:]],
+            env=env,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
         )
 
     code_port = int(env["SUMMIT_CODE_SERVER_PORT"])
@@ -219,16 +225,17 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def stop_children(children: list[subprocess.Popen], deadline: float) -> None:
-    """SIGTERM them all, wait until the deadline, then kill those still alive."""
+    """SIGTERM them all, wait until the deadline, then kill each one's process group:
+    whatever is left of it (itself, or processes it started and did not stop)."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     for child in children:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        with contextlib.suppress(ProcessLookupError):  # an empty group: all stopped by itself
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 def migrate(_args: argparse.Namespace) -> int:
