@@ -348,8 +348,8 @@ class DagsterClient:
             }
             """,
             {"name": LOCATION},
-            # Reloading starts a new code server that imports every pipeline: seconds, more
-            # on a loaded machine, and the caller waits for it on purpose.
+            # The code server swaps its definitions process for one that imports every
+            # pipeline anew: seconds, more on a loaded machine; the caller waits on purpose.
             timeout=RELOAD_TIMEOUT_SECONDS,
         )["reloadRepositoryLocation"]
         error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")
