@@ -29,6 +29,7 @@ log = logging.getLogger("summit_etl.cli")
 
 CODE_SERVER_START_SECONDS = 180
 STOP_SECONDS = 20
+CODE_SERVER_GRACE_SECONDS = 5
 
 
 def with_database(url: str, name: str) -> str:
@@ -175,7 +176,11 @@ def serve(args: argparse.Namespace) -> int:
 
     code_port = int(env["SUMMIT_CODE_SERVER_PORT"])
     code_server = start(code_server_command(code_host, code_port))
-    wait_for_code_server(code_server, code_host, code_port)
+    try:
+        wait_for_code_server(code_server, code_host, code_port)
+    except SystemExit:
+        stop_children([code_server], time.monotonic() + CODE_SERVER_GRACE_SECONDS)
+        raise
     env.setdefault("DAGSTER_GRAPHQL_URL", f"http://{args.host}:{args.dagster_port}/graphql")
     children = {
         "dagster-webserver": start(
@@ -220,16 +225,18 @@ def serve(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + STOP_SECONDS
     users = [c for c in children.values() if c is not code_server]
     stop_children(users, deadline)
-    stop_children([code_server], deadline)  # waits for runs it launched, up to the deadline
+    # An idle code server still takes a minute to stop (its definitions process waits out
+    # a grace period of its own): a few seconds for its runs to end, then its group goes.
+    stop_children([code_server], min(deadline, time.monotonic() + CODE_SERVER_GRACE_SECONDS))
     return exit_code
 
 
 def stop_children(children: list[subprocess.Popen], deadline: float) -> None:
-    """SIGTERM them all, wait until the deadline, then kill each one's process group:
-    whatever is left of it (itself, or processes it started and did not stop)."""
+    """SIGTERM each one's process group, wait until the deadline, then kill what is left
+    of each group (itself, or processes it started and did not stop)."""
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=max(deadline - time.monotonic(), 0.1))
