@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 
 from api_shim.errors import ApiError, DependencyDown
+from summit_etl.orchestration.keys import CODE_LOCATION
 
-LOCATION = "summit_etl"
+LOCATION = CODE_LOCATION
 REPOSITORY = "__repository__"
 _REPOSITORY_SELECTOR = {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION}
 
@@ -157,11 +158,13 @@ class DagsterClient:
         )["runsOrError"]
         return list(data.get("results", []))
 
-    def terminate(self, run_id: str) -> tuple[bool, str]:
+    def terminate(self, run_id: str, *, force: bool = False) -> tuple[bool, str]:
+        """Ask the run to stop; `force` marks it cancelled at once, for a run whose
+        worker cannot be reached (a run still starting)."""
         data = self.query(
             """
-            mutation Terminate($runId: String!) {
-              terminateRun(runId: $runId) {
+            mutation Terminate($runId: String!, $policy: TerminateRunPolicy) {
+              terminateRun(runId: $runId, terminatePolicy: $policy) {
                 __typename
                 ... on TerminateRunFailure { message }
                 ... on PythonError { message }
@@ -169,9 +172,43 @@ class DagsterClient:
               }
             }
             """,
-            {"runId": run_id},
+            {
+                "runId": run_id,
+                "policy": "MARK_AS_CANCELED_IMMEDIATELY" if force else "SAFE_TERMINATE",
+            },
         )["terminateRun"]
         return data["__typename"] == "TerminateRunSuccess", data.get("message", "")
+
+    def backfills(self, status: str) -> list[dict[str, Any]]:
+        """Backfills in `status` (REQUESTED: still launching or running), with their tags
+        and runs."""
+        data = self.query(
+            """
+            query Backfills($status: BulkActionStatus) {
+              partitionBackfillsOrError(status: $status, limit: 1000) {
+                __typename
+                ... on PartitionBackfills {
+                  results { id status tags { key value } runs { runId status } }
+                }
+              }
+            }
+            """,
+            {"status": status},
+        )["partitionBackfillsOrError"]
+        return list(data.get("results", []))
+
+    def cancel_backfill(self, backfill_id: str) -> tuple[bool, str]:
+        data = self.query(
+            """
+            mutation Cancel($id: String!) {
+              cancelPartitionBackfill(backfillId: $id) {
+                __typename ... on PythonError { message } ... on UnauthorizedError { message }
+              }
+            }
+            """,
+            {"id": backfill_id},
+        )["cancelPartitionBackfill"]
+        return data["__typename"] == "CancelBackfillSuccess", data.get("message", "")
 
     def launch_asset_backfill(self, asset_path: list[str], tags: dict[str, str]) -> str:
         data = self.query(
@@ -311,8 +348,8 @@ class DagsterClient:
             }
             """,
             {"name": LOCATION},
-            # Reloading starts a new code server that imports every pipeline: seconds, more
-            # on a loaded machine, and the caller waits for it on purpose.
+            # The code server swaps its definitions process for one that imports every
+            # pipeline anew: seconds, more on a loaded machine; the caller waits on purpose.
             timeout=RELOAD_TIMEOUT_SECONDS,
         )["reloadRepositoryLocation"]
         error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")

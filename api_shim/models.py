@@ -95,6 +95,18 @@ class Run(Body):
     dagster_run_id: str
 
 
+class Queueing(Body):
+    """How a launch was queued: behind the pipeline's running run, or answered with the run
+    (or backfill) already waiting (one run per pipeline at a time, one waiting)."""
+
+    queued: bool | None = None
+    queued_behind: str | None = Field(default=None, description="The run it waits for")
+
+
+class LaunchedRun(Run, Queueing):
+    message: str | None = None
+
+
 def _config_is_pipeline_config(schema: dict[str, Any]) -> None:
     # A stored configuration, described by the model that validated it (in the same document).
     schema["properties"]["config"] = {"$ref": "#/components/schemas/PipelineConfig"}
@@ -169,7 +181,7 @@ class CdcSwitch(Body):
     status: Literal["running", "stopped"]
 
 
-class Backfill(Body):
+class Backfill(Queueing):
     message: str
     pipeline_id: str
     backfill_id: str
@@ -190,9 +202,13 @@ class Instigated(Body):
     runs: list[str]
 
 
+class Stopped(Instigated):
+    backfills: list[str] = Field(description="Backfills cancelled before they launched more runs")
+
+
 class StopAll(Body):
     message: str
-    stopped: Instigated
+    stopped: Stopped
 
 
 class ResumeAll(Body):

@@ -103,7 +103,7 @@ DOCS: dict[tuple[str, str], Doc] = {
     ("/pipelines/{pipeline_id}/execute", "POST"): Doc(
         "executePipeline",
         "Launch a run: 202 with the pending run; ?wait=true answers 200 with the finished run",
-        {200: m.Run, 202: m.Run},
+        {200: m.LaunchedRun, 202: m.LaunchedRun},
         (409,),
         body=m.ExecuteRequest,
         body_required=False,
@@ -178,6 +178,7 @@ DOCS: dict[tuple[str, str], Doc] = {
 _RESPONSE_MODELS: list[type[BaseModel]] = [
     m.Error,
     m.Run,
+    m.LaunchedRun,
     m.Pipeline,
     m.Health,
     m.Metrics,

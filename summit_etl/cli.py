@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,10 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from dagster import DagsterInstance
+from dagster._grpc.client import DagsterGrpcClient  # the documented ping has no public client
 
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
 from summit_etl.operator_cli import add_operator_commands
+from summit_etl.orchestration.keys import CODE_LOCATION
 from summit_etl.orchestration.orphans import end_orphaned_runs
 from summit_etl.quality.replay import replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
@@ -30,6 +34,9 @@ log = logging.getLogger("summit_etl.cli")
 # How long `serve` waits for its children after SIGTERM before killing them; the systemd
 # unit's TimeoutStopSec must exceed it.
 STOP_GRACE_SECONDS = 20
+
+CODE_SERVER_START_SECONDS = 180
+CODE_SERVER_GRACE_SECONDS = 5
 
 
 def with_database(url: str, name: str) -> str:
@@ -115,29 +122,92 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def code_server_command(host: str, port: int) -> list[str]:
+    """The code location as a long-lived `dagster code-server`: a reload (every pipeline
+    create, replace, delete) swaps its one definitions process in place, instead of the
+    webserver and daemon each starting another code server per reload."""
+    return [
+        "dagster",
+        "code-server",
+        "start",
+        "-m",
+        "summit_etl.definitions",
+        "-a",
+        "defs",
+        "--location-name",
+        CODE_LOCATION,
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
+
+
+def wait_for_code_server(process: subprocess.Popen, host: str, port: int) -> None:
+    """Until the code server answers: the webserver and daemon would otherwise cache a
+    load error for the location."""
+    client = DagsterGrpcClient(port=port, host=host)
+    deadline = time.monotonic() + CODE_SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the Dagster code server exited with {process.returncode}")
+        try:
+            client.ping("")
+            return
+        except Exception:  # not listening yet
+            time.sleep(0.3)
+    sys.exit(f"the Dagster code server did not answer within {CODE_SERVER_START_SECONDS} s")
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     env = prepare_environment(settings)
+    code_host = "127.0.0.1"
+    env.setdefault("SUMMIT_CODE_SERVER_PORT", str(free_port(code_host)))
+    env["SUMMIT_CODE_SERVER_HOST"] = code_host
     workspace = str(PROJECT_ROOT / "workspace.yaml")
-    commands = {
-        "dagster-webserver": [
-            "dagster-webserver",
-            "-h",
-            args.host,
-            "-p",
-            str(args.dagster_port),
-            "-w",
-            workspace,
-        ],
-        "dagster-daemon": ["dagster-daemon", "run", "-w", workspace],
-        "api": ["python", "-m", "api_shim"],
-    }
-    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://{args.host}:{args.dagster_port}/graphql")
     bin_dir = Path(sys.executable).parent
+
+    def start(command: list[str]) -> subprocess.Popen:
+        # Each in a process group of its own, so that stopping it reaches what it started
+        # (the code server's definitions process and run workers).
+        return subprocess.Popen(
+            [str(bin_dir / command[0]), *command[1:]],
+            env=env,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+
+    code_port = int(env["SUMMIT_CODE_SERVER_PORT"])
+    code_server = start(code_server_command(code_host, code_port))
+    try:
+        wait_for_code_server(code_server, code_host, code_port)
+    except SystemExit:
+        stop_children([code_server], time.monotonic() + CODE_SERVER_GRACE_SECONDS)
+        raise
+    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://{args.host}:{args.dagster_port}/graphql")
     children = {
-        name: subprocess.Popen([str(bin_dir / cmd[0]), *cmd[1:]], env=env, cwd=PROJECT_ROOT)
-        for name, cmd in commands.items()
+        "dagster-webserver": start(
+            [
+                "dagster-webserver",
+                "-h",
+                args.host,
+                "-p",
+                str(args.dagster_port),
+                "-w",
+                workspace,
+            ]
+        ),
+        "dagster-daemon": start(["dagster-daemon", "run", "-w", workspace]),
+        "api": start(["python", "-m", "api_shim"]),
+        "dagster-code-server": code_server,
     }
     print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
     api_host, api_port = (
@@ -163,16 +233,27 @@ def serve(args: argparse.Namespace) -> int:
                 exit_code = child.returncode or 1
                 stopping = True
         time.sleep(0.5)
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for child in children.values():
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
+    users = [c for c in children.values() if c is not code_server]
+    stop_children(users, deadline)
+    # An idle code server still takes a minute to stop (its definitions process waits out
+    # a grace period of its own): a few seconds for its runs to end, then its group goes.
+    stop_children([code_server], min(deadline, time.monotonic() + CODE_SERVER_GRACE_SECONDS))
     return exit_code
+
+
+def stop_children(children: list[subprocess.Popen], deadline: float) -> None:
+    """SIGTERM each one's process group, wait until the deadline, then kill what is left
+    of each group (itself, or processes it started and did not stop)."""
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        with contextlib.suppress(ProcessLookupError):  # an empty group: all stopped by itself
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 def migrate(_args: argparse.Namespace) -> int:

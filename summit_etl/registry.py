@@ -13,8 +13,10 @@ from typing import Any
 
 import psycopg
 import yaml
+from psycopg import Connection
 from pydantic import ValidationError
 
+from summit_etl.claims import ClaimConflict, check_claims
 from summit_etl.config import ConfigPolicy, PipelineConfig
 from summit_etl.identifiers import InvalidIdentifierError
 from summit_etl.store import pipelines as pipeline_store
@@ -72,6 +74,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Registry:
+    summit_url: str = ""
     pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
@@ -80,34 +83,36 @@ class Registry:
     def add(self, raw: Any, origin: str, *, from_file: bool = False) -> None:
         try:
             config = parse_pipeline(raw, origin, trusted=from_file)
-        except ConfigError as exc:
-            self.errors.append(exc)
-            log.error(
-                "invalid pipeline configuration", extra={"origin": origin, "problems": exc.problems}
-            )
+            if config.id in self.pipelines:
+                raise ConfigError(origin, [f"id: pipeline {config.id!r} is defined twice"])
+            check_claims(config, self.pipelines.values(), self.summit_url)
+        except ClaimConflict as exc:
+            self.reject(ConfigError(origin, [str(exc)]))
             return
-        if config.id in self.pipelines:
-            self.errors.append(
-                ConfigError(origin, [f"id: pipeline {config.id!r} is defined twice"])
-            )
+        except ConfigError as exc:
+            self.reject(exc)
             return
         self.pipelines[config.id] = config
         self.raw[config.id] = raw
         if from_file:
             self.from_files.add(config.id)
 
+    def reject(self, error: ConfigError) -> None:
+        self.errors.append(error)
+        log.error(
+            "invalid pipeline configuration",
+            extra={"origin": error.origin, "problems": error.problems},
+        )
+
 
 def load_registry(pipelines_dir: Path, summit_url: str | None) -> Registry:
     """Every pipeline from the YAML files, then those created through the API."""
-    registry = Registry()
+    registry = Registry(summit_url or "")
     for path in sorted(pipelines_dir.glob("*.y*ml")):
         try:
             registry.add(read_yaml(path), str(path), from_file=True)
         except ConfigError as exc:
-            registry.errors.append(exc)
-            log.error(
-                "invalid pipeline file", extra={"origin": str(path), "problems": exc.problems}
-            )
+            registry.reject(exc)
     if summit_url is None:
         return registry
     try:
@@ -130,3 +135,15 @@ def sync_files_to_table(registry: Registry, summit_url: str) -> None:
         for pipeline_id in registry.from_files:
             config = registry.pipelines[pipeline_id]
             pipeline_store.sync_file_pipeline(conn, registry.raw[pipeline_id], config.enabled)
+
+
+def check_claims_against_table(conn: Connection, config: PipelineConfig, summit_url: str) -> None:
+    """Raise ClaimConflict when `config` clashes with a pipeline of the `pipelines` table
+    (which holds the YAML pipelines too); rows that no longer validate claim nothing."""
+    others = []
+    for row in pipeline_store.list_rows(conn):
+        try:
+            others.append(parse_pipeline(row.config, row.pipeline_id))
+        except ConfigError:
+            continue
+    check_claims(config, others, summit_url)

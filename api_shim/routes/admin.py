@@ -1,9 +1,10 @@
 """`/admin/stop-all` and `/admin/resume-all`: a whole-service pause that survives restarts.
 
-stop-all stops every running schedule and CDC sensor, cancels queued runs and
-terminates running ones, and writes what it stopped to `etl_admin_stops`; resume-all
-starts exactly those schedules and sensors again (runs are not relaunched: their
-pipelines' schedules or an operator start them anew).
+stop-all stops every running schedule and CDC sensor, cancels backfills still launching
+runs, cancels queued runs and terminates starting and running ones (backfill runs too),
+and writes what it stopped to `etl_admin_stops`; resume-all starts exactly those
+schedules and sensors again (runs are not relaunched: their pipelines' schedules or an
+operator start them anew).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from starlette.responses import JSONResponse
 from api_shim.models import ResumeAll, StopAll
 from api_shim.serialize import answer
 from api_shim.services import services
-from summit_etl.orchestration.keys import PIPELINE_TAG
+from summit_etl.orchestration.keys import BACKFILL_TAG, PIPELINE_TAG
 from summit_etl.store import admin as admin_store
 from summit_etl.store import runs as run_store
 from summit_etl.store.admin import Stopped
 
-_ACTIVE_RUNS = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
+_ACTIVE_RUNS = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]  # CANCELING ones are stopping
 
 
 def _is_cdc_sensor(name: str) -> bool:
@@ -38,28 +39,31 @@ def stop_all(request: Request) -> JSONResponse:
         if sensor.status == "RUNNING" and _is_cdc_sensor(sensor.name):
             svc.dagster.stop_sensor(sensor)
             stopped.append(Stopped("sensor", sensor.name, None))
-    runs = [
-        r
-        for r in svc.dagster.runs(statuses=_ACTIVE_RUNS)
-        if any(t["key"] == PIPELINE_TAG for t in r["tags"])
-    ]
-    for run in runs:
-        pipeline_id = next(t["value"] for t in run["tags"] if t["key"] == PIPELINE_TAG)
+    # Backfills first, so that none launches another run while their runs are stopped.
+    backfills = [b["id"] for b in svc.dagster.backfills("REQUESTED")]
+    cancelled_backfills = [b for b in backfills if svc.dagster.cancel_backfill(b)[0]]
+    for run in svc.dagster.runs(statuses=_ACTIVE_RUNS):
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        if PIPELINE_TAG not in tags and BACKFILL_TAG not in tags:
+            continue
         terminated, _ = svc.dagster.terminate(run["runId"])
-        if terminated:
-            stopped.append(Stopped("run", run["runId"], pipeline_id))
+        if not terminated:  # e.g. still starting: its worker cannot be asked yet
+            terminated, _ = svc.dagster.terminate(run["runId"], force=True)
+        if not terminated:
+            continue
+        stopped.append(Stopped("run", run["runId"], tags.get(PIPELINE_TAG)))
+        if PIPELINE_TAG in tags:  # recorded at once, as a single cancel is
+            with svc.db.connection() as conn:
+                run_store.mark_ended_abnormally(
+                    conn, run["runId"], tags[PIPELINE_TAG], "cancelled", None
+                )
     with svc.db.connection() as conn:
         admin_store.record_stops(conn, stopped)
-        for item in stopped:
-            if item.kind == "run" and item.pipeline_id:
-                run_store.mark_ended_abnormally(
-                    conn, item.name, item.pipeline_id, "cancelled", None
-                )
     return answer(
         StopAll,
         {
             "message": "stopped every schedule and CDC sensor and cancelled active runs",
-            "stopped": _summary(stopped),
+            "stopped": {**_summary(stopped), "backfills": cancelled_backfills},
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from psycopg import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -9,10 +10,11 @@ from starlette.responses import JSONResponse, Response
 from api_shim import serialize
 from api_shim.errors import ApiError
 from api_shim.services import Services, json_body, require_pipeline, services
+from summit_etl.claims import ClaimConflict
 from summit_etl.config import PipelineConfig
 from summit_etl.lifecycle import retire_pipeline
 from summit_etl.orchestration.keys import cdc_sensor_name, job_name, schedule_name
-from summit_etl.registry import ConfigError, parse_pipeline
+from summit_etl.registry import ConfigError, check_claims_against_table, parse_pipeline
 from summit_etl.schema.transform_types import creation_problems
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.transform.references import check_against_source
@@ -38,6 +40,14 @@ def _check_columns(config: PipelineConfig) -> None:
     problems = check_against_source(config)
     if problems:
         raise ApiError(400, "invalid pipeline configuration", problems)
+
+
+def _check_claims(conn: Connection, svc: Services, config: PipelineConfig) -> None:
+    """409 for a reserved target or a name or table another pipeline has."""
+    try:
+        check_claims_against_table(conn, config, svc.settings.database_url)
+    except ClaimConflict as exc:
+        raise ApiError(409, str(exc), {"field": exc.field}) from exc
 
 
 def _publish(svc: Services, pipeline_id: str) -> None:
@@ -68,6 +78,7 @@ async def create_pipeline(request: Request) -> JSONResponse:
         if problems := creation_problems(config):
             raise ApiError(400, "transformations cannot handle these source columns", problems)
         with svc.db.connection() as conn:
+            _check_claims(conn, svc, config)
             try:
                 row = pipeline_store.create(conn, body, config.enabled)
             except pipeline_store.PipelineExists as exc:
@@ -101,8 +112,11 @@ async def replace_pipeline(request: Request) -> JSONResponse:
 
     def replace() -> pipeline_store.PipelineRow:
         _check_columns(config)
+        if problems := creation_problems(config):
+            raise ApiError(400, "transformations cannot handle these source columns", problems)
         with svc.db.connection() as conn:
             _owned_by_api(require_pipeline(conn, pipeline_id))
+            _check_claims(conn, svc, config)
             row = pipeline_store.replace(conn, body, config.enabled)
         if row is None:
             raise ApiError(404, f"pipeline {pipeline_id!r} not found")

@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse
 from api_shim import serialize
 from api_shim.dagster import RUN_STATUS
 from api_shim.errors import ApiError
-from api_shim.models import Backfill, ExecuteRequest
+from api_shim.launch import launch_backfill, launch_run
+from api_shim.models import Backfill, ExecuteRequest, LaunchedRun
 from api_shim.services import (
     Services,
     model_body,
@@ -22,7 +23,7 @@ from api_shim.services import (
     require_pipeline,
     services,
 )
-from summit_etl.orchestration.keys import FULL_RELOAD_TAG, TRIGGER_TAG, job_name, target_key
+from summit_etl.orchestration.keys import target_key
 from summit_etl.store import runs as run_store
 from summit_etl.store.runs import TERMINAL_STATUSES, RunError
 
@@ -36,21 +37,18 @@ async def execute(request: Request) -> JSONResponse:
     wait = query_flag(request, "wait")
     svc = services(request)
 
-    def launch() -> dict[str, Any]:
+    def launch() -> tuple[dict[str, Any], dict[str, Any]]:
         with svc.db.connection() as conn:
             require_pipeline(conn, pipeline_id)
-        tags = {TRIGGER_TAG: "manual", FULL_RELOAD_TAG: "true" if full_reload else "false"}
-        run_id = svc.dagster.launch_run(job_name(pipeline_id), tags)
-        with svc.db.connection() as conn:
-            run_store.record_pending(conn, run_id, pipeline_id, "manual", full_reload)
-            row = run_store.get_run(conn, run_id)
-        if row is None:  # pragma: no cover - the insert above guarantees it
-            raise ApiError(500, f"run {run_id} was not recorded")
-        return _wait_for_end(svc, row) if wait else row
+            launched = launch_run(conn, svc.dagster, pipeline_id, full_reload)
+            row = run_store.get_run(conn, launched.id)
+        if row is None:  # pragma: no cover - launch_run records it
+            raise ApiError(500, f"run {launched.id} was not recorded")
+        return (_wait_for_end(svc, row) if wait else row), launched.note("run")
 
-    row = await run_in_threadpool(launch)
+    row, note = await run_in_threadpool(launch)
     done = row["status"] in TERMINAL_STATUSES
-    return JSONResponse(serialize.run(row), status_code=200 if done else 202)
+    return serialize.answer(LaunchedRun, {**serialize.run(row), **note}, 200 if done else 202)
 
 
 def _wait_for_end(svc: Services, row: dict[str, Any]) -> dict[str, Any]:
@@ -136,16 +134,15 @@ def backfill(request: Request) -> JSONResponse:
     pipeline_id = request.path_params["pipeline_id"]
     with svc.db.connection() as conn:
         config = pipeline_config(require_pipeline(conn, pipeline_id))
-    backfill_id = svc.dagster.launch_asset_backfill(
-        list(target_key(config).path), {TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"}
-    )
+        launched = launch_backfill(conn, svc.dagster, pipeline_id, list(target_key(config).path))
     return serialize.answer(
         Backfill,
         {
             "message": f"full reload of {pipeline_id} launched as a Dagster asset backfill",
             "pipelineId": pipeline_id,
-            "backfillId": backfill_id,
+            "backfillId": launched.id,
             "status": "requested",
+            **launched.note("backfill"),
         },
         status_code=202,
     )

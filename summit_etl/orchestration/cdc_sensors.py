@@ -17,10 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dagster import (
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -37,19 +35,13 @@ from summit_etl.cdc.changes import Offset
 from summit_etl.cdc.sources import change_source
 from summit_etl.cdc.target import committed_offset
 from summit_etl.config import PipelineConfig
-from summit_etl.orchestration.keys import PIPELINE_TAG, TRIGGER_TAG, cdc_sensor_name
+from summit_etl.orchestration.keys import TRIGGER_TAG, cdc_sensor_name, in_flight_runs
 from summit_etl.runs.cdc import mirror
 from summit_etl.store import cdc_watermarks
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store.db import connect, redact
 
 CDC_WINDOW_TAG = "summit/cdc_window"
-_IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
 class CdcSourceUnavailable(RuntimeError):
@@ -94,10 +86,7 @@ def cdc_sensor(
         # Dagster keeps a sensor's run keys after its pipeline is deleted: a pipeline
         # created again with the id keys its runs by its own creation time.
         incarnation = f"{row.created_at.timestamp():.6f}@" if row else ""
-        busy = context.instance.get_runs(
-            RunsFilter(job_name=job.name, statuses=_IN_FLIGHT, tags={PIPELINE_TAG: config.id}),
-            limit=1,
-        )
+        busy = context.instance.get_runs(in_flight_runs(config.id), limit=1)
         if busy:
             return SkipReason(f"run {busy[0].run_id} is still applying changes")
         probed_at = datetime.now(UTC)

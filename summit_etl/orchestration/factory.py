@@ -1,8 +1,10 @@
-"""Pipeline configurations → Dagster Definitions."""
+"""Pipeline configurations → Dagster Definitions.
+
+The registry has already refused pipelines that clash (ids, targets: summit_etl.claims),
+so every pipeline here gets its own asset, job, schedule and sensor names.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from dagster import (
     AssetChecksDefinition,
@@ -11,10 +13,11 @@ from dagster import (
     AssetSpec,
     Definitions,
     define_asset_job,
+    in_process_executor,
 )
 
 from summit_etl.alerts.settings import AlertSettings
-from summit_etl.config import ExtractionStrategy, PipelineConfig
+from summit_etl.config import ExtractionStrategy
 from summit_etl.orchestration.alerts_sensor import alerts_sensor
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
@@ -24,7 +27,7 @@ from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
 from summit_etl.orchestration.verify_check import verifiable, verify_check, verify_check_key
-from summit_etl.registry import ConfigError, Registry
+from summit_etl.registry import Registry
 
 
 def build_definitions(registry: Registry, summit_url: str) -> Definitions:
@@ -32,9 +35,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     sources: dict[object, AssetSpec] = {}
     checks: list[AssetChecksDefinition] = []
     jobs, schedules, cdc_sensors = [], [], []
-    errors = list(registry.errors)
-    claimed: dict[object, str] = {}
-    for config in _unique(registry.pipelines.values(), errors, claimed):
+    for config in registry.pipelines.values():
         asset = pipeline_asset(config)
         assets.append(asset)
         spec = source_spec(config)
@@ -63,30 +64,14 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         jobs=[*jobs, *maintenance_jobs],
         schedules=[*schedules, *maintenance_schedules],
         sensors=[
-            *run_record_sensors(jobs, summit_url),
-            config_error_sensor(errors),
+            *run_record_sensors(summit_url),
+            config_error_sensor(registry.errors),
             alerts_sensor(registry.pipelines, summit_url, AlertSettings.from_env()),
             *cdc_sensors,
         ],
         resources={"summit": SummitDatabase.for_url(summit_url)},
-        metadata={"config_errors": [str(e) for e in errors]},
+        # Every job is one step (the pipeline's asset): run it in the run worker's own
+        # process instead of starting a second one for the step. Backfills' __ASSET_JOB too.
+        executor=in_process_executor,
+        metadata={"config_errors": [str(e) for e in registry.errors]},
     )
-
-
-def _unique(
-    configs: Iterable[PipelineConfig], errors: list[ConfigError], claimed: dict[object, str]
-) -> Iterable[PipelineConfig]:
-    """Pipelines whose asset and job names are their own; clashes become config errors."""
-    for config in configs:
-        for name in (target_key(config), job_name(config.id)):
-            if name in claimed:
-                errors.append(
-                    ConfigError(
-                        f"pipeline {config.id!r}",
-                        [f"{name} is already used by pipeline {claimed[name]!r}"],
-                    )
-                )
-                break
-        else:
-            claimed[target_key(config)] = claimed[job_name(config.id)] = config.id
-            yield config

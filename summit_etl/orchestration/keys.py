@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import re
 
-from dagster import AssetKey
+from dagster import AssetKey, DagsterRunStatus, RunsFilter
 from psycopg.conninfo import conninfo_to_dict
 
+from summit_etl.claims import dagster_name
 from summit_etl.config import PipelineConfig
 
+CODE_LOCATION = "summit_etl"  # workspace.yaml's location_name
 PIPELINE_TAG = "summit/pipeline_id"
 TRIGGER_TAG = "summit/trigger"
 FULL_RELOAD_TAG = "summit/full_reload"
 BACKFILL_TAG = "dagster/backfill"
 
 
+# Unfinished runs: a run in any of these still holds (or waits for) its pipeline's target.
+IN_FLIGHT_STATUSES = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+)
+
+
 def job_name(pipeline_id: str) -> str:
-    return "pipeline_" + re.sub(r"[^A-Za-z0-9_]", "_", pipeline_id)
+    return "pipeline_" + dagster_name(pipeline_id)
+
+
+def in_flight_runs(pipeline_id: str) -> RunsFilter:
+    """The pipeline's unfinished runs, whichever job runs them: its own job, or the
+    `__ASSET_JOB` of a backfill (both carry the pipeline tag)."""
+    return RunsFilter(tags={PIPELINE_TAG: pipeline_id}, statuses=list(IN_FLIGHT_STATUSES))
 
 
 def schedule_name(pipeline_id: str) -> str:

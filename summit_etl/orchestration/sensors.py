@@ -4,7 +4,6 @@ and one that shows configuration errors in the Dagster UI."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from dagster import (
     DagsterRunStatus,
@@ -18,11 +17,6 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
-
-if TYPE_CHECKING:  # dagster exports the class only privately
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 from summit_etl.orchestration.keys import PIPELINE_TAG
 from summit_etl.registry import ConfigError
@@ -56,15 +50,12 @@ def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:
         return run_store.mark_ended_abnormally(conn, run.run_id, pipeline_id, "cancelled", None)
 
 
-def run_record_sensors(
-    jobs: Sequence[UnresolvedAssetJobDefinition], summit_url: str
-) -> list[SensorDefinition]:
-    if not jobs:
-        return []
+def run_record_sensors(summit_url: str) -> list[SensorDefinition]:
+    """Both sensors watch every job of the code location, not only the pipelines' own: a
+    backfill runs in `__ASSET_JOB`. Runs without the pipeline tag are left alone."""
 
     @run_failure_sensor(
         name="summit_record_failed_runs",
-        monitored_jobs=list(jobs),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=10,
     )
@@ -74,7 +65,6 @@ def run_record_sensors(
     @run_status_sensor(
         name="summit_record_cancelled_runs",
         run_status=DagsterRunStatus.CANCELED,
-        monitored_jobs=list(jobs),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=10,
     )

@@ -80,3 +80,16 @@ def test_create_read_replace_delete_with_dagster_in_step(api: httpx.Client, stac
     schedules = httpx.post(stack.graphql_url, json={"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { schedules { name } } } } }"}).json()
     names = {s["name"] for n in schedules["data"]["repositoriesOrError"]["nodes"] for s in n["schedules"]}
     assert "pipeline_users_copy_schedule" not in names and "pipeline_users_sync_schedule" in names
+
+
+def test_summit_tables_and_clashing_dagster_names_are_409(api: httpx.Client, stack: Stack) -> None:
+    own = new_pipeline("steals-quarantine")
+    own["loading"] = {"strategy": "bulk", "targetTable": "etl_quarantine", "createTable": True}  # summit database
+    response = api.post("/pipelines", json=own)
+    assert response.status_code == 409 and response.json()["details"] == {"field": "loading.targetTable"}
+    assert "public.etl_quarantine is one of summit's own tables" in response.json()["error"]
+    clash = new_pipeline("users_sync")  # users-sync (a YAML pipeline) has the same Dagster name
+    response = api.post("/pipelines", json=clash)
+    assert response.status_code == 409 and response.json()["details"] == {"field": "id"}
+    assert api.get("/pipelines/users_sync").status_code == 404
+    assert run_sql(stack.summit_url, "SELECT count(*) FROM pipelines WHERE pipeline_id IN ('users_sync', 'steals-quarantine')") == [(0,)]

@@ -217,3 +217,40 @@ def test_quality_rules_are_asset_checks_with_fail_rules_blocking(
     materialization = result.asset_materializations_for_node("dw__checked")[0]
     score = materialization.metadata["quality_score"].value
     assert score == run_sql(summit_url, "SELECT overall_score FROM data_quality_reports")[0][0]
+
+
+def test_backfill_runs_are_recorded_by_the_failure_sensor(defs, summit_url: str, source_url: str) -> None:  # noqa: ANN001
+    """A backfill runs in `__ASSET_JOB`, not the pipeline's job; the sensor watches it too."""
+    from dagster import build_sensor_context
+
+    sensor = defs.resolve_sensor_def("summit_record_failed_runs")
+    run_sql(source_url, "DROP TABLE public.users")  # the run fails at extraction
+    with DagsterInstance.ephemeral() as instance:
+        first = build_sensor_context(instance=instance, definitions=defs)
+        sensor.evaluate_tick(first)  # the first tick only places the cursor
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=[AssetKey(["dw", "users"])],
+            tags={PIPELINE_TAG: "users-sync", "dagster/backfill": "abc"},
+        )
+        assert result.dagster_run.job_name == "__ASSET_JOB" and not result.success
+        # As if its worker had been killed before recording its end.
+        run_sql(summit_url, "UPDATE pipeline_runs SET status = 'running', errors = '[]' WHERE id = %s", (result.run_id,))
+        sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor))
+    status, errors = run_sql(summit_url, "SELECT status, errors FROM pipeline_runs WHERE id = %s", (result.run_id,))[0]
+    assert status == "failed" and errors[0]["details"]["source"] == "dagster"
+
+
+def test_jobs_run_in_process_and_the_queue_holds_one_run_per_pipeline(
+    defs, make_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    from dagster import in_process_executor
+
+    from summit_etl.settings import PROJECT_ROOT
+
+    assert defs.resolve_job_def(job_name("users-sync")).executor_def is in_process_executor
+    assert defs.resolve_implicit_global_asset_job_def().executor_def is in_process_executor
+    monkeypatch.setenv("DAGSTER_PG_URL", make_database("dagster").replace("postgresql://", "postgresql+psycopg2://"))
+    monkeypatch.setenv("SUMMIT_DAGSTER_STATE", str(tmp_path))
+    with DagsterInstance.from_config(str(PROJECT_ROOT)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": PIPELINE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits

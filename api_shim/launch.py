@@ -1,0 +1,109 @@
+"""Launching runs and backfills with a bounded queue.
+
+Dagster runs one run per pipeline at a time (dagster.yaml: a concurrency limit on the
+pipeline tag); the rest wait in its queue. A pipeline never has more than one waiting run
+of a kind: an execute while one waits returns that run (a waiting full reload serves a
+plain execute too), a backfill while one waits returns that backfill. A transaction-level
+advisory lock in the summit database makes look-up and launch one step across API workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+
+from api_shim.dagster import DagsterClient
+from summit_etl.orchestration.keys import (
+    BACKFILL_TAG,
+    FULL_RELOAD_TAG,
+    PIPELINE_TAG,
+    TRIGGER_TAG,
+    job_name,
+    run_trigger,
+)
+from summit_etl.store import runs as run_store
+
+QUEUED = ["QUEUED", "NOT_STARTED"]
+ACTIVE = ["STARTING", "STARTED", "CANCELING"]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launch request got: its run (or backfill), whether it was already waiting,
+    and the run it waits behind, if any."""
+
+    id: str
+    reused: bool
+    behind: str | None
+
+    def note(self, what: str) -> dict[str, Any]:
+        """The answer's fields that say how the request was queued."""
+        if self.reused:
+            message = f"{what} {self.id} was already queued for this pipeline; returned it"
+        elif self.behind:
+            message = f"queued: it starts when run {self.behind} of this pipeline ends"
+        else:
+            return {}
+        return {"queued": True, "queuedBehind": self.behind, "message": message}
+
+
+def _lock(conn: Connection, pipeline_id: str) -> None:
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"summit-launch:{pipeline_id}",)
+    )
+
+
+def _tags(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}
+
+
+def _is_full(tags: dict[str, str]) -> bool:
+    return tags.get(FULL_RELOAD_TAG) == "true" or BACKFILL_TAG in tags
+
+
+def _ahead(runs: list[dict[str, Any]], run_id: str | None) -> str | None:
+    """The run a new or waiting run waits for: the active one, else the oldest waiting."""
+    active = [r["runId"] for r in runs if r["status"] in ACTIVE]
+    waiting = [r["runId"] for r in reversed(runs) if r["status"] in QUEUED and r["runId"] != run_id]
+    return next(iter(active + waiting), None)
+
+
+def launch_run(
+    conn: Connection, dagster: DagsterClient, pipeline_id: str, full_reload: bool
+) -> Launch:
+    """Launch an execute (recorded `pending`), or return the waiting run that serves it."""
+    with conn.transaction():
+        _lock(conn, pipeline_id)
+        runs = dagster.runs(tags={PIPELINE_TAG: pipeline_id}, statuses=QUEUED + ACTIVE)
+        for run in reversed(runs):  # oldest first: the one that starts next
+            tags = _tags(run)
+            if run["status"] in QUEUED and (_is_full(tags) or not full_reload):
+                run_store.record_pending(
+                    conn, run["runId"], pipeline_id, run_trigger(tags), _is_full(tags)
+                )
+                return Launch(run["runId"], True, _ahead(runs, run["runId"]))
+        tags = {TRIGGER_TAG: "manual", FULL_RELOAD_TAG: "true" if full_reload else "false"}
+        run_id = dagster.launch_run(job_name(pipeline_id), tags)
+        run_store.record_pending(conn, run_id, pipeline_id, "manual", full_reload)
+        return Launch(run_id, False, _ahead(runs, None))
+
+
+def launch_backfill(
+    conn: Connection, dagster: DagsterClient, pipeline_id: str, asset_path: list[str]
+) -> Launch:
+    """Launch a full-reload backfill, or return the pipeline's backfill still waiting."""
+    with conn.transaction():
+        _lock(conn, pipeline_id)
+        for backfill in dagster.backfills("REQUESTED"):
+            # No run yet, or only waiting ones: the backfill has not started loading.
+            waiting = all(r["status"] in QUEUED for r in backfill["runs"])
+            if _tags(backfill).get(PIPELINE_TAG) == pipeline_id and waiting:
+                return Launch(backfill["id"], True, None)
+        runs = dagster.runs(tags={PIPELINE_TAG: pipeline_id}, statuses=QUEUED + ACTIVE)
+        backfill_id = dagster.launch_asset_backfill(
+            asset_path,
+            {PIPELINE_TAG: pipeline_id, TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"},
+        )
+        return Launch(backfill_id, False, _ahead(runs, None))
