@@ -4,11 +4,12 @@ responses are built through them, and /openapi.json is generated from them."""
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+from summit_etl.runs.context import RunStatus, Stage
 
 # Timestamps leave as Python's isoformat(), as they always have.
 Timestamp = Annotated[datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str)]
@@ -35,22 +36,6 @@ class ExecuteRequest(Request):
 class Error(Body):
     error: str
     details: Any = None
-
-
-class RunStatus(StrEnum):
-    pending = "pending"
-    running = "running"
-    success = "success"
-    partial_success = "partial_success"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-class Stage(StrEnum):
-    extraction = "extraction"
-    transformation = "transformation"
-    validation = "validation"
-    loading = "loading"
 
 
 class RunError(Body):

@@ -19,12 +19,13 @@ import psycopg
 from dagster import DagsterInstance
 from dagster._grpc.client import DagsterGrpcClient  # the documented ping has no public client
 
+from summit_etl.config import PipelineConfig
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
 from summit_etl.operator_cli import add_operator_commands
 from summit_etl.orchestration.keys import CODE_LOCATION
 from summit_etl.orchestration.orphans import end_orphaned_runs
-from summit_etl.quality.replay import replay_quarantine
+from summit_etl.quality.replay import ReplayConflict, replay_quarantine
 from summit_etl.registry import load_registry, sync_files_to_table
 from summit_etl.settings import PROJECT_ROOT, Settings
 from summit_etl.store import db
@@ -272,14 +273,25 @@ def demo_activity(args: argparse.Namespace) -> int:
     return 0
 
 
-def replay(args: argparse.Namespace) -> int:
+def _registered(pipeline_id: str) -> PipelineConfig | None:
+    """The pipeline as the service loads it (YAML and API), or None after saying so."""
     settings = Settings.from_env()
-    registry = load_registry(settings.pipelines_dir, settings.database_url)
-    config = registry.pipelines.get(args.pipeline_id)
+    config = load_registry(settings.pipelines_dir, settings.database_url).pipelines.get(
+        pipeline_id
+    )
     if config is None:
-        print(f"pipeline {args.pipeline_id!r} not found", file=sys.stderr)
+        print(f"pipeline {pipeline_id!r} not found", file=sys.stderr)
+    return config
+
+
+def replay(args: argparse.Namespace) -> int:
+    if (config := _registered(args.pipeline_id)) is None:
         return 2
-    result = replay_quarantine(config, args.run_id, settings.database_url)
+    try:
+        result = replay_quarantine(config, args.run_id, Settings.from_env().database_url)
+    except ReplayConflict as conflict:
+        print(str(conflict), file=sys.stderr)
+        return 1
     print(
         f"replayed {result.replayed} quarantined rows of run {args.run_id} "
         f"({result.still_quarantined} still fail the rules and stay in quarantine)"
@@ -289,14 +301,10 @@ def replay(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     """Exit 0 when source and target match, 1 when they differ, 2 when they cannot be compared."""
-    settings = Settings.from_env()
-    registry = load_registry(settings.pipelines_dir, settings.database_url)
-    config = registry.pipelines.get(args.pipeline_id)
-    if config is None:
-        print(f"pipeline {args.pipeline_id!r} not found", file=sys.stderr)
+    if (config := _registered(args.pipeline_id)) is None:
         return 2
     try:
-        answer = verify_pipeline(config, settings.database_url)
+        answer = verify_pipeline(config, Settings.from_env().database_url)
     except VerifyUnsupported as exc:
         print(str(exc), file=sys.stderr)
         return 2
