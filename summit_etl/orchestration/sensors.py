@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dagster import (
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -28,7 +29,7 @@ from summit_etl.store.runs import RunError
 def record_run_failure(context: RunFailureSensorContext, summit_url: str) -> bool:
     """Mark the run failed in `pipeline_runs` unless the engine already did (crash, kill)."""
     run = context.dagster_run
-    pipeline_id = run.tags.get(PIPELINE_TAG)
+    pipeline_id = _pipeline_of(run, summit_url)
     if pipeline_id is None:
         return False
     message = context.failure_event.message or "the run failed"
@@ -43,16 +44,26 @@ def record_run_failure(context: RunFailureSensorContext, summit_url: str) -> boo
 
 def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:
     run = context.dagster_run
-    pipeline_id = run.tags.get(PIPELINE_TAG)
+    pipeline_id = _pipeline_of(run, summit_url)
     if pipeline_id is None:
         return False
     with connect(summit_url) as conn:
         return run_store.mark_ended_abnormally(conn, run.run_id, pipeline_id, "cancelled", None)
 
 
+def _pipeline_of(run: DagsterRun, summit_url: str) -> str | None:
+    """The run's pipeline: its tag, or for a run launched without it (a materialization or
+    backfill started in the Dagster UI) the pipeline its own start record names."""
+    if (tagged := run.tags.get(PIPELINE_TAG)) is not None:
+        return tagged
+    with connect(summit_url) as conn:
+        row = run_store.get_run(conn, run.run_id)
+    return str(row["pipeline_id"]) if row else None
+
+
 def run_record_sensors(summit_url: str) -> list[SensorDefinition]:
     """Both sensors watch every job of the code location, not only the pipelines' own: a
-    backfill runs in `__ASSET_JOB`. Runs without the pipeline tag are left alone."""
+    backfill runs in `__ASSET_JOB`. Runs of no pipeline are left alone."""
 
     @run_failure_sensor(
         name="summit_record_failed_runs",

@@ -219,8 +219,10 @@ def test_quality_rules_are_asset_checks_with_fail_rules_blocking(
     assert score == run_sql(summit_url, "SELECT overall_score FROM data_quality_reports")[0][0]
 
 
-def test_backfill_runs_are_recorded_by_the_failure_sensor(defs, summit_url: str, source_url: str) -> None:  # noqa: ANN001
-    """A backfill runs in `__ASSET_JOB`, not the pipeline's job; the sensor watches it too."""
+@pytest.mark.parametrize("tagged", [True, False], ids=["api-backfill", "ui-materialization"])
+def test_backfill_runs_are_recorded_by_the_failure_sensor(defs, summit_url: str, source_url: str, tagged: bool) -> None:  # noqa: ANN001
+    """A backfill runs in `__ASSET_JOB`, not the pipeline's job; the sensor watches it too,
+    also when the Dagster UI launched it without the pipeline tag."""
     from dagster import build_sensor_context
 
     sensor = defs.resolve_sensor_def("summit_record_failed_runs")
@@ -230,7 +232,7 @@ def test_backfill_runs_are_recorded_by_the_failure_sensor(defs, summit_url: str,
         sensor.evaluate_tick(first)  # the first tick only places the cursor
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, raise_on_error=False, asset_selection=[AssetKey(["dw", "users"])],
-            tags={PIPELINE_TAG: "users-sync", "dagster/backfill": "abc"},
+            tags={PIPELINE_TAG: "users-sync", "dagster/backfill": "abc"} if tagged else {},
         )
         assert result.dagster_run.job_name == "__ASSET_JOB" and not result.success
         # As if its worker had been killed before recording its end.
