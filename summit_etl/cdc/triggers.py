@@ -35,9 +35,24 @@ DECLARE
   old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
   new_key jsonb;
   old_key jsonb;
+  json_texts text;
+  texts jsonb;
   capture text := format('INSERT INTO %I.%I (operation, primary_key, old_values, new_values) '
                          'VALUES ($1, $2, $3, $4)', TG_TABLE_SCHEMA, TG_TABLE_NAME || '_changes');
 BEGIN
+  -- json columns travel as their exact text (to_jsonb would normalise it).
+  SELECT 'SELECT jsonb_build_object('
+         || string_agg(format('%L, ($1).%I::text', attname, attname), ', ') || ')'
+    INTO json_texts FROM pg_attribute
+   WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND atttypid = 'json'::regtype;
+  IF json_texts IS NOT NULL AND new_row IS NOT NULL THEN
+    EXECUTE json_texts INTO texts USING NEW;
+    new_row := new_row || texts;
+  END IF;
+  IF json_texts IS NOT NULL AND old_row IS NOT NULL THEN
+    EXECUTE json_texts INTO texts USING OLD;
+    old_row := old_row || texts;
+  END IF;
   IF new_row IS NOT NULL THEN
     SELECT jsonb_object_agg(k, new_row -> k) INTO new_key FROM unnest(keys) AS k;
   END IF;
