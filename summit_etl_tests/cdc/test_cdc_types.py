@@ -1,5 +1,6 @@
-"""Every type through every CDC strategy: the initial read (snapshot or first poll), then
-captured inserts and updates, each value compared with the source as PostgreSQL text."""
+"""Every type through every CDC strategy with every loading strategy: the initial read
+(snapshot or first poll), then captured inserts and updates, each value compared with the
+source as PostgreSQL text (json strictly, as its exact text)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.registry import parse_pipeline
 from summit_etl_tests.cdc.cdc_support import raw_pipeline
+from summit_etl_tests.support import run_sql
 from summit_etl_tests.types.wide import (
     COLUMNS,
     as_text,
@@ -21,17 +23,23 @@ from summit_etl_tests.types.wide import (
     update_to_edges,
 )
 
-# Each CDC strategy with a different merge strategy: together they cover both axes
-# without the cross product (the batch matrix covers every loading strategy).
-PAIRS = [
-    ("timestamp", "upsert"),
-    ("version", "scd_type2"),
-    ("trigger", "delta"),
-    ("log_based", "scd_type1"),
-]
+CDC_STRATEGIES = ["timestamp", "version", "trigger", "log_based"]
+# Every CDC strategy applies with every loading strategy; append loads keep each version.
+LOAD_STRATEGIES = ["bulk", "append_only", "upsert", "scd_type1", "scd_type2", "delta"]
+APPENDS = {"bulk", "append_only"}
 
 
-@pytest.mark.parametrize(("strategy", "loading"), PAIRS)
+def _current(loading: str) -> str:
+    """The target rows that must equal the source: current versions only."""
+    if loading == "scd_type2":
+        return "is_current"
+    if loading in APPENDS:
+        return "(id, version) IN (SELECT id, max(version) FROM dw.wide GROUP BY id)"
+    return "true"
+
+
+@pytest.mark.parametrize("loading", LOAD_STRATEGIES)
+@pytest.mark.parametrize("strategy", CDC_STRATEGIES)
 def test_every_type_round_trips_through_cdc(
     strategy: str,
     loading: str,
@@ -53,7 +61,7 @@ def test_every_type_round_trips_through_cdc(
         outcome = run_pipeline(config, RunRequest(run_id=str(uuid.uuid4())), summit_url)
         assert outcome.status == "success"
 
-    where = "is_current" if loading == "scd_type2" else "true"
+    where = _current(loading)
     run()
     assert differences(as_text(source, "public.wide"), as_text(target_url, "dw.wide", where)) == []
     created = declared_types(target_url, "dw.wide")
@@ -64,3 +72,5 @@ def test_every_type_round_trips_through_cdc(
     insert_rows(source, 4)
     run()
     assert differences(as_text(source, "public.wide"), as_text(target_url, "dw.wide", where)) == []
+    if loading in APPENDS:  # three rows, then one updated and three new: every version kept
+        assert run_sql(target_url, "SELECT count(*) FROM dw.wide") == [(7,)]
