@@ -65,7 +65,7 @@ def _json_value(type_oid: int, text: str) -> Any:
         return text == "t"
     if type_oid == _JSONB:
         return json.loads(text)
-    # json stays its text (a JSON string): see summit_etl/cdc/json_text.py.
+    # json keeps its exact text (a JSON string): see summit_etl/cdc/documents.py.
     if type_oid in _FLOATS or type_oid == _NUMERIC:
         try:
             number = Decimal(text)

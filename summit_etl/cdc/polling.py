@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from summit_etl.cdc.changes import UPSERT, Change, ChangeBatch, Offset
-from summit_etl.cdc.json_text import document, json_columns
+from summit_etl.cdc.documents import document, text_columns
 from summit_etl.identifiers import TableName
 
 # Re-read window for commits that land after rows with later timestamps were read: a
@@ -103,7 +103,7 @@ class PollingReader:
             ).format(
                 col=self.column,
                 key=_key_json(self.keys),
-                doc=document(json_columns(conn, self.table)),
+                doc=document(text_columns(conn, self.table)),
                 table=self.table.ident,
                 where=where,
             )
@@ -142,7 +142,7 @@ def snapshot(
         # One snapshot for the rows and the pg_snapshot that describes them.
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         query = sql.SQL("SELECT {key}, {doc}::text FROM {table} AS t").format(
-            key=_key_json(keys), doc=document(json_columns(conn, table)), table=table.ident
+            key=_key_json(keys), doc=document(text_columns(conn, table)), table=table.ident
         )
         row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
         taken = offset.snapshot or (str(row[0]) if row else None)

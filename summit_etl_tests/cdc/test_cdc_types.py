@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,14 @@ from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.registry import parse_pipeline
 from summit_etl_tests.cdc.cdc_support import raw_pipeline
 from summit_etl_tests.support import run_sql
+from summit_etl_tests.types.geo import (
+    check,
+    create_places,
+    insert_places,
+    places_pipeline,
+    run_once,
+    with_postgis,
+)
 from summit_etl_tests.types.wide import (
     COLUMNS,
     as_text,
@@ -51,7 +60,11 @@ def test_every_type_round_trips_through_cdc(
     source = logical_database() if strategy == "log_based" else make_database("src")
     create_wide(source)
     raw = raw_pipeline(
-        strategy, source, target_url, pipeline_id=f"wide-{strategy.replace('_', '-')}", loading={"strategy": loading}
+        strategy,
+        source,
+        target_url,
+        pipeline_id=f"wide-{strategy.replace('_', '-')}",
+        loading={"strategy": loading},
     )
     raw["source"]["table"] = "public.wide"
     raw["loading"]["targetTable"] = "dw.wide"
@@ -74,3 +87,32 @@ def test_every_type_round_trips_through_cdc(
     assert differences(as_text(source, "public.wide"), as_text(target_url, "dw.wide", where)) == []
     if loading in APPENDS:  # three rows, then one updated and three new: every version kept
         assert run_sql(target_url, "SELECT count(*) FROM dw.wide") == [(7,)]
+
+
+@pytest.mark.parametrize("strategy", CDC_STRATEGIES)
+def test_postgis_round_trips_through_cdc(
+    strategy: str,
+    make_database: Callable[[str], str],
+    logical_database: Callable[[], str],
+    target_url: str,
+    summit_url: str,
+) -> None:
+    source = logical_database() if strategy == "log_based" else make_database("src")
+    create_places(source)
+    with_postgis(target_url)
+    cdc: dict[str, Any] = {"strategy": strategy, "primaryKeys": ["id"], "batchSize": 100}
+    if strategy in ("timestamp", "version"):
+        cdc["trackingColumn"] = "updated_at" if strategy == "timestamp" else "version"
+    raw = places_pipeline(source, target_url, "dw.places", extraction={"strategy": "cdc"}, cdc=cdc)
+    run_once(raw, summit_url)  # the snapshot, or the first poll
+    check(source, target_url, "dw.places")
+    insert_places(source, 10)
+    run_sql(
+        source,
+        "UPDATE public.places SET p = 'SRID=4326;POINT(-0.000000000001 45.123456789012)', "
+        "ga = 'SRID=4326;MULTIPOINT(1.5 2.5, 3.000000000001 4)', "
+        "version = nextval('public.places_version_seq'), updated_at = clock_timestamp() "
+        "WHERE id = 2",
+    )
+    run_once(raw, summit_url)
+    check(source, target_url, "dw.places")
