@@ -38,55 +38,57 @@ LOAD_STRATEGIES = ["bulk", "append_only", "upsert", "scd_type1", "scd_type2", "d
 APPENDS = {"bulk", "append_only"}
 
 
-def _current(loading: str) -> str:
+def _current(loading: str, table: str) -> str:
     """The target rows that must equal the source: current versions only."""
     if loading == "scd_type2":
         return "is_current"
     if loading in APPENDS:
-        return "(id, version) IN (SELECT id, max(version) FROM dw.wide GROUP BY id)"
+        return f"(id, version) IN (SELECT id, max(version) FROM {table} GROUP BY id)"
     return "true"
 
 
-@pytest.mark.parametrize("loading", LOAD_STRATEGIES)
 @pytest.mark.parametrize("strategy", CDC_STRATEGIES)
-def test_every_type_round_trips_through_cdc(
+def test_every_type_round_trips_through_cdc_with_every_loading_strategy(
     strategy: str,
-    loading: str,
     make_database: Callable[[str], str],
     logical_database: Callable[[], str],
     target_url: str,
     summit_url: str,
 ) -> None:
+    """One source table (and capture) and one target table per loading strategy."""
     source = logical_database() if strategy == "log_based" else make_database("src")
-    create_wide(source)
-    raw = raw_pipeline(
-        strategy,
-        source,
-        target_url,
-        pipeline_id=f"wide-{strategy.replace('_', '-')}",
-        loading={"strategy": loading},
-    )
-    raw["source"]["table"] = "public.wide"
-    raw["loading"]["targetTable"] = "dw.wide"
-    config = parse_pipeline(raw, "test")
+    create_wide(source, tables=tuple(f"wide_{loading}" for loading in LOAD_STRATEGIES))
+    source_types = declared_types(source, "public.wide_upsert")
+    configs = {}
+    for loading in LOAD_STRATEGIES:
+        raw = raw_pipeline(
+            strategy,
+            source,
+            target_url,
+            pipeline_id=f"wide-{strategy}-{loading}".replace("_", "-"),
+            loading={"strategy": loading},
+        )
+        raw["source"]["table"] = f"public.wide_{loading}"
+        raw["loading"]["targetTable"] = f"dw.wide_{loading}"
+        configs[loading] = parse_pipeline(raw, "test")
 
-    def run() -> None:
-        outcome = run_pipeline(config, RunRequest(run_id=str(uuid.uuid4())), summit_url)
-        assert outcome.status == "success"
+    def run_all_and_compare() -> None:
+        for loading, config in configs.items():
+            outcome = run_pipeline(config, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+            assert outcome.status == "success", loading
+            target = f"dw.wide_{loading}"
+            got = as_text(target_url, target, _current(loading, target))
+            assert differences(as_text(source, f"public.wide_{loading}"), got) == [], loading
 
-    where = _current(loading)
-    run()
-    assert differences(as_text(source, "public.wide"), as_text(target_url, "dw.wide", where)) == []
-    created = declared_types(target_url, "dw.wide")
-    source_types = declared_types(source, "public.wide")
-    assert {c: created[c] for c in COLUMNS} == {c: source_types[c] for c in COLUMNS}
-
-    update_to_edges(source, 2)  # every column changes, in one captured update
-    insert_rows(source, 4)
-    run()
-    assert differences(as_text(source, "public.wide"), as_text(target_url, "dw.wide", where)) == []
-    if loading in APPENDS:  # three rows, then one updated and three new: every version kept
-        assert run_sql(target_url, "SELECT count(*) FROM dw.wide") == [(7,)]
+    run_all_and_compare()  # the snapshot, or the first poll
+    for loading in LOAD_STRATEGIES:
+        created = declared_types(target_url, f"dw.wide_{loading}")
+        assert {c: created[c] for c in COLUMNS} == {c: source_types[c] for c in COLUMNS}, loading
+        update_to_edges(source, 2, f"public.wide_{loading}")  # every column, one update
+        insert_rows(source, 4, f"public.wide_{loading}")
+    run_all_and_compare()
+    for loading in APPENDS:  # three rows, then one updated and three new: every version kept
+        assert run_sql(target_url, f"SELECT count(*) FROM dw.wide_{loading}") == [(7,)]
 
 
 @pytest.mark.parametrize("strategy", CDC_STRATEGIES)
