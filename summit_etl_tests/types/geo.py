@@ -43,25 +43,27 @@ def with_postgis(url: str) -> None:
         pytest.skip(f"PostGIS is not installable on this server: {error}")
 
 
-def create_places(url: str) -> None:
+def create_places(url: str, tables: tuple[str, ...] = ("places",)) -> None:
+    """PostGIS, then each of `tables` in schema public, with rows 1 .. 4."""
     with_postgis(url)
     columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
-    run_sql(
-        url,
-        f"""
-        CREATE TABLE public.places (
-            id integer PRIMARY KEY, {columns},
-            updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-            version bigserial NOT NULL
+    for table in tables:
+        run_sql(
+            url,
+            f"""
+            CREATE TABLE public.{table} (
+                id integer PRIMARY KEY, {columns},
+                updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                version bigserial NOT NULL
+            )
+            """,
         )
-        """,
-    )
-    insert_places(url, 1)
+        insert_places(url, 1, table)
 
 
-def insert_places(url: str, first_id: int) -> None:
+def insert_places(url: str, first_id: int, table: str = "places") -> None:
     rows = ", ".join(f"({first_id + i}, {values})" for i, values in enumerate(_VALUES))
-    run_sql(url, f"INSERT INTO public.places (id, {', '.join(COLUMNS)}) VALUES {rows}")
+    run_sql(url, f"INSERT INTO public.{table} (id, {', '.join(COLUMNS)}) VALUES {rows}")
 
 
 def _as_text(url: str, table: str) -> list[tuple]:
@@ -75,17 +77,19 @@ def run_once(raw: dict[str, Any], summit_url: str) -> None:
     assert outcome.status == "success"
 
 
-def check(source: str, target: str, table: str) -> None:
-    assert _as_text(target, table) == _as_text(source, "public.places")
+def check(source: str, target: str, table: str, source_table: str = "places") -> None:
+    assert _as_text(target, table) == _as_text(source, f"public.{source_table}"), table
     created = declared_types(target, table)
-    assert {c: created[c] for c in COLUMNS} == COLUMNS
+    assert {c: created[c] for c in COLUMNS} == COLUMNS, table
 
 
-def places_pipeline(source: str, target: str, table: str, **extra: Any) -> dict[str, Any]:
+def places_pipeline(
+    source: str, target: str, table: str, source_table: str = "places", **extra: Any
+) -> dict[str, Any]:
     return {
         "id": f"places-{uuid.uuid4().hex[:8]}",
         "name": "Places",
-        "source": {"url": source, "table": "public.places"},
+        "source": {"url": source, "table": f"public.{source_table}"},
         "loading": {
             "strategy": "upsert",
             "targetTable": table,
