@@ -17,6 +17,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.cdc.changes import DELETE, UPSERT, ChangeBatch
+from summit_etl.cdc.documents import json_columns, restore_json
 from summit_etl.cdc.target import CdcTarget, write_offset
 from summit_etl.config import LoadStrategy
 from summit_etl.faults import failpoint
@@ -160,6 +161,11 @@ def _apply(
             rows=ROWS, seq=SEQ, stage=STAGE, table=target.table.ident, delete=sql.Literal(DELETE)
         )
     )
+    json_text = restore_json(
+        ROWS, [c for c in json_columns(conn, target.table) if c in target.columns]
+    )
+    if json_text is not None:
+        conn.execute(json_text)
     # Whole rows (polled, snapshot) insert or update depending on what the target holds.
     rows = _merge_sql(target, sql.SQL("{} AS s").format(ROWS))
     old = sql.SQL("to_jsonb(t) {}").format(_SCD2_HISTORY if scd2 else sql.SQL(""))

@@ -18,7 +18,7 @@ from typing import Any
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _INTEGERS = {20, 21, 23, 26}  # int8, int2, int4, oid
 _FLOATS = {700, 701}
-_NUMERIC, _BOOL, _JSON, _JSONB = 1700, 16, 114, 3802
+_NUMERIC, _BOOL, _JSONB = 1700, 16, 3802
 
 Row = dict[str, Any]  # column name -> JSON value
 
@@ -57,13 +57,15 @@ def lsn_value(text: str) -> int:
 
 
 def _json_value(type_oid: int, text: str) -> Any:
-    """A column's text output as the JSON value `to_jsonb` would give (numerics exact)."""
+    """A column's text output as the JSON value `to_jsonb` would give (numerics exact),
+    except for json, which keeps its exact text."""
     if type_oid in _INTEGERS:
         return int(text)
     if type_oid == _BOOL:
         return text == "t"
-    if type_oid in (_JSON, _JSONB):
+    if type_oid == _JSONB:
         return json.loads(text)
+    # json keeps its exact text (a JSON string): see summit_etl/cdc/documents.py.
     if type_oid in _FLOATS or type_oid == _NUMERIC:
         try:
             number = Decimal(text)

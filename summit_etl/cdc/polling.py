@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from summit_etl.cdc.changes import UPSERT, Change, ChangeBatch, Offset
+from summit_etl.cdc.documents import document, text_columns
 from summit_etl.identifiers import TableName
 
 # Re-read window for commits that land after rows with later timestamps were read: a
@@ -89,17 +90,23 @@ class PollingReader:
         if offset.value is not None:
             where = sql.SQL("t.{} >= {}").format(self.column, self._bound())
             params = self._params(offset.value)
-        query = sql.SQL(
-            """
-            SELECT mark, key, doc, left(md5(doc), 16)
-              FROM (SELECT t.{col}::text AS mark, {key} AS key, to_jsonb(t)::text AS doc,
-                           t.{col} AS sort
-                      FROM {table} AS t WHERE {where}) AS s
-             ORDER BY sort
-            """
-        ).format(col=self.column, key=_key_json(self.keys), table=self.table.ident, where=where)
         safe = offset.value
         with psycopg.connect(self.url) as conn:
+            query = sql.SQL(
+                """
+                SELECT mark, key, doc, left(md5(doc), 16)
+                  FROM (SELECT t.{col}::text AS mark, {key} AS key, {doc}::text AS doc,
+                               t.{col} AS sort
+                          FROM {table} AS t WHERE {where}) AS s
+                 ORDER BY sort
+                """
+            ).format(
+                col=self.column,
+                key=_key_json(self.keys),
+                doc=document(text_columns(conn, self.table)),
+                table=self.table.ident,
+                where=where,
+            )
             for rows, last in _fetch(conn, query, params, batch_size):
                 changes = [
                     Change(f"{mark}|{key}|{digest}", UPSERT, key, None, doc)
@@ -131,12 +138,12 @@ def snapshot(
     `pg_snapshot` (the first attempt's, should a run die mid-snapshot and read again):
     captured changes visible in it are already in the snapshot and are not applied again.
     """
-    query = sql.SQL("SELECT {key}, to_jsonb(t)::text FROM {table} AS t").format(
-        key=_key_json(keys), table=table.ident
-    )
     with psycopg.connect(url) as conn:
         # One snapshot for the rows and the pg_snapshot that describes them.
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        query = sql.SQL("SELECT {key}, {doc}::text FROM {table} AS t").format(
+            key=_key_json(keys), doc=document(text_columns(conn, table)), table=table.ident
+        )
         row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
         taken = offset.snapshot or (str(row[0]) if row else None)
         done = False

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from summit_etl.cdc.changes import Change, ChangeBatch, Offset
+from summit_etl.cdc.documents import CARRIED_AS_TEXT
 from summit_etl.identifiers import TableName
 
 FUNCTION = "summit_cdc_capture"
@@ -35,9 +36,24 @@ DECLARE
   old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
   new_key jsonb;
   old_key jsonb;
+  texts_query text;
+  texts jsonb;
   capture text := format('INSERT INTO %I.%I (operation, primary_key, old_values, new_values) '
                          'VALUES ($1, $2, $3, $4)', TG_TABLE_SCHEMA, TG_TABLE_NAME || '_changes');
 BEGIN
+  -- Columns that to_jsonb would alter travel as their text (summit_etl/cdc/documents.py).
+  SELECT 'SELECT jsonb_build_object('
+         || string_agg(format('%L, ($1).%I::text', attname, attname), ', ') || ')'
+    INTO texts_query FROM pg_attribute
+   WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND CARRIED_AS_TEXT;
+  IF texts_query IS NOT NULL AND new_row IS NOT NULL THEN
+    EXECUTE texts_query INTO texts USING NEW;
+    new_row := new_row || texts;
+  END IF;
+  IF texts_query IS NOT NULL AND old_row IS NOT NULL THEN
+    EXECUTE texts_query INTO texts USING OLD;
+    old_row := old_row || texts;
+  END IF;
   IF new_row IS NOT NULL THEN
     SELECT jsonb_object_agg(k, new_row -> k) INTO new_key FROM unnest(keys) AS k;
   END IF;
@@ -53,7 +69,7 @@ BEGIN
   END IF;
   RETURN NULL;
 END
-"""
+""".replace("CARRIED_AS_TEXT", CARRIED_AS_TEXT)
 
 
 class TriggerCapture:

@@ -148,32 +148,39 @@ _ORDINARY = {
 }
 
 
-def create_wide(url: str, *, rows: bool = True) -> None:
+def create_wide(url: str, *, rows: bool = True, tables: tuple[str, ...] = ("wide",)) -> None:
+    """The types, then each of `tables` in schema public (all of one shape)."""
     columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
     run_sql(
         url,
         TYPES_DDL
-        + f"""
-        CREATE TABLE public.wide (
-            id integer PRIMARY KEY, {columns},
-            version bigint NOT NULL DEFAULT nextval('public.wide_version'),
-            updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
-        );
+        + """
         CREATE FUNCTION public.wide_touch() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           NEW.updated_at := clock_timestamp();
           NEW.version := nextval('public.wide_version');
           RETURN NEW;
         END $$;
-        CREATE TRIGGER wide_touch BEFORE UPDATE ON public.wide
-           FOR EACH ROW EXECUTE FUNCTION public.wide_touch();
         """,
     )
-    if rows:
-        insert_rows(url, 1)
+    for table in tables:
+        run_sql(
+            url,
+            f"""
+            CREATE TABLE public.{table} (
+                id integer PRIMARY KEY, {columns},
+                version bigint NOT NULL DEFAULT nextval('public.wide_version'),
+                updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+            );
+            CREATE TRIGGER {table}_touch BEFORE UPDATE ON public.{table}
+               FOR EACH ROW EXECUTE FUNCTION public.wide_touch();
+            """,
+        )
+        if rows:
+            insert_rows(url, 1, f"public.{table}")
 
 
-def insert_rows(url: str, first_id: int) -> None:
+def insert_rows(url: str, first_id: int, table: str = "public.wide") -> None:
     """Three rows (edges, ordinary, NULLs) with ids first_id .. first_id + 2."""
     names = list(COLUMNS)
     nulls = {name: ("'x'" if name in NOT_NULL else "NULL") for name in names}
@@ -181,13 +188,13 @@ def insert_rows(url: str, first_id: int) -> None:
         f"({first_id + i}, " + ", ".join(row[n] for n in names) + ")"
         for i, row in enumerate((_EDGES, _ORDINARY, nulls))
     ]
-    run_sql(url, f"INSERT INTO public.wide (id, {', '.join(names)}) VALUES {', '.join(values)}")
+    run_sql(url, f"INSERT INTO {table} (id, {', '.join(names)}) VALUES {', '.join(values)}")
 
 
-def update_to_edges(url: str, row_id: int) -> None:
+def update_to_edges(url: str, row_id: int, table: str = "public.wide") -> None:
     """Set every column of one row to its edge value (a change the CDC tests capture)."""
     assignments = ", ".join(f"{name} = {value}" for name, value in _EDGES.items())
-    run_sql(url, f"UPDATE public.wide SET {assignments} WHERE id = %s", (row_id,))
+    run_sql(url, f"UPDATE {table} SET {assignments} WHERE id = %s", (row_id,))
 
 
 def as_text(url: str, table: str, where: str = "true") -> list[tuple[str | None, ...]]:
