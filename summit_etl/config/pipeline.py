@@ -201,20 +201,7 @@ class PipelineConfig(Model):
                 f"quality rules {', '.join(held)} quarantine rows, which a CDC pipeline cannot "
                 "do without its target drifting from the source: use action 'warn' or 'fail'"
             )
-        self._check_target_rules_can_name_the_target()
         return self
-
-    def _check_target_rules_can_name_the_target(self) -> None:
-        from summit_etl.quality.rules import TARGET_RULES
-
-        table_rules = [r.id for r in self.quality.rules if r.rule.type in TARGET_RULES]
-        target = self.loading.target_table
-        if table_rules and target != target.lower():
-            raise ValueError(
-                f"loading.targetTable {target!r} has upper-case letters, but quality rules "
-                f"{', '.join(table_rules)} run in SQL on the target through Great "
-                "Expectations, which folds table names to lower case: use a lower-case name"
-            )
 
     @property
     def merge_key(self) -> list[str]:

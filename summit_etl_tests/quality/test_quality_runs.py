@@ -208,11 +208,12 @@ def test_bad_rule_configs_are_rejected_with_the_pipeline() -> None:
 
     with pytest.raises(ConfigError, match="rule.config needs 'field'"):
         pipeline("postgresql://x/y", "postgresql://x/z", [rule("r", "validity", "not_null", {})])
-    with pytest.raises(ConfigError, match="'dw.People' has upper-case letters, but quality rules rows run in SQL"):
-        parse_pipeline({"id": "p", "name": "P", "source": {"url": "postgresql://x/y", "table": "public.people"},
-                        "quality": {"rules": [rule("rows", "completeness", "row_count", {"min": 1})]},
-                        "loading": {"strategy": "bulk", "targetTable": "dw.People", "targetUrl": "postgresql://x/z"}},
-                       "test")
+    # Table rules quote the target's name: an upper-case target is a target like any other.
+    mixed_case = parse_pipeline({"id": "p", "name": "P", "source": {"url": "postgresql://x/y", "table": "public.people"},
+                                 "quality": {"rules": [rule("rows", "completeness", "row_count", {"min": 1})]},
+                                 "loading": {"strategy": "bulk", "targetTable": "dw.People", "targetUrl": "postgresql://x/z"}},
+                                "test")
+    assert mixed_case.loading.target_name.name == "People"
     with pytest.raises(ConfigError, match="unknown format 'emial'"):
         pipeline("postgresql://x/y", "postgresql://x/z", [rule("r", "validity", "format", {"field": "e", "format": "emial"})])
 
