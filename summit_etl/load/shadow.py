@@ -192,6 +192,7 @@ def reload(conn: adbc.Connection, table: TableName, copy: Callable[[TableName], 
             " INCLUDING STATISTICS)"
         ).format(shadow.ident, table.ident),
     )
+    _continue_identities(conn, shadow, target)
     rows = copy(shadow)
     _build(conn, shadow, target, token)
     execute(conn, sql.SQL("ANALYZE {}").format(shadow.ident))
@@ -228,6 +229,24 @@ def _describe(conn: adbc.Connection, table: TableName) -> _Target:
         sequences=[(r[0], r[1], bool(r[2])) for r in rows(_SEQUENCES)],
         grants=[(r[0], r[1], bool(r[2])) for r in rows(_GRANTS)],
     )
+
+
+def _continue_identities(conn: adbc.Connection, shadow: TableName, target: _Target) -> None:
+    """The shadow's identity columns go on from where the target's stood, as they would
+    after a TRUNCATE (LIKE gives the shadow fresh sequences)."""
+    for column, sequence, identity in target.sequences:
+        if identity:
+            execute(
+                conn,
+                sql.SQL(
+                    "SELECT setval(pg_get_serial_sequence({}, {}), v) FROM"
+                    " (SELECT pg_sequence_last_value({}::regclass) AS v) s WHERE v IS NOT NULL"
+                ).format(
+                    sql.Literal(shadow.ident.as_string(None)),
+                    sql.Literal(column),
+                    sql.Literal(sql.Identifier(target.schema, sequence).as_string(None)),
+                ),
+            )
 
 
 def _build(conn: adbc.Connection, shadow: TableName, target: _Target, token: str) -> None:
@@ -281,19 +300,6 @@ def _swap(
                 conn,
                 sql.SQL("ALTER SEQUENCE {} OWNED BY {}.{}").format(
                     sql.Identifier(schema, sequence), live.ident, sql.Identifier(column)
-                ),
-            )
-    for column, sequence, identity in target.sequences:
-        if identity:  # the shadow's identity starts where the old one stood
-            execute(
-                conn,
-                sql.SQL(
-                    "SELECT setval(pg_get_serial_sequence({}, {}), v) FROM"
-                    " (SELECT pg_sequence_last_value({}::regclass) AS v) s WHERE v IS NOT NULL"
-                ).format(
-                    sql.Literal(live.ident.as_string(None)),
-                    sql.Literal(column),
-                    sql.Literal(sql.Identifier(schema, sequence).as_string(None)),
                 ),
             )
     new_sequences = {column: name for column, name, identity in _owned(conn, live) if identity}

@@ -108,6 +108,9 @@ def _fails_at_loading(loaded: Any, waited_for: str, target_url: str, summit_url:
     assert info.value.stage == "loading"
     message = str(info.value.cause)
     assert message.startswith("lock timeout after 1 s while loading into dw.items")
-    assert f"{waited_for}: lock not granted within lock_timeout (1s) in {ddl.ATTEMPTS} attempts" in message
+    assert (
+        f"{waited_for}: lock not granted within lock_timeout (1s) in {ddl.ATTEMPTS} attempts"
+        in message
+    )
     # Three waits of 1 s and pauses of 0.5 s and 1 s, not an endless queue.
     assert 3 <= seconds < 10
