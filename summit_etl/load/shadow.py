@@ -192,6 +192,14 @@ def reload(conn: adbc.Connection, table: TableName, copy: Callable[[TableName], 
             " INCLUDING STATISTICS)"
         ).format(shadow.ident, table.ident),
     )
+    if target.owner != target.loading_role:
+        # First: a serial's sequence can only be handed to a table of its own owner.
+        execute(
+            conn,
+            sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                shadow.ident, sql.Identifier(target.owner)
+            ),
+        )
     _continue_identities(conn, shadow, target)
     rows = copy(shadow)
     _build(conn, shadow, target, token)
@@ -314,7 +322,7 @@ def _owned(conn: adbc.Connection, table: TableName) -> list[tuple]:
 def _restore(
     conn: adbc.Connection, live: TableName, target: _Target, new_sequences: dict[str, str]
 ) -> None:
-    """Names, owner, grants, triggers and comments the old table had, on the new one."""
+    """Names, grants, triggers and comments the old table had, on the new one."""
     schema = target.schema
     for column, sequence, identity in target.sequences:
         if identity:
@@ -345,11 +353,6 @@ def _restore(
             _comment_constraint(conn, index.constraint, live, index.constraint_comment)
     for name, _, comment in target.foreign_keys:
         _comment_constraint(conn, name, live, comment)
-    if target.owner != target.loading_role:
-        execute(
-            conn,
-            sql.SQL("ALTER TABLE {} OWNER TO {}").format(live.ident, sql.Identifier(target.owner)),
-        )
     for grantee, privilege, grantable in target.grants:
         execute(
             conn,

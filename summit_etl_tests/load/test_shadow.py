@@ -100,11 +100,18 @@ def leftovers(url: str) -> list[tuple]:
 
 
 @pytest.fixture
-def target(target_url: str) -> Iterator[str]:
-    """The target with everything above, two rows in it, and a role granted UPDATE on it."""
+def owned_by_role() -> bool:
+    return False
+
+
+@pytest.fixture
+def target(target_url: str, owned_by_role: bool) -> Iterator[str]:
+    """The target with everything above, two rows in it, and a role granted on it."""
     role = f"summit_reader_{uuid.uuid4().hex[:8]}"
     run_sql(target_url, TARGET_DDL)
     run_sql(target_url, f"CREATE ROLE {role}; GRANT UPDATE, INSERT ON dw.people TO {role}")
+    if owned_by_role:  # owned by another role than the loading one: the swap keeps it
+        run_sql(target_url, f"ALTER TABLE dw.people OWNER TO {role}")
     run_sql(
         target_url,
         "INSERT INTO dw.people (id, name, city) VALUES (1, 'Ann', 'Oslo'), (2, 'Bob', 'Rome')",
@@ -115,6 +122,7 @@ def target(target_url: str) -> Iterator[str]:
         run_sql(target_url, f"DROP OWNED BY {role}; DROP ROLE {role}")
 
 
+@pytest.mark.parametrize("owned_by_role", [False, True], ids=["own", "others"])
 def test_a_reload_swaps_in_a_new_table_that_keeps_everything(target: str) -> None:
     shape = run_sql(target, SHAPE)
     before = oid(target)
