@@ -1,8 +1,9 @@
 """Write a stream of batches into a target table with one of the loading strategies.
 
 Two paths, both one transaction on the target:
-- direct: `COPY ... FROM STDIN (FORMAT binary)` into the target itself (bulk and append
-  of a full read), after a TRUNCATE when the run replaces the target;
+- direct: `COPY ... FROM STDIN (FORMAT binary)` into the target itself (appends of a
+  full read); a full `bulk` read fills a shadow table swapped in for the target at the
+  end (load/shadow.py), or, where a swap would lose something, TRUNCATEs and COPYs in place;
 - staged: COPY into a temporary table, then set-based SQL (upsert, scd_type1/2, delta,
   and appends that must skip rows already loaded).
 """
@@ -21,6 +22,7 @@ from psycopg import sql
 from summit_etl.config import LoadStrategy
 from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName, columns_sql
+from summit_etl.load import shadow
 from summit_etl.load import target as targets
 from summit_etl.load.conform import as_travelled, conform, schema_for
 from summit_etl.load.ddl import with_lock_retry
@@ -80,6 +82,7 @@ def load(
         execute(conn, target_lock(table))
         columns = targets.inspect(conn, table)
         changes: list[SchemaChange] = []
+        created = columns is None
         if columns is None:
             if not plan.create_table:
                 raise LoadError(
@@ -113,9 +116,14 @@ def load(
         _check_key(plan, table, columns, written, first is not None)
         rows = chain([first], stream) if first is not None else iter(())
         if _direct(plan, written):
-            if plan.replace:
-                _truncate(conn, table)
-            result.rows_written = _copy(conn, table, written, rows)
+            if plan.replace and not created and _swappable(conn, table):
+                result.rows_written = shadow.reload(
+                    conn, table, lambda into: _copy(conn, into, written, rows)
+                )
+            else:
+                if plan.replace:
+                    _truncate(conn, table)
+                result.rows_written = _copy(conn, table, written, rows)
             result.inserted = result.rows_written
         else:
             _stage(conn, written, rows, result)
@@ -124,6 +132,17 @@ def load(
             before_commit(conn)
         conn.commit()
     return result
+
+
+def _swappable(conn, table: TableName) -> bool:  # noqa: ANN001
+    reasons = shadow.blockers(conn, table)
+    if reasons:
+        log.warning(
+            "full reload truncates the target in place: a shadow table swap would lose %s",
+            "; ".join(reasons),
+            extra={"stage": "loading", "table": str(table), "reasons": reasons},
+        )
+    return not reasons
 
 
 def _truncate(conn, table: TableName) -> None:  # noqa: ANN001

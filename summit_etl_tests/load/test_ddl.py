@@ -1,5 +1,6 @@
-"""TRUNCATE behind a long reader: it waits at most `lockSeconds` per attempt, lets the
-readers queued behind it through between attempts, and gives up with a clear error."""
+"""A full reload's swap (or, where a swap would lose something, its TRUNCATE) behind a
+long reader: it waits at most `lockSeconds` per attempt, lets the readers queued behind
+it through between attempts, and gives up with a clear error."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ TIMEOUTS = {"lockSeconds": 1}
 
 @pytest.fixture
 def loaded(source_url: str, target_url: str, summit_url: str) -> Any:
-    """A bulk pipeline whose target is already loaded, so the next run TRUNCATEs it."""
+    """A bulk pipeline whose target is already loaded, so the next run replaces it."""
     run_sql(source_url, SOURCE_DDL)
     fill(source_url, 100)
     config = pipeline(source_url, target_url, timeouts=TIMEOUTS)
@@ -38,27 +39,27 @@ def long_reader(target_url: str) -> Iterator[psycopg.Connection]:
         yield reader
 
 
-def truncate_waiting(url: str) -> bool:
+def replace_waiting(url: str) -> bool:
+    """The run's lock-retrying DDL (the swap's rename or a TRUNCATE) waits for its lock."""
     rows = run_sql(
         url,
-        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND query LIKE 'DO %%TRUNCATE%%'",
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DO %%'",
     )
     return bool(rows)
 
 
 def read_seconds(url: str) -> float:
-    """How long a newcomer's read of the target takes while the TRUNCATE is retrying."""
+    """How long a newcomer's read of the target takes while the swap is retrying."""
     deadline = time.monotonic() + 10
-    while not truncate_waiting(url):
-        assert time.monotonic() < deadline, "the run never queued its TRUNCATE"
+    while not replace_waiting(url):
+        assert time.monotonic() < deadline, "the run never queued its swap"
         time.sleep(0.05)
     started = time.monotonic()
     run_sql(url, "SELECT count(*) FROM dw.items")
     return time.monotonic() - started
 
 
-def test_truncate_behind_a_long_reader_retries_and_lets_readers_through(
+def test_swap_behind_a_long_reader_retries_and_lets_readers_through(
     loaded: Any, long_reader: psycopg.Connection, target_url: str, summit_url: str
 ) -> None:
     outcome: dict[str, Any] = {}
@@ -69,7 +70,7 @@ def test_truncate_behind_a_long_reader_retries_and_lets_readers_through(
     )
     worker.start()
     try:
-        # Queued behind the TRUNCATE, a reader waits at most one lock timeout (1 s).
+        # Queued behind the swap, a reader waits at most one lock timeout (1 s).
         assert read_seconds(target_url) < 1.8
         time.sleep(1.5)  # the first attempt has given up and the second is waiting
     finally:
@@ -79,9 +80,27 @@ def test_truncate_behind_a_long_reader_retries_and_lets_readers_through(
     assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]
 
 
-def test_truncate_that_never_gets_its_lock_fails_the_run_at_loading(
-    loaded: Any, long_reader: psycopg.Connection, target_url: str, summit_url: str
+@pytest.mark.parametrize(
+    ("view", "waited_for"),
+    [
+        (False, "swapping in the reloaded dw.items"),
+        # A view on the target makes the reload truncate in place (load/shadow.py).
+        (True, "TRUNCATE dw.items"),
+    ],
+)
+def test_replace_that_never_gets_its_lock_fails_the_run_at_loading(
+    view: bool, waited_for: str, loaded: Any, target_url: str, summit_url: str
 ) -> None:
+    if view:
+        run_sql(target_url, "CREATE VIEW dw.items_view AS SELECT * FROM dw.items")
+    with psycopg.connect(target_url) as long_reader:
+        long_reader.execute("SELECT count(*) FROM dw.items").fetchone()
+        _fails_at_loading(loaded, waited_for, target_url, summit_url)
+        long_reader.rollback()
+    assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]  # untouched
+
+
+def _fails_at_loading(loaded: Any, waited_for: str, target_url: str, summit_url: str) -> None:
     started = time.monotonic()
     with pytest.raises(StageFailure) as info:
         run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
@@ -89,8 +108,9 @@ def test_truncate_that_never_gets_its_lock_fails_the_run_at_loading(
     assert info.value.stage == "loading"
     message = str(info.value.cause)
     assert message.startswith("lock timeout after 1 s while loading into dw.items")
-    assert f"TRUNCATE dw.items: lock not granted within lock_timeout (1s) in {ddl.ATTEMPTS} attempts" in message
+    assert (
+        f"{waited_for}: lock not granted within lock_timeout (1s) in {ddl.ATTEMPTS} attempts"
+        in message
+    )
     # Three waits of 1 s and pauses of 0.5 s and 1 s, not an endless queue.
     assert 3 <= seconds < 10
-    long_reader.rollback()
-    assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]  # untouched
