@@ -24,11 +24,13 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 def test_queue_runs_pipelines_in_parallel_within_the_limits(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    launches = ["queue-a", "queue-a", "queue-b", "queue-c"]
+    # queue-a's second run is a full reload: a plain execute while one waits would be
+    # answered with the waiting run (the bounded queue), not queued twice.
+    launches = [("queue-a", {}), ("queue-a", {"fullReload": True}), ("queue-b", {}), ("queue-c", {})]
     with httpx.Client(base_url=service.api_url, timeout=60) as api:
         launched = []
-        for pipeline_id in launches:
-            answer = api.post(f"/pipelines/{pipeline_id}/execute", json={})
+        for pipeline_id, body in launches:
+            answer = api.post(f"/pipelines/{pipeline_id}/execute", json=body)
             assert answer.status_code == 202, answer.text
             launched.append((pipeline_id, answer.json()["id"]))
         deadline = time.monotonic() + 120
