@@ -32,9 +32,11 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 ADMIN_URL = os.environ.get("SUMMIT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SOURCE_DB = "summit_bench_src"
-TARGET_DB = "summit_bench_dst"
-SUMMIT_DB = "summit_bench_summit"
+# Another name lets two people benchmark on one server without sharing a target.
+DB_PREFIX = os.environ.get("SUMMIT_BENCH_DB_PREFIX", "summit_bench")
+SOURCE_DB = f"{DB_PREFIX}_src"
+TARGET_DB = f"{DB_PREFIX}_dst"
+SUMMIT_DB = f"{DB_PREFIX}_summit"
 TARGET_SCHEMA = "bench"
 TARGET_TABLE = "dst"
 # Every contender's target is `CREATE TABLE bench.dst (LIKE public.src_template INCLUDING

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -74,7 +74,7 @@ def select_sql(
 
 def stream_batches(
     conn: adbc.Connection, query: str, batch_size: int, plan: ReadPlan | None = None
-) -> tuple[pa.Schema, Iterator[pa.Table]]:
+) -> tuple[pa.Schema, Generator[pa.Table]]:
     """Run `query` and stream its rows as plain-typed Arrow tables of at most batch_size rows;
     with `plan`, each field names its source column's own type in its metadata."""
     cursor = conn.cursor()
@@ -84,7 +84,7 @@ def stream_batches(
     if plan is not None:
         schema = plan.label(schema)
 
-    def batches() -> Iterator[pa.Table]:
+    def batches() -> Generator[pa.Table]:
         try:
             for record_batch in reader:
                 table = plain_table(record_batch)

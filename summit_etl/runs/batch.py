@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
+from summit_etl.extract.readers import read_ahead
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.faults import failpoint
 from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
@@ -92,8 +93,9 @@ def run_batch(ctx: RunContext) -> None:
         read = source_db.read_plan(config, column, start)
         query = source_db.select_sql(config.source, column, start, read)
         log.debug("extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query})
-        with source_db.adbc_connection(source_url) as conn:
-            _, batches = source_db.stream_batches(conn, query, config.extraction.batch_size, read)
+        # The source is read on a reader thread while the loader writes; the time the
+        # stages below wait for its batches is the run's extraction time (runs/clock.py).
+        with read_ahead(source_url, [query], config.extraction.batch_size, read) as batches:
             stream = clock.each(Stage.extraction, extracted(batches))
             stream = clock.each(Stage.transformation, transformed(stream))
             if ctx.gate is not None:

@@ -4,6 +4,13 @@ error came from.
 Batch stages are nested pull streams (the loader pulls from validation, which pulls from
 transformation, which pulls from extraction); the clock charges each stage only its own
 time by switching the running stage whenever a stream is entered or left.
+
+The clock lives on the run's own thread. The source is read ahead on reader threads
+(extract/readers.py); the clock does not time them: a run's extraction time is the time
+its other stages waited for the readers' batches (with the source's connection and query
+set-up). The stages then still add up to the run's duration, and a large extraction time
+says that reading, not writing, held the run back; the readers' own busy time, which
+overlaps the other stages, is logged when they stop.
 """
 
 from __future__ import annotations
