@@ -62,6 +62,13 @@ class ExtractionConfig(Model):
     strategy: ExtractionStrategy = ExtractionStrategy.full
     incremental_column: Annotated[str, sql_name("extraction.incrementalColumn")] | None = None
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
+    parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="readers of a full read of a table, each on its own connection and "
+        "primary-key (or ctid) range, all in one snapshot of the source",
+    )
 
 
 class WatermarkConfig(Model):
@@ -189,6 +196,13 @@ class PipelineConfig(Model):
                 raise ValueError("a 'cdc' block is required when extraction.strategy is 'cdc'")
         elif self.cdc is not None:
             raise ValueError("the 'cdc' block is only allowed with extraction.strategy 'cdc'")
+        if self.extraction.parallelism > 1 and (
+            strategy is not ExtractionStrategy.full or self.source.table is None
+        ):
+            raise ValueError(
+                "extraction.parallelism above 1 splits a full read of a table by its key: it "
+                "needs extraction.strategy 'full' and source.table, not a query"
+            )
         if self.loading.strategy in MERGE_STRATEGIES and not self.merge_key:
             raise ValueError(
                 f"loading.upsertKey is required for loading.strategy "

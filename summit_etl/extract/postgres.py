@@ -51,10 +51,15 @@ def read_plan(
     return plan_read(url, source_relation(source), source.table is not None, config, where)
 
 
-def _where(column: str | None, lower_bound: str | Decimal | None) -> sql.Composable:
-    if column is None or lower_bound is None:
-        return sql.SQL("")
-    return sql.SQL("WHERE {} >= {}").format(sql.Identifier(column), sql.Literal(lower_bound))
+def _where(
+    column: str | None, lower_bound: str | Decimal | None, within: sql.Composable | None = None
+) -> sql.Composable:
+    terms: list[sql.Composable] = []
+    if column is not None and lower_bound is not None:
+        terms.append(sql.SQL("{} >= {}").format(sql.Identifier(column), sql.Literal(lower_bound)))
+    if within is not None:
+        terms.append(within)
+    return sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(terms)) if terms else sql.SQL("")
 
 
 def select_sql(
@@ -62,12 +67,14 @@ def select_sql(
     column: str | None,
     lower_bound: str | Decimal | None,
     plan: ReadPlan | None = None,
+    within: sql.Composable | None = None,
 ) -> str:
-    """`SELECT columns FROM source [WHERE column >= lower_bound]` with everything quoted;
-    the columns as `plan` reads them, or `*`."""
+    """`SELECT columns FROM source [WHERE column >= lower_bound] [AND within]` with
+    everything quoted; the columns as `plan` reads them, or `*`; `within`: one range of a
+    parallel read (extract/ranges.py)."""
     columns = plan.select_list() if plan and plan.columns else sql.SQL("*")
     query = sql.SQL("SELECT {} FROM {} {}").format(
-        columns, source_relation(source), _where(column, lower_bound)
+        columns, source_relation(source), _where(column, lower_bound, within)
     )
     return query.as_string(None).rstrip()
 

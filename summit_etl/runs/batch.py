@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
+from summit_etl.extract.columns import ReadPlan
+from summit_etl.extract.ranges import split_read
 from summit_etl.extract.readers import read_ahead
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.faults import failpoint
@@ -91,11 +94,14 @@ def run_batch(ctx: RunContext) -> None:
         # Connecting to and querying the source count as extraction; the clock charges
         # the loader and the stages it pulls their own time.
         read = source_db.read_plan(config, column, start)
-        query = source_db.select_sql(config.source, column, start, read)
-        log.debug("extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query})
-        # The source is read on a reader thread while the loader writes; the time the
-        # stages below wait for its batches is the run's extraction time (runs/clock.py).
-        with read_ahead(source_url, [query], config.extraction.batch_size, read) as batches:
+        queries = _queries(config, source_url, column, start, read)
+        for query in queries:
+            log.debug(
+                "extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query}
+            )
+        # The source is read on reader threads while the loader writes; the time the
+        # stages below wait for their batches is the run's extraction time (runs/clock.py).
+        with read_ahead(source_url, queries, config.extraction.batch_size, read) as batches:
             stream = clock.each(Stage.extraction, extracted(batches))
             stream = clock.each(Stage.transformation, transformed(stream))
             if ctx.gate is not None:
@@ -155,6 +161,24 @@ def run_batch(ctx: RunContext) -> None:
                 run_id=request.run_id,
             )
         outcome.watermark_to = value
+
+
+def _queries(
+    config: PipelineConfig,
+    source_url: str,
+    column: str | None,
+    start: str | Decimal | None,
+    read: ReadPlan,
+) -> list[str]:
+    """The reader's SELECT, or with `extraction.parallelism` (full reads of a table only,
+    the configuration checks) one per range of the table."""
+    table = config.source.table_name
+    if config.extraction.parallelism == 1 or table is None:
+        return [source_db.select_sql(config.source, column, start, read)]
+    return [
+        source_db.select_sql(config.source, None, None, read, part.predicate())
+        for part in split_read(source_url, table, config.extraction.parallelism)
+    ]
 
 
 def _load_plan(

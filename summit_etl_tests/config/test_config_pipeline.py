@@ -55,6 +55,19 @@ def test_incremental_needs_its_column() -> None:
     assert "extraction.incrementalColumn is required" in message
 
 
+def test_parallel_reads_are_full_reads_of_a_table() -> None:
+    assert parse_pipeline(base(), "x").extraction.parallelism == 1
+    config = parse_pipeline(base(extraction={"strategy": "full", "parallelism": 4}), "x")
+    assert config.extraction.parallelism == 4
+    assert "extraction.parallelism" in problems(base(extraction={"parallelism": 17}))
+    incremental = {"strategy": "incremental", "incrementalColumn": "at", "parallelism": 2}
+    message = problems(base(extraction=incremental))
+    assert "extraction.parallelism above 1" in message
+    query = {"url": "postgresql://localhost/src", "query": "SELECT 1 AS id"}
+    message = problems(base(source=query, extraction={"parallelism": 2}))
+    assert "needs extraction.strategy 'full' and source.table" in message
+
+
 def test_merge_strategies_need_a_key() -> None:
     message = problems(base(loading={"strategy": "scd_type2", "targetTable": "a.b"}))
     assert "loading.upsertKey is required" in message

@@ -41,6 +41,16 @@ def others(url: str) -> int:
     )
 
 
+def waiting_on_locks(url: str) -> int:
+    return int(
+        run_sql(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'",
+        )[0][0]
+    )
+
+
 def readers_alive() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("summit-reader-")]
 
@@ -73,18 +83,22 @@ def test_readers_share_one_snapshot(source: str) -> None:
         "SELECT id FROM public.items WHERE id < 10000",
         "SELECT id FROM public.items WHERE id >= 10000",
     ]
-    with read_ahead(source, queries, 1_000) as batches:
-        stream = iter(batches)
-        first = [next(stream)]
-        # Committed after the snapshot was taken: neither reader may see any of it, even
-        # the one whose range had not been read yet.
-        run_sql(
-            source,
-            "DELETE FROM public.items WHERE id % 2 = 0;"
-            f"INSERT INTO public.items SELECT g, 'late' FROM generate_series({ROWS + 1}, "
-            f"{ROWS + 100}) g",
-        )
-        read = first + list(stream)
+    # A writer holds the table: the readers' statements start only after it committed
+    # its changes, yet they must read the source as it was when the read began.
+    writer = psycopg.connect(source)
+    writer.execute("LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE")
+    writer.execute(
+        "DELETE FROM public.items WHERE id % 2 = 0;"
+        f"INSERT INTO public.items SELECT g, 'late' FROM generate_series({ROWS + 1}, "
+        f"{ROWS + 100}) g"
+    )
+    try:
+        with read_ahead(source, queries, 1_000) as batches:
+            assert settles(lambda: waiting_on_locks(source) == 2, 30)
+            writer.commit()
+            read = list(batches)
+    finally:
+        writer.close()
     assert ids(read) == list(range(1, ROWS + 1))
     assert settles(lambda: others(source) == 0)
 
@@ -118,17 +132,8 @@ def test_an_interrupt_while_the_source_blocks_cancels_the_reader(source: str) ->
     holder.execute("LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE")
     try:
 
-        def blocked() -> bool:
-            return bool(
-                run_sql(
-                    source,
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'",
-                )[0][0]
-            )
-
         def interrupt() -> None:
-            assert settles(blocked, 30)
+            assert settles(lambda: waiting_on_locks(source) == 1, 30)
             os.kill(os.getpid(), signal.SIGINT)  # as Dagster cancels a run
 
         canceller = threading.Thread(target=interrupt)

@@ -1,0 +1,168 @@
+"""Batch runs reading the source on reader threads (real PostgreSQL): a parallel full read
+loads every row exactly once whatever the table's key, in one snapshot of the source, and
+a reader's error fails the run at extraction with nothing left behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from summit_etl.engine import RunRequest, run_pipeline
+from summit_etl.registry import parse_pipeline
+from summit_etl.runs.stages import Stage, StageFailure
+from summit_etl_tests.support import run_sql
+
+ROWS = 30_000
+
+# Each source: its table, then rows (a few batches' worth per reader).
+TABLES = {
+    "integer key": (
+        "CREATE TABLE public.src (id bigint PRIMARY KEY, body text)",
+        f"INSERT INTO public.src SELECT g, 'b' || g FROM generate_series(1, {ROWS}) g",
+    ),
+    "composite key": (
+        "CREATE TABLE public.src (region int, id int, body text, PRIMARY KEY (region, id))",
+        f"INSERT INTO public.src SELECT g % 7, g, 'b' || g FROM generate_series(1, {ROWS}) g",
+    ),
+    "text key": (
+        "CREATE TABLE public.src (code text PRIMARY KEY, body text)",
+        f"INSERT INTO public.src SELECT md5(g::text), 'b' || g FROM generate_series(1, {ROWS}) g",
+    ),
+    # Duplicate rows too: a keyless table's rows are told apart by nothing but their place.
+    "keyless (ctid)": (
+        "CREATE TABLE public.src (id int, body text)",
+        f"INSERT INTO public.src SELECT g % 1000, 'same' FROM generate_series(1, {ROWS}) g",
+    ),
+    "empty": ("CREATE TABLE public.src (id bigint PRIMARY KEY, body text)", "SELECT 1"),
+    # Almost every row in the first key range: most readers get (next to) nothing.
+    "skewed keys": (
+        "CREATE TABLE public.src (id bigint PRIMARY KEY, body text)",
+        f"INSERT INTO public.src SELECT g, 'b' FROM generate_series(1, {ROWS}) g "
+        "UNION ALL SELECT 1000000000 + g, 'far' FROM generate_series(1, 3) g",
+    ),
+}
+
+
+def pipeline(
+    source_url: str, target_url: str, parallelism: int, target: str = "dw.dst", **source: Any
+) -> Any:
+    return parse_pipeline(
+        {
+            "id": "parallel",
+            "name": "Parallel read",
+            "source": {"url": source_url, "table": "public.src", **source},
+            "extraction": {"strategy": "full", "batchSize": 2_000, "parallelism": parallelism},
+            "loading": {
+                "strategy": "bulk",
+                "targetTable": target,
+                "targetUrl": target_url,
+                "createTable": True,
+            },
+        },
+        "test",
+    )
+
+
+def rows(url: str, table: str) -> Counter[tuple]:
+    return Counter(run_sql(url, f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+
+
+def sessions(url: str) -> int:
+    """Sessions on the database, the asking one excepted, once closed ones have left."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + 5
+    while (count := int(run_sql(url, query)[0][0])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
+def readers_alive() -> int:
+    return sum(t.name.startswith("summit-reader-") for t in threading.enumerate())
+
+
+def test_a_parallel_read_loads_every_row_exactly_once(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    # One database each for every kind of table: a test's databases cost more than its reads.
+    run_sql(target_url, "CREATE SCHEMA dw")
+    for number, (kind, (ddl, insert)) in enumerate(TABLES.items()):
+        source, target = f"public.src_{number}", f"dw.dst_{number}"
+        run_sql(source_url, f"{ddl}; {insert}; ANALYZE public.src".replace("public.src", source))
+        run_sql(target_url, ddl.replace("public.src", target))
+        config = pipeline(source_url, target_url, 4, table=source, target=target)
+        outcome = run_pipeline(config, RunRequest(uuid.uuid4().hex), summit_url)
+        expected = rows(source_url, source)
+        assert outcome.counts.records_loaded == sum(expected.values()), kind
+        assert rows(target_url, target) == expected, kind
+    assert readers_alive() == 0
+    assert sessions(source_url) == 0
+
+
+def test_writes_during_a_parallel_read_are_not_mixed_into_it(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    # Transfers between the first and the last key range (and, as updates move rows to
+    # other blocks, between ctid ranges) keep the total: a read mixing states breaks it.
+    run_sql(
+        source_url,
+        "CREATE TABLE public.src (id bigint PRIMARY KEY, balance int NOT NULL);"
+        f"INSERT INTO public.src SELECT g, 100 FROM generate_series(1, {ROWS}) g;"
+        "ANALYZE public.src",
+    )
+    done = threading.Event()
+    transfers = 0
+
+    def transfer() -> None:
+        nonlocal transfers
+        while not done.is_set():
+            low, high = 1 + transfers % 100, ROWS - transfers % 100
+            run_sql(
+                source_url,
+                "UPDATE public.src SET balance = balance + CASE id WHEN %s THEN -1 ELSE 1 END"
+                " WHERE id IN (%s, %s)",
+                (low, low, high),
+            )
+            transfers += 1
+
+    writer = threading.Thread(target=transfer)
+    writer.start()
+    try:
+        for _ in range(3):
+            run_pipeline(
+                pipeline(source_url, target_url, 4), RunRequest(uuid.uuid4().hex), summit_url
+            )
+            total, count = run_sql(target_url, "SELECT sum(balance), count(*) FROM dw.dst")[0]
+            assert (total, count) == (100 * ROWS, ROWS)
+    finally:
+        done.set()
+        writer.join()
+    assert transfers > 0
+
+
+def test_a_reader_error_fails_the_run_at_extraction_and_leaves_nothing_behind(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.dst (id int PRIMARY KEY, inverse int);"
+        "INSERT INTO dw.dst VALUES (1, 1), (2, 0)",
+    )
+    # Fails on the server after several batches have reached the loader.
+    query = "SELECT g AS id, 1 / (g - 20000) AS inverse FROM generate_series(1, 30000) g"
+    config = pipeline(source_url, target_url, 1, table=None, query=query)
+    with pytest.raises(StageFailure) as failure:
+        run_pipeline(config, RunRequest(uuid.uuid4().hex), summit_url)
+    assert failure.value.stage is Stage.extraction
+    assert "division by zero" in str(failure.value.cause)
+    assert run_sql(target_url, "SELECT * FROM dw.dst ORDER BY id") == [(1, 1), (2, 0)]
+    assert readers_alive() == 0
+    assert sessions(source_url) == 0
+    assert sessions(target_url) == 0
