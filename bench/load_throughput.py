@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -45,7 +46,7 @@ TARGET_TABLE = "dst"
 TEMPLATE_TABLE = "src_template"
 BATCH_ROWS = 50_000
 RESULT_PREFIX = "BENCH_RESULT "
-CONTENDERS = ("raw_copy", "raw_unindexed", "summit", "dlt", "pandas")
+CONTENDERS = ("raw_copy", "raw_unindexed", "summit", "summit_par2", "dlt", "pandas")
 # Run only when asked for with --only: dlt told to COPY csv instead of its default INSERTs.
 EXTRA_CONTENDERS = ("dlt_csv",)
 # Summit rows/s divided by the baseline's rows/s must reach these (the issue's targets).
@@ -295,17 +296,34 @@ def dlt_target_url() -> str:
     return url
 
 
-def load_summit(table: str, limit: int | None) -> int:
-    """Summit's own run: full extraction, bulk load, through run_pipeline."""
+class _ReaderBusy(logging.Handler):
+    """The readers' own busy time, which the read-ahead logs when they stop."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        busy = getattr(record, "readerBusyMs", None)
+        if busy is not None:
+            for number, ms in enumerate(busy):
+                _STAGE_METRICS[f"reader{number}BusyMs"] = ms
+
+
+def load_summit(table: str, limit: int | None, parallelism: int = 1) -> int:
+    """Summit's own run: full extraction (`parallelism` readers), bulk load, through
+    run_pipeline."""
     from summit_etl.engine import RunRequest, run_pipeline
     from summit_etl.registry import parse_pipeline
+
+    readers = logging.getLogger("summit_etl.extract.readers")
+    readers.setLevel(logging.DEBUG)
+    readers.addHandler(_ReaderBusy())
 
     config = parse_pipeline(
         {
             "id": "bench-load-throughput",
             "name": "Load throughput benchmark",
             "source": {"url": url_form(SOURCE_DB), "table": f"public.{table}"},
-            "extraction": {"strategy": "full", "batchSize": BATCH_ROWS},
+            "extraction": {
+                "strategy": "full", "batchSize": BATCH_ROWS, "parallelism": parallelism
+            },
             "loading": {
                 "strategy": "bulk",
                 "targetTable": f"{TARGET_SCHEMA}.{TARGET_TABLE}",
@@ -329,6 +347,7 @@ LOADERS: dict[str, Callable[[str, int | None], int]] = {
     "dlt": load_dlt,
     "dlt_csv": lambda table, limit: load_dlt(table, limit, "csv"),
     "summit": load_summit,
+    "summit_par2": lambda table, limit: load_summit(table, limit, parallelism=2),
 }
 # Imported before the clock starts, so no contender's time includes its imports.
 WARM_IMPORTS: dict[str, tuple[str, ...]] = {
@@ -338,6 +357,7 @@ WARM_IMPORTS: dict[str, tuple[str, ...]] = {
     "dlt": ("dlt", "dlt.sources.sql_database"),
     "dlt_csv": ("dlt", "dlt.sources.sql_database"),
     "summit": ("summit_etl.engine", "summit_etl.registry"),
+    "summit_par2": ("summit_etl.engine", "summit_etl.registry"),
 }
 
 
@@ -462,12 +482,25 @@ def measure(contender: str, rows: int, limit: int | None = None) -> Result:
 
 
 def ratio_cell(summit: Result | None, result: Result) -> str:
-    if summit is None or result.contender == "summit":
+    if summit is None or result.contender.startswith("summit"):
         return "-"
     ratio = summit.rows_per_second / result.rows_per_second
     target = TARGET_RATIOS.get(result.contender)
     verdict = "" if target is None else f" (target ≥ {target:g}×: {'met' if ratio >= target else 'MISSED'})"
     return f"{ratio:.2f}×{verdict}"
+
+
+def print_variants(results: list[Result]) -> None:
+    """Each further Summit variant (summit_par2) against Summit and the baselines."""
+    summit = next((r for r in results if r.contender == "summit"), None)
+    for variant in (r for r in results if r.contender.startswith("summit_")):
+        cells = [f"{variant.rows_per_second / summit.rows_per_second:.2f}× summit"] if summit else []
+        cells += [
+            f"{ratio_cell(variant, r)} {r.contender}"
+            for r in results
+            if not r.contender.startswith("summit")
+        ]
+        print(f"{variant.contender} ÷ contender: " + ", ".join(cells))
 
 
 def print_comparison(results: list[Result]) -> None:
@@ -487,6 +520,7 @@ def print_comparison(results: list[Result]) -> None:
         for r in results
     ]
     print_rows(table)
+    print_variants(results)
     for r in results:
         if r.sampled_from:
             print(f"* {r.contender} ran on the first {r.rows:,} rows of the {r.sampled_from:,}-row "

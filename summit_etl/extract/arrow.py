@@ -107,6 +107,27 @@ def _reject_infinity(field: pa.Field, column: pa.ChunkedArray) -> None:
         )
 
 
+_DAY_IN = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def reject_end_of_day(table: pa.Table) -> None:
+    """A time column read typed holding PostgreSQL's 24:00 (one day past midnight, which
+    no Arrow time holds) fails naming its column, as ±infinity does in `plain_table`."""
+    for f, column in zip(table.schema, table.columns, strict=True):
+        if not pa.types.is_time(f.type):
+            continue
+        storage = pa.int32() if pa.types.is_time32(f.type) else pa.int64()
+        latest = pc.max(column.cast(storage)).as_py()
+        if latest is not None and latest >= _DAY_IN[f.type.unit]:
+            pg_type = (f.metadata or {}).get(PG_TYPE, b"time").decode()
+            raise TypeTravelError(
+                f.name,
+                pg_type,
+                "24:00 has no Arrow time (the column is read typed because a "
+                "transformation, quality rule or watermark uses it)",
+            )
+
+
 def plain_table(data: pa.Table | pa.RecordBatch) -> pa.Table:
     """The batch with extension types replaced by plain Arrow types (metadata kept);
     a ±infinity date or timestamp, which Arrow cannot hold, fails naming its column."""

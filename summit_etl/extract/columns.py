@@ -6,6 +6,8 @@ types, enums, composites, bit strings, xml, tsvector, PostGIS...) travel as Post
 own text output and are cast back into the column's real type on the target. Dates,
 timestamps, times and numeric(p<=38) are exact in Arrow except for ±infinity, NaN and
 24:00: they travel typed unless the rows being read hold such a value (probed first).
+When a transformation or quality rule needs every column typed there is no probe: such a
+value fails the read itself, naming its column.
 """
 
 from __future__ import annotations
@@ -119,16 +121,22 @@ def plan_read(
     """Read typed what Arrow holds exactly; as text what it cannot, and dates, timestamps,
     times and numerics whose rows to be read hold a value Arrow lacks (±infinity, NaN,
     24:00), unless a transformation, rule or watermark needs them typed: then the run
-    fails here, naming the column. `where`: the read's filter; None: no probe (a schema
+    fails, naming the column. `where`: the read's filter; None: no probe (a schema
     read without rows)."""
     columns = source_columns(url, relation, is_table)
     if config.loading.enums_as_text:
         columns = [_enum_as_text(c) for c in columns]
     lists = flattened_columns(config)
-    special = _special_values(url, relation, where, columns) if where is not None else set()
     typed = typed_columns(config)
+    # When every column must arrive typed, the read itself fails on the first value Arrow
+    # lacks, naming its column (extract/arrow.py), as the probe would: no second scan.
+    special = (
+        _special_values(url, relation, where, columns)
+        if where is not None and typed is not None
+        else set()
+    )
     for column in columns:
-        if column.name in special and (typed is None or column.name in typed):
+        if column.name in special and column.name in (typed or ()):
             raise TypeTravelError(
                 column.name,
                 column.typname,

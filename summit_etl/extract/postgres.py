@@ -12,7 +12,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.config import PipelineConfig, SourceConfig
-from summit_etl.extract.arrow import plain_table
+from summit_etl.extract.arrow import plain_table, reject_end_of_day
 from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.identifiers import TableName
 from summit_etl.timeouts import timed_url
@@ -95,6 +95,7 @@ def stream_batches(
         try:
             for record_batch in reader:
                 table = plain_table(record_batch)
+                reject_end_of_day(table)
                 if plan is not None:
                     table = pa.Table.from_arrays(table.columns, schema=schema)
                 for offset in range(0, table.num_rows, batch_size):
