@@ -321,9 +321,9 @@ def load_summit(table: str, limit: int | None, parallelism: int = 1) -> int:
             "id": "bench-load-throughput",
             "name": "Load throughput benchmark",
             "source": {"url": url_form(SOURCE_DB), "table": f"public.{table}"},
-            "extraction": {
-                "strategy": "full", "batchSize": BATCH_ROWS, "parallelism": parallelism
-            },
+            # Without the key when 1, so that the main branch's code reads this config too.
+            "extraction": {"strategy": "full", "batchSize": BATCH_ROWS}
+            | ({"parallelism": parallelism} if parallelism > 1 else {}),
             "loading": {
                 "strategy": "bulk",
                 "targetTable": f"{TARGET_SCHEMA}.{TARGET_TABLE}",
