@@ -4,6 +4,8 @@ a reader's error fails the run at extraction with nothing left behind."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -166,3 +168,48 @@ def test_a_reader_error_fails_the_run_at_extraction_and_leaves_nothing_behind(
     assert readers_alive() == 0
     assert sessions(source_url) == 0
     assert sessions(target_url) == 0
+
+
+def test_a_cancel_mid_read_stops_the_reader_and_leaves_the_target_as_it_was(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.dst (id int PRIMARY KEY, inverse int);"
+        "INSERT INTO dw.dst VALUES (1, 1), (2, 0)",
+    )
+    # The source takes 60 s for its first row: the run waits on its reader when cancelled.
+    query = (
+        "SELECT g AS id, g AS inverse FROM generate_series(1, 1000) g "
+        "WHERE pg_sleep(CASE WHEN g = 1 THEN 60 ELSE 0 END) IS NOT NULL"
+    )
+    config = pipeline(source_url, target_url, 1, table=None, query=query)
+    request = RunRequest(uuid.uuid4().hex)
+
+    def reading() -> bool:
+        return bool(
+            run_sql(
+                source_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()",
+            )[0][0]
+        )
+
+    def cancel() -> None:
+        deadline = time.monotonic() + 30
+        while not reading() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # as Dagster cancels a run
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config, request, summit_url)
+    canceller.join()
+    assert time.monotonic() - started < 40  # the reader's statement was cancelled
+    status = run_sql(summit_url, "SELECT status FROM pipeline_runs WHERE id = %s", (request.run_id,))
+    assert status == [("cancelled",)]
+    assert run_sql(target_url, "SELECT * FROM dw.dst ORDER BY id") == [(1, 1), (2, 0)]
+    assert readers_alive() == 0
+    assert sessions(source_url) == 0
