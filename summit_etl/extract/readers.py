@@ -141,6 +141,8 @@ class ReadAhead:
             if reader.is_alive():
                 reader.cancel()
         for reader in self._readers:
+            if reader.ident is None:  # never started: nothing to wait for
+                continue
             reader.join(_JOIN_S)
             if reader.is_alive():
                 log.warning(
