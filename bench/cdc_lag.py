@@ -105,16 +105,17 @@ def create_source(url: str) -> None:
         )
 
 
-def write(url: str, rate: int, duration: float, results: Any) -> None:
-    """The writer process: `rate` changes a second, committed in 50 transactions a second,
-    each one INSERT of new keys and one UPDATE of distinct existing keys (set-based, so the
-    writer itself keeps up at thousands of changes a second)."""
+def write(url: str, rate: int, duration: float, go: Any, results: Any) -> None:
+    """The writer process: once `go` is set, `rate` changes a second, committed in 50
+    transactions a second, each one INSERT of new keys and one UPDATE of distinct existing
+    keys (set-based, so the writer itself keeps up at thousands of changes a second)."""
     rng = random.Random(7)
     per_commit = max(1, rate // COMMITS_PER_SECOND)
     interval = per_commit / rate
     next_id, change_no = PRELOADED + 1, 0
     commits: list[tuple[int, int, float]] = []  # (change_no, id, commit time)
     with psycopg.connect(url) as conn:
+        go.wait()
         started = time.time()
         deadline = started + duration
         tick = started
@@ -222,11 +223,26 @@ def pipeline(strategy: str, source_url: str, target_url: str, args: argparse.Nam
     }
 
 
-def start_writer(source: str, rate: int, duration: float) -> tuple[threading.Event, list]:
-    """The writer in a process of its own; an event set once its commits are collected."""
+@dataclass
+class Writer:
+    go: Any  # set it to start writing
+    done: threading.Event  # set once its commits are collected
+    commits: list[list[tuple[int, int, float]]]
+    process: Any
+
+    def stop(self) -> None:
+        """A case that failed leaves no writer behind."""
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def start_writer(source: str, rate: int, duration: float) -> Writer:
+    """The writer in a process of its own, started early: its imports take seconds on a
+    loaded machine, and it writes only once told to."""
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
-    writer = context.Process(target=write, args=(source, rate, duration, results))
+    go = context.Event()
+    writer = context.Process(target=write, args=(source, rate, duration, go, results))
     writer.start()
     done = threading.Event()
     collected: list[list[tuple[int, int, float]]] = []
@@ -237,7 +253,7 @@ def start_writer(source: str, rate: int, duration: float) -> tuple[threading.Eve
         done.set()
 
     threading.Thread(target=wait_for_writer, daemon=True).start()
-    return done, collected
+    return Writer(go, done, collected, writer)
 
 
 # --- in process: the sensor ticked and its runs executed here ---------------------------
@@ -276,6 +292,7 @@ def run_in_process(strategy: str, rate: int, args: argparse.Namespace,
         db.migrate(summit)
         create_source(source)
         raw = pipeline(strategy, source, target, args, f"bench-{strategy.replace('_', '-')}")
+        writer = start_writer(source, rate, args.duration)
         with DagsterInstance.ephemeral() as instance:
             cdc = Harness(raw, summit, instance)
             for request in cdc.tick().run_requests or []:  # the initial read, before the clock starts
@@ -283,12 +300,12 @@ def run_in_process(strategy: str, rate: int, args: argparse.Namespace,
                     instance=instance, run_config=QUIET_LOGS, tags=request.tags)
             watcher = Watcher(target)
             watcher.start()
-            done, collected = start_writer(source, rate, args.duration)
-            runs = drive(cdc, instance, args.poll, done, settle=2 * args.poll)
+            writer.go.set()
+            runs = drive(cdc, instance, args.poll, writer.done, settle=2 * args.poll)
             time.sleep(0.3)
             watcher.stop.set()
             watcher.join()
-        return evaluate("in-process", strategy, rate, collected[0], watcher, runs)
+        return evaluate("in-process", strategy, rate, writer.commits[0], watcher, runs)
     finally:
         for url in (source, target, summit):
             drop_database(url)
@@ -392,8 +409,10 @@ def run_through_service(svc: Service, strategy: str, rate: int, args: argparse.N
     pipeline_id = f"lag-{strategy.replace('_', '-')}-{rate}"
     api = svc.api
     watcher = Watcher(target)
+    writer: Writer | None = None
     try:
         create_source(source)
+        writer = start_writer(source, rate, args.duration)
         created = api.post("/pipelines", json=pipeline(strategy, source, target, args, pipeline_id))
         assert created.status_code == 201, created.text
         started = api.post(f"/pipelines/{pipeline_id}/cdc/start")
@@ -402,9 +421,9 @@ def run_through_service(svc: Service, strategy: str, rate: int, args: argparse.N
         # coming find a live run.
         wait_until(lambda: _preloaded(target), 180, "the snapshot")
         watcher.start()
-        done, collected = start_writer(source, rate, args.duration)
-        done.wait()
-        commits = collected[0]
+        writer.go.set()
+        writer.done.wait()
+        commits = writer.commits[0]
         watcher.wait_for([no for no, _, _ in commits], 120)
         cold, cold_lost = cold_start(source, watcher, svc.summit_url, pipeline_id,
                                      args.cold_samples, args.idle)
@@ -417,6 +436,8 @@ def run_through_service(svc: Service, strategy: str, rate: int, args: argparse.N
         return result
     finally:
         watcher.stop.set()
+        if writer is not None:
+            writer.stop()
         api.delete(f"/pipelines/{pipeline_id}")
         for url in (source, target):
             drop_database(url)
@@ -473,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="500,5000", help="changes per second, comma-separated")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of writing per case")
     parser.add_argument("--poll", type=int, default=1, help="cdc.pollIntervalSeconds")
-    parser.add_argument("--idle", type=float, default=10.0, help="cdc.idleWindowSeconds")
+    parser.add_argument("--idle", type=float, default=30.0, help="cdc.idleWindowSeconds")
     parser.add_argument("--run-poll-ms", type=int, default=200, help="cdc.runPollMs")
     parser.add_argument("--batch-size", type=int, default=1000, help="cdc.batchSize")
     parser.add_argument("--cold-samples", type=int, default=2,
