@@ -42,6 +42,8 @@ from summit_etl.timeouts import timed_url
 
 log = logging.getLogger("summit_etl.cdc")
 
+MIRROR_EVERY_SECONDS = 2.0
+
 
 def run_cdc(ctx: RunContext) -> None:
     """Apply the source's pending changes; in a live run, also those that keep coming."""
@@ -114,13 +116,18 @@ def _apply_pending(
 ) -> tuple[Offset | None, bool, bool]:
     """Apply what the source holds past `offset`: the new offset, whether a batch was
     applied, and whether a cancel ended the pass after the batch in hand."""
-    applied = False
+    applied, mirrored = False, -MIRROR_EVERY_SECONDS
     for number, batch in enumerate(ctx.clock.each(Stage.extraction, source.read(offset))):
         if number == 0:
             failpoint("extraction")
         ctx.interrupts.hold()
         _apply(ctx, source, target, conn, batch, row_check)
         offset, applied = batch.offset, True
+        # Mirrored once the initial snapshot is complete (before that, no watermark
+        # exists), then at most every few seconds: the target holds the offset of record.
+        if offset.snapshot_done and time.monotonic() - mirrored >= MIRROR_EVERY_SECONDS:
+            mirror(ctx.summit_url, ctx.config, offset, caught_up_at=None)
+            mirrored = time.monotonic()
         if ctx.interrupts.release() is not None:
             return offset, applied, True
     return offset, applied, False
@@ -222,9 +229,6 @@ def _apply(
         result.updated += applied.updated
         result.deleted += applied.deleted
     ctx.clock.run(Stage.extraction, lambda: source.confirm(batch))
-    # The initial snapshot is mirrored once complete: before that, no watermark exists.
-    if batch.offset.snapshot_done:
-        mirror(ctx.summit_url, config, batch.offset, caught_up_at=None)
     if ctx.hooks.on_batch is not None:
         ctx.hooks.on_batch(_report(batch, applied))
 
