@@ -138,12 +138,16 @@ class _Live:
 
     def __init__(self, ctx: RunContext, source: ChangeSource) -> None:
         cdc = ctx.config.cdc
-        live = cdc is not None and ctx.request.trigger == "cdc"
-        self.window = cdc.idle_window_seconds if cdc is not None and live else 0.0
-        self.poll = cdc.run_poll_ms / 1000 if cdc is not None else 1.0
-        self.check_every = cdc.poll_interval_seconds if cdc is not None else 10
+        if cdc is None:  # change_source has refused such a pipeline already
+            raise ValueError("CDC runs need a `cdc` block")
+        self.window = cdc.idle_window_seconds if ctx.request.trigger == "cdc" else 0.0
+        self.poll = cdc.run_poll_ms / 1000
+        self.check_every = cdc.poll_interval_seconds
         self.ctx = ctx
         self.source = source
+        # When CDC was last checked to be on: at most every check_every seconds, since
+        # under a steady stream of changes the run waits after every pass.
+        self._checked = -float(cdc.poll_interval_seconds)
 
     def wait_for_changes(
         self, offset: Offset | None, caught_up_at: datetime
@@ -152,13 +156,12 @@ class _Live:
         switched off (False); with when the target was last known caught up."""
         ctx = self.ctx
         started = time.monotonic()
-        checked = started - self.check_every  # check at once: a stop may be why it is idle
         while time.monotonic() - started < self.window:
-            if time.monotonic() - checked >= self.check_every:
+            if time.monotonic() - self._checked >= self.check_every:
                 if not self._still_wanted():
                     return False, caught_up_at
                 self._mark_caught_up(caught_up_at)
-                checked = time.monotonic()
+                self._checked = time.monotonic()
             time.sleep(self.poll)
             probed_at = datetime.now(UTC)
             if ctx.clock.run(Stage.extraction, lambda: self.source.probe(offset)) is not None:
