@@ -34,6 +34,10 @@ _PEEK = """
         %s, %s::pg_lsn, %s, 'proto_version', '1', 'publication_names', %s)
 """
 _BUSY_RETRIES = 5
+# Each peek decodes the slot's WAL from its restart point, which moves only every few
+# seconds (at running-xacts records): under a steady stream of writes, a peek per batch
+# would decode the same WAL again and again. One peek serves several batches instead.
+_BATCHES_PER_PEEK = 10
 
 
 class CaptureSetupError(RuntimeError):
@@ -191,17 +195,19 @@ class LogicalCapture:
         with psycopg.connect(self.url, autocommit=True) as conn:
             head = self._head(conn)
             while True:
-                transactions = Decoder().decode(self._peek(conn, head, batch_size))
+                peeked = self._peek(conn, head, batch_size * _BATCHES_PER_PEEK)
+                transactions = Decoder().decode(peeked)
                 if not transactions:
                     return
-                end = lsn_text(transactions[-1].end_lsn)
-                fresh = [t for t in transactions if t.end_lsn > applied and not seen(t)]
-                yield ChangeBatch(
-                    [c for t in fresh for c in self._changes(t)],
-                    replace(offset, value=end, lsn=end),
-                    release=[transactions[-1].end_lsn],
-                )
-                applied = transactions[-1].end_lsn
+                for group in _batches(transactions, batch_size):
+                    end = lsn_text(group[-1].end_lsn)
+                    fresh = [t for t in group if t.end_lsn > applied and not seen(t)]
+                    yield ChangeBatch(
+                        [c for t in fresh for c in self._changes(t)],
+                        replace(offset, value=end, lsn=end),
+                        release=[group[-1].end_lsn],
+                    )
+                    applied = group[-1].end_lsn
 
     def _changes(self, transaction: Transaction) -> Iterator[Change]:
         commit = lsn_text(transaction.end_lsn)
@@ -252,3 +258,17 @@ class LogicalCapture:
                 (self.slot,),
             )
             conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(self.slot)))
+
+
+def _batches(transactions: list[Transaction], size: int) -> Iterator[list[Transaction]]:
+    """Whole transactions in groups of at least `size` changes (the last may hold fewer)."""
+    group: list[Transaction] = []
+    changes = 0
+    for transaction in transactions:
+        group.append(transaction)
+        changes += len(transaction.changes)
+        if changes >= size:
+            yield group
+            group, changes = [], 0
+    if group:
+        yield group

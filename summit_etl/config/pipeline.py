@@ -90,8 +90,28 @@ class CdcConfig(Model):
     primary_keys: list[Annotated[str, sql_name("cdc.primaryKeys")]] = Field(default_factory=list)
     capture_deletes: bool = True
     include_old_values: bool = True
-    poll_interval_seconds: int = Field(default=10, ge=1)
+    poll_interval_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="How often the CDC sensor probes the source while no run is live; "
+        "also how often a live run re-checks that CDC is still on (sensor running, "
+        "pipeline enabled) and marks the target caught up.",
+    )
     batch_size: int = Field(default=1000, ge=1)
+    idle_window_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="A run the CDC sensor launched keeps applying changes while they keep "
+        "coming and ends once none came for this long, so most changes arrive while a run "
+        "is live and skip the sensor tick, queue and launch. 0: one pass, as manual runs do.",
+    )
+    run_poll_ms: int = Field(
+        default=200,
+        ge=10,
+        le=10_000,
+        description="How often a live CDC run probes the source for new changes: the lag "
+        "a change waits for inside a live run.",
+    )
     # log_based: drop the replication slot on cdc/stop, so a stopped pipeline retains no
     # WAL; the next start then snapshots again.
     drop_slot_on_stop: bool = False

@@ -22,6 +22,7 @@ from dagster import (
 
 from summit_etl.config import PipelineConfig
 from summit_etl.engine import RunRequest, run_pipeline
+from summit_etl.orchestration.cdc_progress import CdcProgress
 from summit_etl.orchestration.keys import (
     BACKFILL_TAG,
     FULL_RELOAD_TAG,
@@ -70,7 +71,14 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
             config.full_reload or tags.get(FULL_RELOAD_TAG) == "true" or BACKFILL_TAG in tags
         )
         request = RunRequest(context.run.run_id, trigger=run_trigger(tags), full_reload=full_reload)
-        outcome = run_pipeline(pipeline, request, summit.prepared_url())
+        progress = CdcProgress(context, pipeline) if pipeline.cdc is not None else None
+        try:
+            outcome = run_pipeline(
+                pipeline, request, summit.prepared_url(), progress.hooks if progress else None
+            )
+        finally:
+            if progress is not None:  # the batches committed since the last observation
+                progress.flush()
         counts, metrics = outcome.counts, outcome.metrics
         metadata: dict[str, Any] = {
             "status": outcome.status.value,

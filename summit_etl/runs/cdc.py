@@ -5,11 +5,18 @@ the batch to the source (prune captured rows / advance the slot), then mirror th
 offset to `etl_cdc_watermarks`. A crash after the target commit replays the batch from
 the source; the target drops the changes its log already holds. A cancel that arrives
 while a batch is applied and confirmed waits for it, then ends the run after that batch.
+
+A run the sensor launched stays live: once caught up it probes the source every
+`cdc.runPollMs` and applies what comes, until nothing came for `cdc.idleWindowSeconds`
+or CDC was switched off (sensor stopped, pipeline paused or deleted). No target
+transaction stays open between batches, and each committed batch is reported to the
+orchestrator (`RunHooks.on_batch`). Manual runs make one pass.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import psycopg
@@ -25,18 +32,21 @@ from summit_etl.faults import failpoint
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGateFailure
 from summit_etl.quality.run import check_written_target
-from summit_etl.runs.context import RunContext, Stage, StageFailure
+from summit_etl.runs.context import BatchReport, RunContext, Stage, StageFailure
 from summit_etl.schema.contract import SchemaContractError
 from summit_etl.store import cdc_watermarks
+from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store import schema_changes as schema_store
 from summit_etl.store.db import connect
 from summit_etl.timeouts import timed_url
 
 log = logging.getLogger("summit_etl.cdc")
 
+MIRROR_EVERY_SECONDS = 2.0
+
 
 def run_cdc(ctx: RunContext) -> None:
-    """Apply the source's pending changes once."""
+    """Apply the source's pending changes; in a live run, also those that keep coming."""
     config, clock, outcome = ctx.config, ctx.clock, ctx.outcome
     outcome.load = LoadResult()
     # Refused rather than ignored: a CDC run applies changes as captured.
@@ -61,19 +71,27 @@ def run_cdc(ctx: RunContext) -> None:
     outcome.load.schema_changes = list(target.schema_changes)
     offset = clock.run(Stage.loading, lambda: cdc_target.committed_offset(config, ctx.summit_url))
     outcome.watermark_from = offset.value if offset else None
-    caught_up_at: datetime | None = datetime.now(UTC)  # when reading began
     gate = ctx.gate
     row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
+    live = _Live(ctx, source)
+    caught_up_at: datetime | None = None
     with psycopg.connect(target.url) as conn:
-        for number, batch in enumerate(clock.each(Stage.extraction, source.read(offset))):
-            if number == 0:
-                failpoint("extraction")
-            ctx.interrupts.hold()
-            _apply(ctx, source, target, conn, batch, row_check)
-            offset = batch.offset
-            if ctx.interrupts.release() is not None:
+        while True:
+            reading_began = datetime.now(UTC)
+            offset, applied, cancelled = _apply_pending(
+                ctx, source, target, conn, offset, row_check
+            )
+            if cancelled:
                 log.warning("cancelled: stopping after the batch in hand", extra=ctx.log_context)
                 caught_up_at = None  # changes may be left: not caught up
+                break
+            caught_up_at = reading_began
+            if not live.window:
+                break
+            if applied and offset is not None:  # operators see a live run's progress
+                mirror(ctx.summit_url, config, offset, caught_up_at=caught_up_at)
+            more, caught_up_at = live.wait_for_changes(offset, caught_up_at)
+            if not more:
                 break
     if gate is not None:
         written = outcome.counts.records_loaded
@@ -86,6 +104,95 @@ def run_cdc(ctx: RunContext) -> None:
     if offset is not None:
         mirror(ctx.summit_url, config, offset, caught_up_at=caught_up_at)
         outcome.watermark_to = offset.value
+
+
+def _apply_pending(
+    ctx: RunContext,
+    source: ChangeSource,
+    target: cdc_target.CdcTarget,
+    conn: psycopg.Connection,
+    offset: Offset | None,
+    row_check: RowCheck | None,
+) -> tuple[Offset | None, bool, bool]:
+    """Apply what the source holds past `offset`: the new offset, whether a batch was
+    applied, and whether a cancel ended the pass after the batch in hand."""
+    applied, mirrored = False, -MIRROR_EVERY_SECONDS
+    for number, batch in enumerate(ctx.clock.each(Stage.extraction, source.read(offset))):
+        if number == 0:
+            failpoint("extraction")
+        ctx.interrupts.hold()
+        _apply(ctx, source, target, conn, batch, row_check)
+        offset, applied = batch.offset, True
+        # Mirrored once the initial snapshot is complete (before that, no watermark
+        # exists), then at most every few seconds: the target holds the offset of record.
+        if offset.snapshot_done and time.monotonic() - mirrored >= MIRROR_EVERY_SECONDS:
+            mirror(ctx.summit_url, ctx.config, offset, caught_up_at=None)
+            mirrored = time.monotonic()
+        if ctx.interrupts.release() is not None:
+            return offset, applied, True
+    return offset, applied, False
+
+
+class _Live:
+    """The idle window of a run the sensor launched (none for other runs)."""
+
+    def __init__(self, ctx: RunContext, source: ChangeSource) -> None:
+        cdc = ctx.config.cdc
+        if cdc is None:  # change_source has refused such a pipeline already
+            raise ValueError("CDC runs need a `cdc` block")
+        self.window = cdc.idle_window_seconds if ctx.request.trigger == "cdc" else 0.0
+        self.poll = cdc.run_poll_ms / 1000
+        self.check_every = cdc.poll_interval_seconds
+        self.ctx = ctx
+        self.source = source
+        # When CDC was last checked to be on: at most every check_every seconds, since
+        # under a steady stream of changes the run waits after every pass.
+        self._checked = -float(cdc.poll_interval_seconds)
+
+    def wait_for_changes(
+        self, offset: Offset | None, caught_up_at: datetime
+    ) -> tuple[bool, datetime]:
+        """Probe until the source has changes (True) or the window passed or CDC was
+        switched off (False); with when the target was last known caught up."""
+        ctx = self.ctx
+        started = time.monotonic()
+        while time.monotonic() - started < self.window:
+            if time.monotonic() - self._checked >= self.check_every:
+                if not self._still_wanted():
+                    return False, caught_up_at
+                self._mark_caught_up(caught_up_at)
+                self._checked = time.monotonic()
+            time.sleep(self.poll)
+            probed_at = datetime.now(UTC)
+            if ctx.clock.run(Stage.extraction, lambda: self.source.probe(offset)) is not None:
+                return True, caught_up_at
+            caught_up_at = probed_at
+        log.info(
+            "CDC idle: ending the live run", extra={**ctx.log_context, "idleSeconds": self.window}
+        )
+        return False, caught_up_at
+
+    def _still_wanted(self) -> bool:
+        ctx = self.ctx
+        with connect(ctx.summit_url) as conn:
+            row = pipeline_store.get_row(conn, ctx.config.id)
+        reason = None
+        if row is None:
+            reason = "the pipeline was deleted"
+        elif not row.enabled:
+            reason = "the pipeline is paused (pipelines.enabled = false)"
+        elif ctx.hooks.still_wanted is not None and not ctx.hooks.still_wanted():
+            reason = "its CDC sensor was stopped"
+        if reason is not None:
+            log.info(
+                "CDC switched off: ending the live run", extra={**ctx.log_context, "reason": reason}
+            )
+        return reason is None
+
+    def _mark_caught_up(self, at: datetime) -> None:
+        ctx = self.ctx
+        with connect(ctx.summit_url) as conn:
+            cdc_watermarks.mark_caught_up(conn, ctx.config.id, ctx.config.source.label, at)
 
 
 def _apply(
@@ -125,9 +232,21 @@ def _apply(
         result.updated += applied.updated
         result.deleted += applied.deleted
     ctx.clock.run(Stage.extraction, lambda: source.confirm(batch))
-    # The initial snapshot is mirrored once complete: before that, no watermark exists.
-    if batch.offset.snapshot_done:
-        mirror(ctx.summit_url, config, batch.offset, caught_up_at=None)
+    if ctx.hooks.on_batch is not None:
+        ctx.hooks.on_batch(_report(batch, applied))
+
+
+def _report(batch: ChangeBatch, applied: Applied) -> BatchReport:
+    committed = [c.changed_at for c in batch.changes if c.changed_at is not None]
+    lag = (datetime.now(UTC) - min(committed)).total_seconds() if committed else None
+    return BatchReport(
+        changes=applied.changes,
+        inserted=applied.inserted,
+        updated=applied.updated,
+        deleted=applied.deleted,
+        lag_seconds=lag,
+        offset=batch.offset.value,
+    )
 
 
 def mirror(

@@ -3,6 +3,7 @@ its counts, clock and outcome. Drivers receive this object instead of ten loose 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -16,7 +17,16 @@ from summit_etl.runs.stages import Stage, StageFailure
 from summit_etl.store.runs import RunCounts, RunError
 from summit_etl.timeouts import timed_url
 
-__all__ = ["RunContext", "RunOutcome", "RunRequest", "RunStatus", "Stage", "StageFailure"]
+__all__ = [
+    "BatchReport",
+    "RunContext",
+    "RunHooks",
+    "RunOutcome",
+    "RunRequest",
+    "RunStatus",
+    "Stage",
+    "StageFailure",
+]
 
 
 class RunStatus(StrEnum):
@@ -47,6 +57,27 @@ class RunOutcome:
     quality_report: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class BatchReport:
+    """One committed CDC batch, as the orchestrator shows a live run's progress."""
+
+    changes: int  # new changes applied (replays excluded)
+    inserted: int
+    updated: int
+    deleted: int
+    lag_seconds: float | None  # commit of its oldest change until applied (None: snapshot)
+    offset: str | None
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What the orchestrator that launched a run lends it: where to report each committed
+    batch, and whether a live CDC run is still wanted (its sensor may have been stopped)."""
+
+    on_batch: Callable[[BatchReport], None] | None = None
+    still_wanted: Callable[[], bool] | None = None
+
+
 @dataclass
 class RunContext:
     config: PipelineConfig
@@ -59,6 +90,7 @@ class RunContext:
     gate: QualityGate | None = None
     # Held from just before a target commit to the end of its bookkeeping.
     interrupts: InterruptHold = field(default_factory=InterruptHold)
+    hooks: RunHooks = field(default_factory=RunHooks)
 
     @property
     def counts(self) -> RunCounts:

@@ -135,12 +135,17 @@ def raw_pipeline(
     target_url: str,
     pipeline_id: str = "users-cdc",
     loading: dict[str, Any] | None = None,
+    cdc_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cdc: dict[str, Any] = {
         "strategy": strategy,
         "primaryKeys": ["id"],
         "pollIntervalSeconds": 2,
         "batchSize": 100,
+        # One pass per run, so a test's cycle() returns once the source is drained; the
+        # live runs of summit_etl_tests/cdc/test_cdc_live.py set their own window.
+        "idleWindowSeconds": 0,
+        **(cdc_options or {}),
     }
     if strategy == "timestamp":
         cdc["trackingColumn"] = "updated_at"
