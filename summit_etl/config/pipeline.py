@@ -62,6 +62,9 @@ class ExtractionConfig(Model):
     strategy: ExtractionStrategy = ExtractionStrategy.full
     incremental_column: Annotated[str, sql_name("extraction.incrementalColumn")] | None = None
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
+    # A full read split into this many primary-key (or ctid) ranges (extract/ranges.py);
+    # above 1 the pipeline also gets a job of that many static partitions, one per range.
+    parallelism: int = Field(default=1, ge=1, le=16)
 
 
 class WatermarkConfig(Model):

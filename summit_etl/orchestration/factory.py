@@ -12,6 +12,7 @@ from dagster import (
     AssetSelection,
     AssetSpec,
     Definitions,
+    JobDefinition,
     define_asset_job,
     in_process_executor,
 )
@@ -26,6 +27,7 @@ from summit_etl.orchestration.maintenance import maintenance_definitions
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
+from summit_etl.orchestration.slices import sliced, slices_job
 from summit_etl.orchestration.verify_check import verifiable, verify_check, verify_check_key
 from summit_etl.registry import Registry
 
@@ -35,6 +37,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     sources: dict[object, AssetSpec] = {}
     checks: list[AssetChecksDefinition] = []
     jobs, schedules, cdc_sensors = [], [], []
+    slice_jobs: list[JobDefinition] = []
     for config in registry.pipelines.values():
         asset = pipeline_asset(config)
         assets.append(asset)
@@ -52,6 +55,8 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             description=f"Runs pipeline {config.id}: {config.name}",
         )
         jobs.append(job)
+        if sliced(config):
+            slice_jobs.append(slices_job(config))
         schedule = pipeline_schedule(config, job, summit_url)
         if schedule is not None:
             schedules.append(schedule)
@@ -61,7 +66,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     return Definitions(
         assets=[*sources.values(), *assets],
         asset_checks=checks,
-        jobs=[*jobs, *maintenance_jobs],
+        jobs=[*jobs, *slice_jobs, *maintenance_jobs],
         schedules=[*schedules, *maintenance_schedules],
         sensors=[
             *run_record_sensors(summit_url),
