@@ -27,7 +27,7 @@ from summit_etl.orchestration.maintenance import maintenance_definitions
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
-from summit_etl.orchestration.slices import sliced, slices_job
+from summit_etl.orchestration.slices import slices_job, why_not_sliced
 from summit_etl.orchestration.verify_check import verifiable, verify_check, verify_check_key
 from summit_etl.registry import Registry
 
@@ -55,7 +55,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             description=f"Runs pipeline {config.id}: {config.name}",
         )
         jobs.append(job)
-        if sliced(config):
+        if why_not_sliced(config) is None:
             slice_jobs.append(slices_job(config))
         schedule = pipeline_schedule(config, job, summit_url)
         if schedule is not None:

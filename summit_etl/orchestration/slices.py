@@ -36,9 +36,11 @@ from summit_etl.runs.context import RunRequest
 from summit_etl.runs.slice import Slice, run_slice, slice_keys, slice_refusal
 
 
-def sliced(config: PipelineConfig) -> bool:
-    """Whether the pipeline gets a slices job."""
-    return config.extraction.parallelism > 1 and slice_refusal(config) is None
+def why_not_sliced(config: PipelineConfig) -> str | None:
+    """Why the pipeline has no slices job, or None when it has one."""
+    if config.extraction.parallelism == 1:
+        return "extraction.parallelism is 1: set it to the number of slices"
+    return slice_refusal(config)
 
 
 def slices_job(config: PipelineConfig) -> JobDefinition:
