@@ -66,7 +66,10 @@ def _rows(url: str) -> list[tuple]:
 
 def _run_slices(defs: Definitions, instance: DagsterInstance, keys: list[str], **tags: str) -> list:
     job = defs.resolve_job_def(slices_job_name(PIPELINE))
-    return [job.execute_in_process(instance=instance, partition_key=k, tags=tags) for k in keys]
+    return [
+        job.execute_in_process(instance=instance, partition_key=k, tags=tags, raise_on_error=False)
+        for k in keys
+    ]
 
 
 def test_all_partitions_load_the_table_and_one_reloads_its_range_only(
@@ -129,11 +132,7 @@ def test_a_keyless_source_or_a_pipeline_that_cannot_be_sliced_has_no_slices_job(
     run_sql(source, "ALTER TABLE src.items DROP CONSTRAINT items_pkey")
     defs = _definitions(tmp_path, summit_url, _pipeline(source, target_url))
     with DagsterInstance.ephemeral() as instance:
-        (result,) = [
-            defs.resolve_job_def(slices_job_name(PIPELINE)).execute_in_process(
-                instance=instance, partition_key="1-of-4", raise_on_error=False
-            )
-        ]
+        (result,) = _run_slices(defs, instance, ["1-of-4"])
     assert not result.success
     ((status, errors),) = run_sql(summit_url, "SELECT status, errors FROM pipeline_runs")
     assert status == "failed" and "has no primary key" in errors[0]["message"]
@@ -166,6 +165,7 @@ def _waiting_on_advisory_locks(url: str) -> int:
 def test_slices_load_together_and_a_full_run_waits_for_them(
     tmp_path: Path, source: str, target_url: str, summit_url: str
 ) -> None:
+    _held.clear(), _release.clear(), _calls.clear()
     custom = {"transformations": [{"type": "custom", "function": f"{__name__}:hold_second_batch"}]}
     defs = _definitions(tmp_path, summit_url, _pipeline(source, target_url, transformation=custom))
     with DagsterInstance.ephemeral() as instance:
@@ -200,7 +200,17 @@ def test_slices_load_together_and_a_full_run_waits_for_them(
         _release.set()
         slice_one.join(60)
         full.join(120)
-    assert outcomes["held-slice"].success and outcomes["full"].success
+        assert outcomes["held-slice"].success and outcomes["full"].success
+        assert _rows(target_url) == _rows(source)
+
+        # A slice whose split changed while it loaded (another backfill's) writes nothing.
+        _held.clear(), _release.clear()
+        run_sql(source, "UPDATE src.items SET v = 'later'")
+        slice_two = run("held-again", lambda: _run_slices(defs, instance, ["2-of-4"])[0])
+        assert _held.wait(60)
+        run_sql(summit_url, "UPDATE etl_slice_plans SET version = version + 1")
+        _release.set()
+        slice_two.join(60)
     ends = dict(
         run_sql(
             summit_url,
@@ -210,4 +220,11 @@ def test_slices_load_together_and_a_full_run_waits_for_them(
         )
     )
     assert ends["1-of-4"] < ends["full"]
-    assert _rows(target_url) == _rows(source)
+    assert not outcomes["held-again"].success
+    ((errors,),) = run_sql(
+        summit_url,
+        "SELECT errors FROM pipeline_runs WHERE id = %s",
+        (outcomes["held-again"].run_id,),
+    )
+    assert "changed while slice 2-of-4 loaded" in errors[0]["message"]
+    assert run_sql(target_url, "SELECT count(*) FROM dw.items WHERE v = 'later'") == [(0,)]
