@@ -160,7 +160,7 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
         )
     load_plan = LoadPlan(
         strategy=config.loading.strategy,
-        key=config.merge_key or source_db.primary_key(source_url, source),
+        key=config.merge_key,
         create_table=creating,
         replace=config.loading.strategy is LoadStrategy.bulk,
         schema_changes=config.schema_changes,
