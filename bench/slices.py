@@ -2,9 +2,11 @@
 
 A full `bulk` run of the pipeline against the same table loaded as N slices (runs/slice.py):
 one slice after another (one run worker), and all N at once, each in its own process (N run
-workers; the process start is not timed, as a cluster's workers are already up). Every
-contender reloads the same populated target; after each, the target must hold exactly the
-source's rows (count, sum of ids, sum of amounts) or the script exits 1.
+workers; the process start is not timed, as a cluster's workers are already up). The
+contenders reload the same populated target (a slice deletes its range, then inserts it),
+the last one an emptied target (a first load: the TRUNCATE is not timed); after each, the
+target must hold exactly the source's rows (count, sum of ids, sum of amounts) or the
+script exits 1.
 
     .venv/bin/python bench/slices.py                        # 1,000,000 rows, 4 slices
     .venv/bin/python bench/slices.py --rows 200000 --parts 2 --repeat 2
@@ -135,10 +137,13 @@ def main() -> int:
 
             def all_workers() -> int:
                 backfill = uuid.uuid4().hex
-                futures = [
-                    pool.submit(_slice, config, urls["summit"], p, backfill) for p in parts
-                ]
+                futures = [pool.submit(_slice, config, urls["summit"], p, backfill) for p in parts]
                 return sum(f.result() for f in futures)
+
+            def all_workers_empty_target() -> int:
+                with psycopg.connect(urls["dst"], autocommit=True) as conn:
+                    conn.execute(sql.SQL("TRUNCATE {}").format(TARGET.ident))
+                return all_workers()
 
             def split() -> int:
                 return len(split_read(urls["src"], SOURCE, args.parts))
@@ -147,6 +152,7 @@ def main() -> int:
                 "full run (shadow swap)": full,
                 f"{args.parts} slices, one worker": one_worker,
                 f"{args.parts} slices, {args.parts} workers": all_workers,
+                "... into an empty target": all_workers_empty_target,
             }
             timings: dict[str, list[float]] = {name: [] for name in contenders}
             ok = True
