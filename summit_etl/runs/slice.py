@@ -112,14 +112,7 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
     config, counts, clock = ctx.config, ctx.counts, ctx.clock
     with connect(ctx.summit_url) as summit:
         slice_store.note_slice(summit, ctx.request.run_id, part.key)
-    refusal = slice_refusal(config)
-    if refusal is None and part.count != config.extraction.parallelism:
-        refusal = (
-            f"slice {part.key} is not one of the pipeline's {config.extraction.parallelism} "
-            "(extraction.parallelism changed since the run was launched)"
-        )
-    if refusal is not None:
-        raise StageFailure(Stage.extraction, SliceError(f"pipeline {config.id}: {refusal}"))
+    _refuse(config, part)
     source = config.source.table_name
     assert source is not None  # slice_refusal refuses a source query
     target = config.loading.target_name
@@ -146,18 +139,7 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
     # A target that is still missing is created by the slice that gets there first: that
     # DDL takes the whole target, so such a slice waits for every writer (and they for it).
     creating = config.loading.create_table and not _exists(ctx.target_url, target)
-    ordered, target_ordered = (
-        _ordering(source_url, source, plan.split_column),
-        _ordering(ctx.target_url, target, plan.split_column),
-    )
-    if target_ordered is not None and target_ordered != ordered:
-        raise StageFailure(
-            Stage.loading,
-            SliceError(
-                f"{plan.split_column} is {target_ordered} in the target {target} but "
-                f"{ordered} in the source: a range of one is not the same rows in the other"
-            ),
-        )
+    _check_same_order(source_url, source, ctx.target_url, target, plan.split_column)
     load_plan = LoadPlan(
         strategy=config.loading.strategy,
         key=config.merge_key,
@@ -197,7 +179,8 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
             _, batches = source_db.stream_batches(
                 conn, query.as_string(None), config.extraction.batch_size, read
             )
-            stream = clock.each(Stage.transformation, transformed(extracted(batches)))
+            stream = clock.each(Stage.extraction, extracted(batches))
+            stream = clock.each(Stage.transformation, transformed(stream))
             return clock.run(
                 Stage.loading,
                 lambda: load(
@@ -219,6 +202,37 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
     counts.records_filtered = transformer.rows_filtered
     counts.records_loaded = result.rows_written
     ctx.outcome.load = result
+
+
+def _refuse(config: PipelineConfig, part: Slice) -> None:
+    """Fail the run, saying why, when the pipeline cannot load this slice."""
+    refusal = slice_refusal(config)
+    if refusal is None and part.count != config.extraction.parallelism:
+        refusal = (
+            f"slice {part.key} is not one of the pipeline's {config.extraction.parallelism} "
+            "(extraction.parallelism changed since the run was launched)"
+        )
+    if refusal is not None:
+        raise StageFailure(Stage.extraction, SliceError(f"pipeline {config.id}: {refusal}"))
+
+
+def _check_same_order(
+    source_url: str, source: TableName, target_url: str, target: TableName, column: str
+) -> None:
+    """A range of the source's column must be the same rows in the target's: the column
+    sorts the same way in both (a missing target or column is the writer's to report)."""
+    ordered, target_ordered = (
+        _ordering(source_url, source, column),
+        _ordering(target_url, target, column),
+    )
+    if target_ordered is not None and target_ordered != ordered:
+        raise StageFailure(
+            Stage.loading,
+            SliceError(
+                f"{column} is {target_ordered} in the target {target} but {ordered} in the "
+                "source: a range of one is not the same rows in the other"
+            ),
+        )
 
 
 def _shared_plan(
