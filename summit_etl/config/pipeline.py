@@ -62,9 +62,13 @@ class ExtractionConfig(Model):
     strategy: ExtractionStrategy = ExtractionStrategy.full
     incremental_column: Annotated[str, sql_name("extraction.incrementalColumn")] | None = None
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
-    # A full read split into this many primary-key (or ctid) ranges (extract/ranges.py);
-    # above 1 the pipeline also gets a job of that many static partitions, one per range.
-    parallelism: int = Field(default=1, ge=1, le=16)
+    parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="readers of a full read of a table, each on its own connection and "
+        "primary-key (or ctid) range, all in one snapshot of the source",
+    )
 
 
 class WatermarkConfig(Model):
