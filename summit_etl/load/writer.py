@@ -123,7 +123,7 @@ def load(
         _check_key(plan, table, columns, written, first is not None)
         rows = chain([first], stream) if first is not None else iter(())
         if _direct(plan, written):
-            if plan.replace and not plan.within and not created and _swappable(conn, table):
+            if plan.replace and plan.within is None and not created and _swappable(conn, table):
                 result.rows_written = shadow.reload(
                     conn, table, lambda into: _copy(conn, into, written, rows)
                 )
@@ -132,9 +132,10 @@ def load(
                     result.deleted = _clear(conn, table, plan)
                 result.rows_written = _copy(conn, table, written, rows)
             result.inserted = result.rows_written
-        else:
+        elif first is not None or plan.delete_missing:
             _stage(conn, written, rows, result)
             _merge(conn, table, plan, written, result)
+        # else: merging no rows changes nothing (an upsert slice whose range is now empty)
         if before_commit is not None:
             before_commit(conn)
         conn.commit()
