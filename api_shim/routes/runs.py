@@ -23,8 +23,8 @@ from api_shim.services import (
     require_pipeline,
     services,
 )
+from summit_etl.config.slicing import slice_refusal
 from summit_etl.orchestration.keys import slices_job_name, target_key
-from summit_etl.orchestration.slices import why_not_sliced
 from summit_etl.store import runs as run_store
 from summit_etl.store.runs import TERMINAL_STATUSES, RunError
 
@@ -138,7 +138,7 @@ async def backfill(request: Request) -> JSONResponse:
     def launch() -> Launch:
         with svc.db.connection() as conn:
             config = pipeline_config(require_pipeline(conn, pipeline_id))
-            if partitioned and (refusal := why_not_sliced(config)) is not None:
+            if partitioned and (refusal := slice_refusal(config)) is not None:
                 raise ApiError(409, f"pipeline {pipeline_id} has no slices to backfill: {refusal}")
             return launch_backfill(
                 conn,

@@ -19,6 +19,7 @@ from dagster import (
 
 from summit_etl.alerts.settings import AlertSettings
 from summit_etl.config import ExtractionStrategy
+from summit_etl.config.slicing import slice_refusal
 from summit_etl.orchestration.alerts_sensor import alerts_sensor
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
@@ -27,7 +28,7 @@ from summit_etl.orchestration.maintenance import maintenance_definitions
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
-from summit_etl.orchestration.slices import slices_job, why_not_sliced
+from summit_etl.orchestration.slices import slices_job
 from summit_etl.orchestration.verify_check import verifiable, verify_check, verify_check_key
 from summit_etl.registry import Registry
 
@@ -55,7 +56,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             description=f"Runs pipeline {config.id}: {config.name}",
         )
         jobs.append(job)
-        if why_not_sliced(config) is None:
+        if slice_refusal(config) is None:
             slice_jobs.append(slices_job(config))
         schedule = pipeline_schedule(config, job, summit_url)
         if schedule is not None:

@@ -2,7 +2,7 @@
 table over the run workers of a cluster.
 
 A pipeline with `extraction.parallelism: N` (N > 1) that can be loaded in slices
-(runs/slice.py says when) gets the job `slices_of_<id>`: N static partitions named
+(config/slicing.py says when) gets the job `slices_of_<id>`: N static partitions named
 '1-of-N' … 'N-of-N'. The names are stable; the key ranges behind them are worked out when
 the runs start (the split follows the data). A run of one partition loads one range and
 records a materialization of the pipeline's target; a backfill over all partitions (the
@@ -33,14 +33,7 @@ from summit_etl.orchestration.keys import (
 )
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.runs.context import RunRequest
-from summit_etl.runs.slice import Slice, run_slice, slice_keys, slice_refusal
-
-
-def why_not_sliced(config: PipelineConfig) -> str | None:
-    """Why the pipeline has no slices job, or None when it has one."""
-    if config.extraction.parallelism == 1:
-        return "extraction.parallelism is 1: set it to the number of slices"
-    return slice_refusal(config)
+from summit_etl.runs.slice import Slice, run_slice, slice_keys
 
 
 def slices_job(config: PipelineConfig) -> JobDefinition:

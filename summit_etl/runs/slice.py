@@ -24,7 +24,8 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
-from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
+from summit_etl.config import LoadStrategy, PipelineConfig
+from summit_etl.config.slicing import slice_refusal
 from summit_etl.extract import postgres as source_db
 from summit_etl.extract.columns import plan_read
 from summit_etl.extract.ranges import split_read
@@ -44,14 +45,6 @@ from summit_etl.transform import build_transformer
 log = logging.getLogger("summit_etl.engine")
 
 _KEY = re.compile(r"^([1-9][0-9]*)-of-([1-9][0-9]*)$")
-
-# The target's rows mirror the source's by key, so one range of them can be rebuilt alone.
-# append_only would append a range twice, scd_type2 would lose its history and delta's
-# full-snapshot delete would remove every row outside the range.
-SLICEABLE = (LoadStrategy.bulk, LoadStrategy.upsert, LoadStrategy.scd_type1)
-# Steps whose output rows depend on rows outside the range.
-_WHOLE_TABLE_STEPS = ("aggregate", "deduplicate")
-
 
 class SliceError(ValueError):
     """The pipeline cannot be loaded in slices, or the slice asked for does not exist."""
@@ -76,26 +69,6 @@ class Slice:
 
 def slice_keys(count: int) -> list[str]:
     return [Slice(n, count).key for n in range(1, count + 1)]
-
-
-def slice_refusal(config: PipelineConfig) -> str | None:
-    """Why the pipeline cannot be loaded in slices, or None."""
-    strategy = config.loading.strategy
-    if config.extraction.strategy is ExtractionStrategy.cdc:
-        return "a CDC pipeline applies captured changes; it is not reloaded in slices"
-    if config.source.table_name is None:
-        return "slices split a source table by its primary key; a source query has none"
-    if strategy not in SLICEABLE:
-        return (
-            f"loading.strategy {strategy.value} cannot rebuild one key range alone; slices "
-            f"load {', '.join(s.value for s in SLICEABLE)}"
-        )
-    if config.quality.rules:
-        return "quality rules judge the whole table, which one slice does not hold"
-    steps = [s.type for s in config.transformation.transformations if s.type in _WHOLE_TABLE_STEPS]
-    if steps:
-        return f"{' and '.join(sorted(set(steps)))} steps need rows outside one key range"
-    return None
 
 
 def run_slice(
