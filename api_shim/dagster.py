@@ -211,6 +211,21 @@ class DagsterClient:
         return data["__typename"] == "CancelBackfillSuccess", data.get("message", "")
 
     def launch_asset_backfill(self, asset_path: list[str], tags: dict[str, str]) -> str:
+        selection = {"partitionsByAssets": [{"assetKey": {"path": asset_path}, "partitions": None}]}
+        return self._launch_backfill(selection, tags, "Full reload")
+
+    def launch_job_backfill(self, job: str, tags: dict[str, str]) -> str:
+        """A backfill of every partition of a partitioned job."""
+        # Dagster names a job's partition set `<job>_partition_set`.
+        selector = {
+            "partitionSetName": f"{job}_partition_set",
+            "repositorySelector": _REPOSITORY_SELECTOR,
+        }
+        return self._launch_backfill(
+            {"selector": selector, "allPartitions": True}, tags, f"Every partition of {job}"
+        )
+
+    def _launch_backfill(self, selection: dict[str, Any], tags: dict[str, str], title: str) -> str:
         data = self.query(
             """
             mutation Backfill($params: LaunchBackfillParams!) {
@@ -224,9 +239,9 @@ class DagsterClient:
             """,
             {
                 "params": {
-                    "partitionsByAssets": [{"assetKey": {"path": asset_path}, "partitions": None}],
+                    **selection,
                     "tags": [{"key": k, "value": v} for k, v in tags.items()],
-                    "title": "Full reload",
+                    "title": title,
                 }
             },
         )["launchPartitionBackfill"]

@@ -3,8 +3,13 @@
 Dagster runs one run per pipeline at a time (dagster.yaml: a concurrency limit on the
 pipeline tag); the rest wait in its queue. A pipeline never has more than one waiting run
 of a kind: an execute while one waits returns that run (a waiting full reload serves a
-plain execute too), a backfill while one waits returns that backfill. A transaction-level
-advisory lock in the summit database makes look-up and launch one step across API workers.
+plain execute too), a backfill while one waits returns that backfill (a partitioned one
+a partitioned one). A transaction-level advisory lock in the summit database makes
+look-up and launch one step across API workers.
+
+A partitioned backfill runs every partition of the pipeline's slices job
+(orchestration/slices.py); its runs carry the slice tag, not the pipeline tag, so Dagster
+starts them together, and they wait for a running run of the pipeline on the target's lock.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from summit_etl.orchestration.keys import (
     BACKFILL_TAG,
     FULL_RELOAD_TAG,
     PIPELINE_TAG,
+    SLICE_TAG,
     TRIGGER_TAG,
     job_name,
     run_trigger,
+    slices_job_name,
 )
 from summit_etl.store import runs as run_store
 
@@ -91,19 +98,31 @@ def launch_run(
 
 
 def launch_backfill(
-    conn: Connection, dagster: DagsterClient, pipeline_id: str, asset_path: list[str]
+    conn: Connection,
+    dagster: DagsterClient,
+    pipeline_id: str,
+    asset_path: list[str],
+    *,
+    partitioned: bool = False,
 ) -> Launch:
-    """Launch a full-reload backfill, or return the pipeline's backfill still waiting."""
+    """Launch a full-reload backfill (`partitioned`: of every slice), or return the
+    pipeline's backfill of that kind still waiting."""
+    kind = SLICE_TAG if partitioned else PIPELINE_TAG
     with conn.transaction():
         _lock(conn, pipeline_id)
         for backfill in dagster.backfills("REQUESTED"):
             # No run yet, or only waiting ones: the backfill has not started loading.
             waiting = all(r["status"] in QUEUED for r in backfill["runs"])
-            if _tags(backfill).get(PIPELINE_TAG) == pipeline_id and waiting:
+            if _tags(backfill).get(kind) == pipeline_id and waiting:
                 return Launch(backfill["id"], True, None)
         runs = dagster.runs(tags={PIPELINE_TAG: pipeline_id}, statuses=QUEUED + ACTIVE)
-        backfill_id = dagster.launch_asset_backfill(
-            asset_path,
-            {PIPELINE_TAG: pipeline_id, TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"},
-        )
+        if partitioned:
+            backfill_id = dagster.launch_job_backfill(
+                slices_job_name(pipeline_id), {SLICE_TAG: pipeline_id, TRIGGER_TAG: "backfill"}
+            )
+        else:
+            backfill_id = dagster.launch_asset_backfill(
+                asset_path,
+                {PIPELINE_TAG: pipeline_id, TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"},
+            )
         return Launch(backfill_id, False, _ahead(runs, None))

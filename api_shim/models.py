@@ -33,6 +33,15 @@ class ExecuteRequest(Request):
     )
 
 
+class BackfillRequest(Request):
+    partitioned: bool = Field(
+        default=False,
+        description="Backfill every partition of the pipeline's slices job (one key range "
+        "each, loading at the same time) instead of one asset backfill; the pipeline needs "
+        "extraction.parallelism above 1",
+    )
+
+
 class Error(Body):
     error: str
     details: Any = None
@@ -77,6 +86,9 @@ class Run(Body):
     quality_score: float | None
     watermark_from: str | None
     watermark_to: str | None
+    slice: str | None = Field(
+        default=None, description="The slice ('2-of-4') a run of the slices job loaded"
+    )
     dagster_run_id: str
 
 

@@ -111,7 +111,12 @@ DOCS: dict[tuple[str, str], Doc] = {
         links=_LAUNCHED,
     ),
     ("/pipelines/{pipeline_id}/backfill", "POST"): Doc(
-        "backfillPipeline", "Full reload as a Dagster asset backfill", {202: m.Backfill}, (409,)
+        "backfillPipeline",
+        "Full reload as a Dagster asset backfill, or as a backfill of every slice",
+        {202: m.Backfill},
+        (409,),
+        body=m.BackfillRequest,
+        body_required=False,
     ),
     ("/pipelines/{pipeline_id}/runs", "GET"): Doc(
         "listRuns",
@@ -217,6 +222,7 @@ def _components() -> dict[str, Any]:
         [
             *((model, "serialization") for model in _RESPONSE_MODELS),
             (m.ExecuteRequest, "validation"),
+            (m.BackfillRequest, "validation"),
             (PipelineConfig, "validation"),
         ],
         by_alias=True,

@@ -106,6 +106,7 @@ def run(
             quality_score=row["quality_score"],
             watermark_from=row["watermark_from"],
             watermark_to=row["watermark_to"],
+            slice=row.get("slice"),
             dagster_run_id=row["id"],
         )
     )

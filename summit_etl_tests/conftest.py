@@ -20,21 +20,36 @@ def _drop(name: str) -> None:
         )
 
 
+def _create(prefix: str) -> tuple[str, str]:
+    """A new scratch database: (name, URL)."""
+    name = f"summit_test_{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name, ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
 @pytest.fixture
 def make_database() -> Iterator[Callable[[str], str]]:
     """Create a scratch database (dropped after the test) and return its URL."""
     created: list[str] = []
 
     def make(prefix: str = "t") -> str:
-        name = f"summit_test_{prefix}_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        name, url = _create(prefix)
         created.append(name)
-        return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        return url
 
     yield make
     for name in created:
         _drop(name)
+
+
+@pytest.fixture(scope="module")
+def module_database() -> Iterator[str]:
+    """One scratch database for a whole module, for many small tests that each drop what
+    they made (creating and dropping a database costs more than most such tests)."""
+    name, url = _create("mod")
+    yield url
+    _drop(name)
 
 
 @pytest.fixture

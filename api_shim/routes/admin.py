@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from api_shim.models import ResumeAll, StopAll
 from api_shim.serialize import answer
 from api_shim.services import services
-from summit_etl.orchestration.keys import BACKFILL_TAG, PIPELINE_TAG
+from summit_etl.orchestration.keys import BACKFILL_TAG, tagged_pipeline
 from summit_etl.store import admin as admin_store
 from summit_etl.store import runs as run_store
 from summit_etl.store.admin import Stopped
@@ -44,19 +44,18 @@ def stop_all(request: Request) -> JSONResponse:
     cancelled_backfills = [b for b in backfills if svc.dagster.cancel_backfill(b)[0]]
     for run in svc.dagster.runs(statuses=_ACTIVE_RUNS):
         tags = {t["key"]: t["value"] for t in run["tags"]}
-        if PIPELINE_TAG not in tags and BACKFILL_TAG not in tags:
+        pipeline_id = tagged_pipeline(tags)
+        if pipeline_id is None and BACKFILL_TAG not in tags:
             continue
         terminated, _ = svc.dagster.terminate(run["runId"])
         if not terminated:  # e.g. still starting: its worker cannot be asked yet
             terminated, _ = svc.dagster.terminate(run["runId"], force=True)
         if not terminated:
             continue
-        stopped.append(Stopped("run", run["runId"], tags.get(PIPELINE_TAG)))
-        if PIPELINE_TAG in tags:  # recorded at once, as a single cancel is
+        stopped.append(Stopped("run", run["runId"], pipeline_id))
+        if pipeline_id is not None:  # recorded at once, as a single cancel is
             with svc.db.connection() as conn:
-                run_store.mark_ended_abnormally(
-                    conn, run["runId"], tags[PIPELINE_TAG], "cancelled", None
-                )
+                run_store.mark_ended_abnormally(conn, run["runId"], pipeline_id, "cancelled", None)
     with svc.db.connection() as conn:
         admin_store.record_stops(conn, stopped)
     return answer(

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse
 from api_shim import serialize
 from api_shim.dagster import RUN_STATUS
 from api_shim.errors import ApiError
-from api_shim.launch import launch_backfill, launch_run
-from api_shim.models import Backfill, ExecuteRequest, LaunchedRun
+from api_shim.launch import Launch, launch_backfill, launch_run
+from api_shim.models import Backfill, BackfillRequest, ExecuteRequest, LaunchedRun
 from api_shim.services import (
     Services,
     model_body,
@@ -23,7 +23,8 @@ from api_shim.services import (
     require_pipeline,
     services,
 )
-from summit_etl.orchestration.keys import target_key
+from summit_etl.config.slicing import slice_refusal
+from summit_etl.orchestration.keys import slices_job_name, target_key
 from summit_etl.store import runs as run_store
 from summit_etl.store.runs import TERMINAL_STATUSES, RunError
 
@@ -129,16 +130,34 @@ def cancel_run(request: Request) -> JSONResponse:
     return JSONResponse(serialize.run(row))
 
 
-def backfill(request: Request) -> JSONResponse:
-    svc = services(request)
+async def backfill(request: Request) -> JSONResponse:
     pipeline_id = request.path_params["pipeline_id"]
-    with svc.db.connection() as conn:
-        config = pipeline_config(require_pipeline(conn, pipeline_id))
-        launched = launch_backfill(conn, svc.dagster, pipeline_id, list(target_key(config).path))
+    partitioned = (await model_body(request, BackfillRequest)).partitioned
+    svc = services(request)
+
+    def launch() -> Launch:
+        with svc.db.connection() as conn:
+            config = pipeline_config(require_pipeline(conn, pipeline_id))
+            if partitioned and (refusal := slice_refusal(config)) is not None:
+                raise ApiError(409, f"pipeline {pipeline_id} has no slices to backfill: {refusal}")
+            return launch_backfill(
+                conn,
+                svc.dagster,
+                pipeline_id,
+                list(target_key(config).path),
+                partitioned=partitioned,
+            )
+
+    launched = await run_in_threadpool(launch)
+    how = (
+        f"a backfill of every partition of {slices_job_name(pipeline_id)}"
+        if partitioned
+        else "a Dagster asset backfill"
+    )
     return serialize.answer(
         Backfill,
         {
-            "message": f"full reload of {pipeline_id} launched as a Dagster asset backfill",
+            "message": f"full reload of {pipeline_id} launched as {how}",
             "pipelineId": pipeline_id,
             "backfillId": launched.id,
             "status": "requested",

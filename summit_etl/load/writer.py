@@ -6,6 +6,10 @@ Two paths, both one transaction on the target:
   end (load/shadow.py), or, where a swap would lose something, TRUNCATEs and COPYs in place;
 - staged: COPY into a temporary table, then set-based SQL (upsert, scd_type1/2, delta,
   and appends that must skip rows already loaded).
+
+A slice of a partitioned full read (runs/slice.py) loads `within` one key range: what a
+full run replaces (the whole table) is then only the target's rows in that range, deleted
+in the same transaction, under the range's own lock (load/locks.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from psycopg import sql
 
 from summit_etl.config import LoadStrategy
 from summit_etl.extract.postgres import adbc_connection
+from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import shadow
 from summit_etl.load import target as targets
@@ -52,6 +57,7 @@ class LoadPlan:
     skip_existing: bool = False  # appends of re-read rows: keys already loaded are skipped
     delete_missing: bool = False  # delta over a full snapshot: keys gone from it are deleted
     schema_changes: str | None = None  # the contract; None: by who created the target
+    within: ReadRange | None = None  # a slice: the one key range this load writes
 
 
 @dataclass
@@ -79,7 +85,8 @@ def load(
     scd2 = plan.strategy is LoadStrategy.scd_type2
     with adbc_connection(url) as conn:
         # One writer per target: a concurrent load, CDC apply or replay waits here.
-        execute(conn, target_lock(table))
+        # A slice that may create the target takes all of it: that DDL races with no one.
+        execute(conn, target_lock(table, None if plan.create_table else plan.within))
         columns = targets.inspect(conn, table)
         changes: list[SchemaChange] = []
         created = columns is None
@@ -116,18 +123,19 @@ def load(
         _check_key(plan, table, columns, written, first is not None)
         rows = chain([first], stream) if first is not None else iter(())
         if _direct(plan, written):
-            if plan.replace and not created and _swappable(conn, table):
+            if plan.replace and plan.within is None and not created and _swappable(conn, table):
                 result.rows_written = shadow.reload(
                     conn, table, lambda into: _copy(conn, into, written, rows)
                 )
             else:
                 if plan.replace:
-                    _truncate(conn, table)
+                    result.deleted = _clear(conn, table, plan)
                 result.rows_written = _copy(conn, table, written, rows)
             result.inserted = result.rows_written
-        else:
+        elif first is not None or plan.delete_missing:
             _stage(conn, written, rows, result)
             _merge(conn, table, plan, written, result)
+        # else: merging no rows changes nothing (an upsert slice whose range is now empty)
         if before_commit is not None:
             before_commit(conn)
         conn.commit()
@@ -149,6 +157,16 @@ def _truncate(conn, table: TableName) -> None:  # noqa: ANN001
     execute(conn, with_lock_retry(sql.SQL("TRUNCATE {}").format(table.ident), f"TRUNCATE {table}"))
 
 
+def _clear(conn, table: TableName, plan: LoadPlan) -> int:  # noqa: ANN001
+    """Remove what a replacing load replaces: the whole table, or a slice's range (the
+    number of rows deleted; a TRUNCATE does not count them)."""
+    if plan.within is None:
+        _truncate(conn, table)
+        return 0
+    delete = sql.SQL("DELETE FROM {} WHERE {}").format(table.ident, plan.within.predicate())
+    return int(execute(conn, counted(delete))[0][0])
+
+
 def _check_key(
     plan: LoadPlan,
     table: TableName,
@@ -161,6 +179,18 @@ def _check_key(
         missing = [c for c in SCD2_COLUMNS if c not in names]
         if missing:
             raise LoadError(f"scd_type2 target {table} lacks the history columns {missing}")
+    if plan.within is not None:
+        column = plan.within.column
+        if column is None:  # a ctid names a place in the source, nothing in the target
+            raise LoadError(
+                f"a slice of a source without a primary key cannot be loaded into {table}: "
+                "its rows have no key to find them by in the target"
+            )
+        if column not in names or (has_rows and column not in {c.name for c in written}):
+            raise LoadError(
+                f"the slice's key column {column!r} must be a column of the target {table} "
+                "and of the rows loaded into it, to replace that slice's rows there"
+            )
     for key in plan.key:
         if key not in names:
             raise LoadError(f"key column {key!r} is not a column of the target {table}")
@@ -248,7 +278,7 @@ def _merge(
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         if plan.replace:
-            _truncate(conn, table)
+            result.deleted = _clear(conn, table, plan)
         result.inserted = count(merge.insert(missing_only=plan.skip_existing and bool(plan.key)))
         return
     if strategy is LoadStrategy.scd_type2:

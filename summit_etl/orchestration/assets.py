@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from summit_etl.config import PipelineConfig
-from summit_etl.engine import RunRequest, run_pipeline
+from summit_etl.engine import RunOutcome, RunRequest, run_pipeline
 from summit_etl.orchestration.cdc_progress import CdcProgress
 from summit_etl.orchestration.keys import (
     BACKFILL_TAG,
@@ -79,25 +79,8 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         finally:
             if progress is not None:  # the batches committed since the last observation
                 progress.flush()
-        counts, metrics = outcome.counts, outcome.metrics
-        metadata: dict[str, Any] = {
-            "status": outcome.status.value,
-            "records_extracted": counts.records_extracted,
-            "records_transformed": counts.records_transformed,
-            "records_filtered": counts.records_filtered,
-            "records_loaded": counts.records_loaded,
-            "rows_inserted": outcome.load.inserted if outcome.load else 0,
-            "rows_updated": outcome.load.updated if outcome.load else 0,
-            "rows_deleted": outcome.load.deleted if outcome.load else 0,
-            "bytes_processed": counts.bytes_processed,
-            "full_reload": full_reload,
-            **{key: MetadataValue.float(value) for key, value in metrics.items()},
-        }
-        if outcome.watermark_to is not None:
-            metadata["watermark"] = outcome.watermark_to
-        if outcome.load and outcome.load.schema_changes:
-            changes = [c.as_dict() for c in outcome.load.schema_changes]
-            metadata["schema_changes"] = MetadataValue.json(changes)
+        metadata = outcome_metadata(outcome)
+        metadata["full_reload"] = full_reload
         report = outcome.quality_report
         if report is not None:
             metadata["quality_score"] = MetadataValue.float(report["overallScore"])
@@ -105,6 +88,29 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         return MaterializeResult(metadata=metadata, check_results=quality_check_results(report))
 
     return load_pipeline
+
+
+def outcome_metadata(outcome: RunOutcome) -> dict[str, Any]:
+    """A run's counts, timings, watermark and schema changes as materialization metadata."""
+    counts, metrics = outcome.counts, outcome.metrics
+    metadata: dict[str, Any] = {
+        "status": outcome.status.value,
+        "records_extracted": counts.records_extracted,
+        "records_transformed": counts.records_transformed,
+        "records_filtered": counts.records_filtered,
+        "records_loaded": counts.records_loaded,
+        "rows_inserted": outcome.load.inserted if outcome.load else 0,
+        "rows_updated": outcome.load.updated if outcome.load else 0,
+        "rows_deleted": outcome.load.deleted if outcome.load else 0,
+        "bytes_processed": counts.bytes_processed,
+        **{key: MetadataValue.float(value) for key, value in metrics.items()},
+    }
+    if outcome.watermark_to is not None:
+        metadata["watermark"] = outcome.watermark_to
+    if outcome.load and outcome.load.schema_changes:
+        changes = [c.as_dict() for c in outcome.load.schema_changes]
+        metadata["schema_changes"] = MetadataValue.json(changes)
+    return metadata
 
 
 def check_name(rule_id: str) -> str:

@@ -12,12 +12,14 @@ from dagster import (
     AssetSelection,
     AssetSpec,
     Definitions,
+    JobDefinition,
     define_asset_job,
     in_process_executor,
 )
 
 from summit_etl.alerts.settings import AlertSettings
 from summit_etl.config import ExtractionStrategy
+from summit_etl.config.slicing import slice_refusal
 from summit_etl.orchestration.alerts_sensor import alerts_sensor
 from summit_etl.orchestration.assets import pipeline_asset, source_spec
 from summit_etl.orchestration.cdc_sensors import cdc_sensor
@@ -26,6 +28,7 @@ from summit_etl.orchestration.maintenance import maintenance_definitions
 from summit_etl.orchestration.resources import SummitDatabase
 from summit_etl.orchestration.schedules import pipeline_schedule
 from summit_etl.orchestration.sensors import config_error_sensor, run_record_sensors
+from summit_etl.orchestration.slices import slices_job
 from summit_etl.orchestration.verify_check import verifiable, verify_check, verify_check_key
 from summit_etl.registry import Registry
 
@@ -35,6 +38,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     sources: dict[object, AssetSpec] = {}
     checks: list[AssetChecksDefinition] = []
     jobs, schedules, cdc_sensors = [], [], []
+    slice_jobs: list[JobDefinition] = []
     for config in registry.pipelines.values():
         asset = pipeline_asset(config)
         assets.append(asset)
@@ -52,6 +56,8 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
             description=f"Runs pipeline {config.id}: {config.name}",
         )
         jobs.append(job)
+        if slice_refusal(config) is None:
+            slice_jobs.append(slices_job(config))
         schedule = pipeline_schedule(config, job, summit_url)
         if schedule is not None:
             schedules.append(schedule)
@@ -61,7 +67,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     return Definitions(
         assets=[*sources.values(), *assets],
         asset_checks=checks,
-        jobs=[*jobs, *maintenance_jobs],
+        jobs=[*jobs, *slice_jobs, *maintenance_jobs],
         schedules=[*schedules, *maintenance_schedules],
         sensors=[
             *run_record_sensors(summit_url),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from dagster import AssetKey, DagsterRunStatus, RunsFilter
 from psycopg.conninfo import conninfo_to_dict
@@ -15,6 +16,10 @@ PIPELINE_TAG = "summit/pipeline_id"
 TRIGGER_TAG = "summit/trigger"
 FULL_RELOAD_TAG = "summit/full_reload"
 BACKFILL_TAG = "dagster/backfill"
+# On the runs of a pipeline's slices job instead of PIPELINE_TAG: dagster.yaml allows one
+# run per PIPELINE_TAG value, and slices of one table are meant to load at the same time
+# (the target's locks keep them apart from the pipeline's other runs, load/locks.py).
+SLICE_TAG = "summit/slice_of"
 
 
 # Unfinished runs: a run in any of these still holds (or waits for) its pipeline's target.
@@ -29,6 +34,17 @@ IN_FLIGHT_STATUSES = (
 
 def job_name(pipeline_id: str) -> str:
     return "pipeline_" + dagster_name(pipeline_id)
+
+
+def slices_job_name(pipeline_id: str) -> str:
+    """The job of the pipeline's slices: a prefix of its own, as no pipeline's job name
+    (`pipeline_<id>`) can take it."""
+    return "slices_of_" + dagster_name(pipeline_id)
+
+
+def tagged_pipeline(tags: Mapping[str, str]) -> str | None:
+    """The pipeline a run's tags name: a run of its job or backfill, or one of its slices."""
+    return tags.get(PIPELINE_TAG) or tags.get(SLICE_TAG)
 
 
 def in_flight_runs(pipeline_id: str) -> RunsFilter:

@@ -19,7 +19,7 @@ from dagster import (
     sensor,
 )
 
-from summit_etl.orchestration.keys import PIPELINE_TAG
+from summit_etl.orchestration.keys import tagged_pipeline
 from summit_etl.registry import ConfigError
 from summit_etl.store import runs as run_store
 from summit_etl.store.db import connect
@@ -54,7 +54,7 @@ def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:
 def _pipeline_of(run: DagsterRun, summit_url: str) -> str | None:
     """The run's pipeline: its tag, or for a run launched without it (a materialization or
     backfill started in the Dagster UI) the pipeline its own start record names."""
-    if (tagged := run.tags.get(PIPELINE_TAG)) is not None:
+    if (tagged := tagged_pipeline(run.tags)) is not None:
         return tagged
     with connect(summit_url) as conn:
         row = run_store.get_run(conn, run.run_id)

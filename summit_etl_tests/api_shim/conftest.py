@@ -94,6 +94,12 @@ PIPELINES = {
         "extraction": {"strategy": "full", "batchSize": 1},
         "loading": {"strategy": "bulk", "targetTable": "dw.slow", "targetUrl": "${TARGET_URL}", "createTable": True},
     },
+    "users-sliced": {
+        "source": {"url": "${SOURCE_URL}", "table": "public.users"},
+        "extraction": {"strategy": "full", "parallelism": 2},
+        "loading": {"strategy": "bulk", "targetTable": "dw.users_sliced", "targetUrl": "${TARGET_URL}",
+                    "createTable": True},
+    },
     "broken-load": {
         "source": {"url": "${SOURCE_URL}", "table": "public.users"},
         "loading": {"strategy": "bulk", "targetTable": "dw.narrow", "targetUrl": "${TARGET_URL}"},

@@ -92,6 +92,26 @@ def test_backfill_is_a_full_reload_through_dagster(api: httpx.Client) -> None:
     assert runs[0]["fullReload"] is True
 
 
+def test_a_partitioned_backfill_loads_the_table_slice_by_slice(api: httpx.Client, stack: Stack) -> None:
+    response = api.post("/pipelines/users-sliced/backfill", json={"partitioned": True})
+    assert response.status_code == 202 and "slices_of_users_sliced" in response.json()["message"]
+    deadline = time.monotonic() + 180
+    while True:
+        runs = api.get("/pipelines/users-sliced/runs?limit=50").json()
+        if len(runs) == 2 and all(r["status"] == "success" for r in runs):
+            break
+        assert time.monotonic() < deadline and not any(r["status"] == "failed" for r in runs), runs
+        time.sleep(1)
+    assert sorted(r["slice"] for r in runs) == ["1-of-2", "2-of-2"]
+    assert {r["trigger"] for r in runs} == {"backfill"}
+    assert sum(r["recordsLoaded"] for r in runs) == 200
+    assert run_sql(stack.target_url, "SELECT count(*) FROM dw.users_sliced") == [(200,)]
+    # Without slices (parallelism 1) the request is refused; the option is checked.
+    refused = api.post("/pipelines/users-sync/backfill", json={"partitioned": True})
+    assert refused.status_code == 409 and "extraction.parallelism is 1" in refused.json()["error"]
+    assert api.post("/pipelines/users-sliced/backfill", json={"partitioned": "yes"}).status_code == 400
+
+
 def sensor_status(stack: Stack, name: str) -> str:
     query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name sensorState { status } } } } } }"
     nodes = httpx.post(stack.graphql_url, json={"query": query}).json()["data"]["repositoriesOrError"]["nodes"]

@@ -3,6 +3,7 @@ its skew, its statistics, or the lack of a key."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -15,6 +16,13 @@ from summit_etl.identifiers import TableName
 from summit_etl_tests.support import run_sql
 
 TABLE = TableName("src", "items")
+
+
+@pytest.fixture
+def source_url(module_database: str) -> Iterator[str]:
+    """The module's database, its schema `src` dropped after each test."""
+    yield module_database
+    run_sql(module_database, "DROP SCHEMA IF EXISTS src CASCADE")
 
 
 @dataclass(frozen=True)

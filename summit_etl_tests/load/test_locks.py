@@ -8,6 +8,7 @@ import time
 
 import psycopg
 
+from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName
 from summit_etl.load.locks import target_lock
 
@@ -34,3 +35,31 @@ def test_a_second_writer_waits_past_its_lock_timeout_and_keeps_it(target_url: st
     thread.join(timeout=10)
     holder.close()
     assert waited[0] >= 0.9 and waited[1] == "100ms"
+
+
+def test_slices_of_different_ranges_write_together_and_exclude_whole_target_writers(
+    target_url: str,
+) -> None:
+    table = TableName("dw", "items")
+    first, second = ReadRange("id", None, 100), ReadRange("id", 100, None)
+
+    def taken_at_once(statement: object) -> bool:
+        """Whether `statement` is granted while the holder's transaction is open."""
+        with psycopg.connect(target_url) as conn:
+            conn.execute("SET lock_timeout = '300ms'")
+            # The statement lifts the lock timeout for its own wait: bound it from outside.
+            conn.execute("SET statement_timeout = '300ms'")
+            try:
+                conn.execute(statement)
+            except psycopg.errors.QueryCanceled:
+                return False
+            return True
+
+    with psycopg.connect(target_url) as holder:
+        holder.execute(target_lock(table, first))  # a slice, transaction open
+        assert taken_at_once(target_lock(table, second))  # another range loads meanwhile
+        assert not taken_at_once(target_lock(table, first))  # the same range waits
+        assert not taken_at_once(target_lock(table))  # a full load waits
+    with psycopg.connect(target_url) as holder:
+        holder.execute(target_lock(table))  # a full load, transaction open
+        assert not taken_at_once(target_lock(table, second))

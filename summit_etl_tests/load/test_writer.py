@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from summit_etl.config import LoadStrategy
+from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName
 from summit_etl.load.locks import target_lock
 from summit_etl.load.writer import LoadError, LoadPlan, load
@@ -233,3 +234,25 @@ def test_concurrent_loads_into_a_target_without_unique_index_serialize(
     assert run_sql(
         target_url, f"SELECT count(*), count(DISTINCT id) FROM dw.people WHERE {current}"
     ) == [(2000, 2000)]
+
+
+def test_a_merge_of_no_rows_changes_nothing(target_url: str) -> None:
+    plan = LoadPlan(LoadStrategy.upsert, key=["id"], create_table=True)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo")])])
+    assert load(target_url, TABLE, plan, []).rows_written == 0
+    assert target_rows(target_url) == [(1, "Ann", "Oslo")]
+
+
+def test_a_bulk_load_within_a_range_replaces_that_range_only(target_url: str) -> None:
+    bulk = LoadPlan(LoadStrategy.bulk, key=["id"], create_table=True, replace=True)
+    load(target_url, TABLE, bulk, [people([(1, "Ann", "Oslo"), (5, "Eve", "Kyiv"), (9, "Ivo", "Rome")])])
+    within = LoadPlan(LoadStrategy.bulk, key=["id"], replace=True, within=ReadRange("id", 2, 9))
+    result = load(target_url, TABLE, within, [people([(3, "Cy", "Pula")])])
+    assert (result.deleted, result.rows_written) == (1, 1)
+    assert target_rows(target_url) == [(1, "Ann", "Oslo"), (3, "Cy", "Pula"), (9, "Ivo", "Rome")]
+    # Nothing left in the range at the source: its rows go from the target too.
+    assert load(target_url, TABLE, within, []).deleted == 1
+    assert target_rows(target_url) == [(1, "Ann", "Oslo"), (9, "Ivo", "Rome")]
+    keyless = LoadPlan(LoadStrategy.bulk, key=[], replace=True, within=ReadRange(None, None, "(1,0)"))
+    with pytest.raises(LoadError, match="without a primary key"):
+        load(target_url, TABLE, keyless, [people([(3, "Cy", "Pula")])])

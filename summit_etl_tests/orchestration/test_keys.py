@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
-from summit_etl.orchestration.keys import PIPELINE_TAG, in_flight_runs, job_name
+from summit_etl.orchestration.keys import (
+    PIPELINE_TAG,
+    SLICE_TAG,
+    in_flight_runs,
+    job_name,
+    slices_job_name,
+    tagged_pipeline,
+)
 
 
 def test_in_flight_runs_include_backfill_runs_of_the_asset_job() -> None:
@@ -26,3 +33,12 @@ def test_in_flight_runs_include_backfill_runs_of_the_asset_job() -> None:
             instance.add_run(run)
         found = {run.run_id for run in instance.get_runs(in_flight_runs("users-sync"))}
     assert found == {"backfill", "own", "stopping"}
+
+
+def test_a_run_names_its_pipeline_by_the_pipeline_or_the_slice_tag() -> None:
+    assert tagged_pipeline({PIPELINE_TAG: "users-sync"}) == "users-sync"
+    assert tagged_pipeline({SLICE_TAG: "users-sync", "dagster/partition": "1-of-4"}) == "users-sync"
+    assert tagged_pipeline({"dagster/backfill": "abc"}) is None
+    # Slices have a job of their own, whose name no pipeline's own job can take.
+    assert slices_job_name("x") != job_name("x_slices")
+    assert slices_job_name("x").startswith("slices_of_")
