@@ -8,7 +8,7 @@ rather than loses rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -25,12 +25,12 @@ from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
 from summit_etl.quality.run import blocking_check, check_written_target, confirm_quarantine
 from summit_etl.runs.context import RunContext, Stage, StageFailure
 from summit_etl.runs.state import stored_watermark
-from summit_etl.schema.contract import SchemaContractError
+from summit_etl.schema.contract import SchemaChange, SchemaContractError
 from summit_etl.store import schema_changes as schema_store
 from summit_etl.store import watermarks as watermark_store
 from summit_etl.store.db import connect
 from summit_etl.timeouts import timed_url
-from summit_etl.transform import build_transformer
+from summit_etl.transform import Transformer, build_transformer
 
 log = logging.getLogger("summit_etl.engine")
 
@@ -60,27 +60,6 @@ def run_batch(ctx: RunContext) -> None:
         raise StageFailure(Stage.transformation, exc) from exc
     high_mark = HighWaterMark(column, stored) if column else None
 
-    def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for number, batch in enumerate(batches):
-            counts.records_extracted += batch.num_rows
-            counts.bytes_processed += batch.nbytes
-            if high_mark:
-                high_mark.observe(batch)
-            if number == 0:
-                failpoint("extraction")
-            yield batch
-
-    def transformed(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for batch in transformer.stream(batches):
-            counts.records_transformed += batch.num_rows
-            yield batch
-
-    def handed_over(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for number, batch in enumerate(batches):
-            yield batch
-            if number == 0:  # the loader asks for more: the first batch is in its COPY
-                failpoint("loading")
-
     decide = blocking_check(ctx.gate, config, stream_saw_every_row=plan.replace, key=plan.key)
 
     def before_commit(conn: adbc.Connection) -> None:
@@ -90,49 +69,12 @@ def run_batch(ctx: RunContext) -> None:
         # until the watermark and the run record say so.
         ctx.interrupts.hold()
 
-    def extract_and_load() -> LoadResult:
-        # Connecting to and querying the source count as extraction; the clock charges
-        # the loader and the stages it pulls their own time.
-        read = source_db.read_plan(config, column, start)
-        queries = _queries(config, source_url, column, start, read)
-        for query in queries:
-            log.debug(
-                "extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query}
-            )
-        # The source is read on reader threads while the loader writes; the time the
-        # stages below wait for their batches is the run's extraction time (runs/clock.py).
-        with read_ahead(source_url, queries, config.extraction.batch_size, read) as batches:
-            stream = clock.each(Stage.extraction, extracted(batches))
-            stream = clock.each(Stage.transformation, transformed(stream))
-            if ctx.gate is not None:
-                stream = clock.each(Stage.validation, ctx.gate.stream(stream))
-            return clock.run(
-                Stage.loading,
-                lambda: load(
-                    ctx.target_url,
-                    target,
-                    plan,
-                    handed_over(stream),
-                    before_commit=before_commit,
-                ),
-            )
-
-    target = config.loading.target_name
-    try:
-        result = clock.run(Stage.extraction, extract_and_load)
-    except StageFailure as failure:
-        if isinstance(failure.cause, SchemaContractError):
-            schema_store.record(
-                ctx.summit_url, config.id, request.run_id, str(target), failure.cause.changes
-            )
-        raise
-    failpoint("target-committed")
-    schema_store.record(
-        ctx.summit_url, config.id, request.run_id, str(target), result.schema_changes
+    # Connecting to and querying the source count as extraction.
+    read = clock.run(Stage.extraction, lambda: source_db.read_plan(config, column, start))
+    queries = clock.run(Stage.extraction, lambda: _queries(config, source_url, column, start, read))
+    result = stream_into_target(
+        ctx, queries, read, plan, transformer, before_commit, observe=high_mark
     )
-
-    counts.records_filtered = transformer.rows_filtered
-    counts.records_loaded = result.rows_written
     outcome.load = result
     if ctx.gate is not None:
         gate = ctx.gate
@@ -161,6 +103,76 @@ def run_batch(ctx: RunContext) -> None:
                 run_id=request.run_id,
             )
         outcome.watermark_to = value
+
+
+def stream_into_target(
+    ctx: RunContext,
+    queries: list[str],
+    read: ReadPlan,
+    plan: LoadPlan,
+    transformer: Transformer,
+    before_commit: Callable[[adbc.Connection], None],
+    observe: HighWaterMark | None = None,
+) -> LoadResult:
+    """Read `queries` → transform → (quality gate) → load into the pipeline's target, each
+    stage on the run's clock; the schema changes the load met are recorded either way."""
+    config, counts, clock = ctx.config, ctx.counts, ctx.clock
+    target, source_url = config.loading.target_name, timed_url(config.source.url, config.timeouts)
+
+    def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for number, batch in enumerate(batches):
+            counts.records_extracted += batch.num_rows
+            counts.bytes_processed += batch.nbytes
+            if observe:
+                observe.observe(batch)
+            if number == 0:
+                failpoint("extraction")
+            yield batch
+
+    def transformed(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for batch in transformer.stream(batches):
+            counts.records_transformed += batch.num_rows
+            yield batch
+
+    def handed_over(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for number, batch in enumerate(batches):
+            yield batch
+            if number == 0:  # the loader asks for more: the first batch is in its COPY
+                failpoint("loading")
+
+    def extract_and_load() -> LoadResult:
+        for query in queries:
+            log.debug(
+                "extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query}
+            )
+        # The source is read on reader threads while the loader writes; the time the
+        # stages below wait for their batches is the run's extraction time (runs/clock.py).
+        with read_ahead(source_url, queries, config.extraction.batch_size, read) as batches:
+            stream = clock.each(Stage.extraction, extracted(batches))
+            stream = clock.each(Stage.transformation, transformed(stream))
+            if ctx.gate is not None:
+                stream = clock.each(Stage.validation, ctx.gate.stream(stream))
+            return clock.run(
+                Stage.loading,
+                lambda: load(
+                    ctx.target_url, target, plan, handed_over(stream), before_commit=before_commit
+                ),
+            )
+
+    def record(changes: Sequence[SchemaChange]) -> None:
+        schema_store.record(ctx.summit_url, config.id, ctx.request.run_id, str(target), changes)
+
+    try:
+        result = clock.run(Stage.extraction, extract_and_load)
+    except StageFailure as failure:
+        if isinstance(failure.cause, SchemaContractError):
+            record(failure.cause.changes)
+        raise
+    failpoint("target-committed")
+    record(result.schema_changes)
+    counts.records_filtered = transformer.rows_filtered
+    counts.records_loaded = result.rows_written
+    return result
 
 
 def _queries(

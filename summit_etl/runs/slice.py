@@ -17,26 +17,23 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc
-import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.config import LoadStrategy, PipelineConfig
 from summit_etl.config.slicing import slice_refusal
 from summit_etl.extract import postgres as source_db
-from summit_etl.extract.columns import plan_read
+from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.extract.ranges import split_read
 from summit_etl.identifiers import TableName
 from summit_etl.load.locks import target_lock
 from summit_etl.load.target import execute
-from summit_etl.load.writer import LoadPlan, LoadResult, load
+from summit_etl.load.writer import LoadPlan
+from summit_etl.runs.batch import stream_into_target
 from summit_etl.runs.context import RunContext, RunOutcome, RunRequest, Stage, StageFailure
 from summit_etl.runs.lifecycle import recorded_run
-from summit_etl.schema.contract import SchemaContractError
-from summit_etl.store import schema_changes as schema_store
 from summit_etl.store import slices as slice_store
 from summit_etl.store.db import connect
 from summit_etl.timeouts import timed_url
@@ -45,6 +42,7 @@ from summit_etl.transform import build_transformer
 log = logging.getLogger("summit_etl.engine")
 
 _KEY = re.compile(r"^([1-9][0-9]*)-of-([1-9][0-9]*)$")
+
 
 class SliceError(ValueError):
     """The pipeline cannot be loaded in slices, or the slice asked for does not exist."""
@@ -82,7 +80,7 @@ def run_slice(
 
 
 def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
-    config, counts, clock = ctx.config, ctx.counts, ctx.clock
+    config, clock = ctx.config, ctx.clock
     with connect(ctx.summit_url) as summit:
         slice_store.note_slice(summit, ctx.request.run_id, part.key)
     _refuse(config, part)
@@ -132,49 +130,12 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
             )
         ctx.interrupts.hold()
 
-    def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for batch in batches:
-            counts.records_extracted += batch.num_rows
-            counts.bytes_processed += batch.nbytes
-            yield batch
+    def read_plan() -> ReadPlan:
+        return plan_read(source_url, source.ident, True, config, where)
 
-    def transformed(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for batch in transformer.stream(batches):
-            counts.records_transformed += batch.num_rows
-            yield batch
-
-    def extract_and_load() -> LoadResult:
-        read = plan_read(source_url, source.ident, True, config, where)
-        query = sql.SQL("{} {}").format(
-            sql.SQL(source_db.select_sql(config.source, None, None, read)), where
-        )
-        with source_db.adbc_connection(source_url) as conn:
-            _, batches = source_db.stream_batches(
-                conn, query.as_string(None), config.extraction.batch_size, read
-            )
-            stream = clock.each(Stage.extraction, extracted(batches))
-            stream = clock.each(Stage.transformation, transformed(stream))
-            return clock.run(
-                Stage.loading,
-                lambda: load(
-                    ctx.target_url, target, load_plan, stream, before_commit=before_commit
-                ),
-            )
-
-    try:
-        result = clock.run(Stage.extraction, extract_and_load)
-    except StageFailure as failure:
-        if isinstance(failure.cause, SchemaContractError):
-            schema_store.record(
-                ctx.summit_url, config.id, ctx.request.run_id, str(target), failure.cause.changes
-            )
-        raise
-    schema_store.record(
-        ctx.summit_url, config.id, ctx.request.run_id, str(target), result.schema_changes
-    )
-    counts.records_filtered = transformer.rows_filtered
-    counts.records_loaded = result.rows_written
-    ctx.outcome.load = result
+    read = clock.run(Stage.extraction, read_plan)
+    query = source_db.select_sql(config.source, None, None, read, within.predicate())
+    ctx.outcome.load = stream_into_target(ctx, [query], read, load_plan, transformer, before_commit)
 
 
 def _refuse(config: PipelineConfig, part: Slice) -> None:
