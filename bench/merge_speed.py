@@ -512,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     if "dlt" in contenders:
         os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")  # its per-chunk type warnings
+        # scd2 needs a row hash in `_dlt_id`, which arrow tables only get when asked.
+        os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
         import dlt.sources.sql_database  # noqa: F401
     names = Names(args.rows)
     results = []
