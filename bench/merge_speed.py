@@ -356,7 +356,8 @@ def run_dlt(names: Names, strategy: str) -> int:
 
     disposition = {"disposition": "merge", "strategy": DLT_MERGE[strategy]}
     with psycopg.connect(database_url(TARGET_DB), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(DLT_SCHEMA)))
+        for schema in (DLT_SCHEMA, f"{DLT_SCHEMA}_staging"):  # dlt merges through the latter
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     with tempfile.TemporaryDirectory(prefix="summit_bench_dlt_") as pipelines_dir:
         first = sql_table(credentials=url_form(TARGET_DB, "postgresql+psycopg"),
                           table=names.before, schema="public", backend="pyarrow",
