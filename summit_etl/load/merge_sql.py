@@ -115,6 +115,23 @@ class MergeSql:
             self.target.ident, _CLOSE_VERSION, self.source, _where(conditions)
         )
 
+    def reopen_changed(self) -> sql.Composed:
+        """A query of how many keys it gave a new scd_type2 version: it closes the open
+        version of each key whose values changed and opens the incoming one in the same
+        statement, so the keys to open need no second look-up in the target."""
+        return sql.SQL(
+            "WITH closed AS ({} RETURNING {}), opened AS (INSERT INTO {} ({}, {}) SELECT {}, {} "
+            "FROM closed RETURNING 1) SELECT count(*) FROM opened"
+        ).format(
+            self.close_current(changed_only=True),
+            _prefixed(self.columns, "s."),
+            self.target.ident,
+            columns_sql(self.columns),
+            _HISTORY_COLUMNS,
+            columns_sql(self.columns),
+            _OPEN_VERSION,
+        )
+
     def fill_from_current(self) -> sql.Composed:
         """UPDATE the incoming rows (`source` must be a plain table) so that each column a
         row lacks (`present`) holds its key's current scd_type2 value: whole-row change

@@ -40,7 +40,6 @@ from summit_etl.schema.contract import SchemaChange
 log = logging.getLogger(__name__)
 
 STAGE = sql.Identifier("summit_stage")
-LATEST = sql.Identifier("summit_latest")
 _SEQ = sql.Identifier("_summit_seq")
 
 
@@ -226,7 +225,7 @@ def _copy(
 
 
 def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: LoadResult) -> None:  # noqa: ANN001
-    """COPY the rows into a temporary table, then keep the newest row per key in another."""
+    """COPY the rows into a temporary table without indexes (merges drop superseded rows there)."""
     staged_columns = [
         sql.SQL("{} {}").format(
             sql.Identifier(c.name), sql.SQL(c.sql_type if c.arrow_type is not None else "text")
@@ -247,6 +246,10 @@ def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: 
 def _merge(
     conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
 ) -> None:  # noqa: ANN001
+    if plan.key:
+        execute(conn, _drop_superseded(plan.key))
+        # The key's statistics are all the planner needs to size the joins with the target.
+        execute(conn, sql.SQL("ANALYZE {} ({})").format(STAGE, columns_sql(plan.key)))
     typed = sql.SQL(", ").join(
         sql.SQL("{}::{} AS {}").format(
             sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)
@@ -255,20 +258,12 @@ def _merge(
         else sql.Identifier(c.name)
         for c in written
     )
-    if plan.key:
-        latest = sql.SQL(
-            "SELECT DISTINCT ON ({k}) {typed} FROM {stage} ORDER BY {k}, {seq} DESC"
-        ).format(k=columns_sql(plan.key), typed=typed, stage=STAGE, seq=_SEQ)
-    else:
-        latest = sql.SQL("SELECT {} FROM {}").format(typed, STAGE)
-    execute(conn, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(LATEST, latest))
-    execute(conn, sql.SQL("ANALYZE {}").format(LATEST))
-
     merge = MergeSql(
         target=table,
         columns=[c.name for c in written],
         key=plan.key,
-        source=sql.SQL("{} AS s").format(LATEST),
+        # A plain subquery: the planner pulls it up, so the casts cost nothing extra.
+        source=sql.SQL("(SELECT {} FROM {}) AS s").format(typed, STAGE),
         by_text=frozenset(c.name for c in written if not c.comparable),
     )
 
@@ -281,13 +276,25 @@ def _merge(
             result.deleted = _clear(conn, table, plan)
         result.inserted = count(merge.insert(missing_only=plan.skip_existing and bool(plan.key)))
         return
+    # Inserting the new keys first looks them up while the target is still all-visible
+    # (index-only probes); the rows it adds equal their incoming rows and are not updated.
     if strategy is LoadStrategy.scd_type2:
-        if merge.tracked:
-            result.updated = count(merge.close_current(changed_only=True))
         result.inserted = count(merge.insert(missing_only=True, history=True))
+        if merge.tracked:
+            result.updated = int(execute(conn, merge.reopen_changed())[0][0])
+            result.inserted += result.updated
         return
+    result.inserted = count(merge.insert(missing_only=True))
     if merge.tracked:
         result.updated = count(merge.update_changed())
-    result.inserted = count(merge.insert(missing_only=True))
     if strategy is LoadStrategy.delta and plan.delete_missing:
         result.deleted = count(merge.delete_unmatched())
+
+
+def _drop_superseded(key: list[str]) -> sql.Composed:
+    """DELETE the staged rows a later row of the same key supersedes (NULL keys count as
+    one key, as DISTINCT ON counts them): in place, sorting only the key and sequence."""
+    return sql.SQL(
+        "DELETE FROM {stage} WHERE {seq} IN (SELECT {seq} FROM (SELECT {seq}, row_number() "
+        "OVER (PARTITION BY {k} ORDER BY {seq} DESC) AS n FROM {stage}) AS ranked WHERE n > 1)"
+    ).format(stage=STAGE, seq=_SEQ, k=columns_sql(key))

@@ -86,6 +86,33 @@ def test_upsert_keeps_the_last_row_of_a_key_across_batches(target_url: str) -> N
     assert target_rows(target_url) == [(1, "Ann", "Lima")]
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [LoadStrategy.upsert, LoadStrategy.scd_type1, LoadStrategy.delta, LoadStrategy.scd_type2],
+)
+def test_unchanged_rows_are_not_written_again(target_url: str, strategy: LoadStrategy) -> None:
+    plan = LoadPlan(strategy, key=["id"], create_table=True)
+    load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome")])])
+    # xmin, xmax and place of every current row version: a rewrite or a row lock changes them.
+    versions = (
+        "SELECT id, ctid::text, xmin::text, xmax::text FROM dw.people"
+        + (" WHERE is_current" if strategy is LoadStrategy.scd_type2 else "")
+        + " ORDER BY id"
+    )
+    before = run_sql(target_url, versions)
+    # Key 1 arrives changed and then as it already is: the last row of a key wins.
+    result = load(
+        target_url,
+        TABLE,
+        plan,
+        [people([(1, "Ann", "Lima"), (2, "Bob", "Paris")]), people([(1, "Ann", "Oslo")])],
+    )
+    assert (result.inserted, result.updated) == ((1, 1) if strategy is LoadStrategy.scd_type2 else (0, 1))
+    after = run_sql(target_url, versions)
+    assert after[0] == before[0]
+    assert after[1][1:] != before[1][1:]
+
+
 def test_scd_type2_opens_a_version_only_on_real_change(target_url: str) -> None:
     plan = LoadPlan(LoadStrategy.scd_type2, key=["id"], create_table=True)
     load(target_url, TABLE, plan, [people([(1, "Ann", "Oslo"), (2, "Bob", "Rome")])])
