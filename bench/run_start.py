@@ -168,12 +168,37 @@ def timed_process(code: str, env: dict[str, str]) -> float:
     return statistics.median(samples)
 
 
+Figures = tuple[float, dict[str, float], dict[str, Any]]  # seconds to `running`, timeline, run
+
+
+def check(figures: Figures, rows: int | None, failures: list[str], note: str = "") -> None:
+    """Print one run's line; note it in `failures` unless it succeeded reading `rows` rows."""
+    seconds, marks, run = figures
+    steps = ", ".join(f"{name} {marks[name]:.2f}" for name in ORDER if name in marks)
+    print(f"{run['id']}: running after {seconds:.2f} s ({steps}){note}", flush=True)
+    if run["status"] != "success":
+        failures.append(f"run {run['id']} ended {run['status']}: {run['errors']}")
+    elif rows is not None and run["recordsExtracted"] != rows:
+        failures.append(f"run {run['id']} read {run['recordsExtracted']} rows, not {rows}")
+
+
+def summary(what: str, values: list[float], floor: float | None) -> tuple[str, ...]:
+    """A table row: count, p50, p95, max, and with `floor` the p50's ratios."""
+    p50 = quantile(values, 0.5)
+    ratios = (f"{p50 / floor:.2f}", f"{p50 / TARGET_S:.2f}") if floor else ("", "")
+    return (
+        what,
+        str(len(values)),
+        f"{p50:.2f}",
+        f"{quantile(values, 0.95):.2f}",
+        f"{max(values):.2f}",
+        *ratios,
+    )
+
+
 def measure(args: argparse.Namespace, env: dict[str, str] | None) -> int:
     """Runs the pipeline, prints the table; the exit code (1: a run went wrong)."""
-    floors: list[tuple[str, float]] = []
-    floors.append(
-        ("fresh process: import dagster", timed_process("import dagster", dict(os.environ)))
-    )
+    floors = [("fresh process: import dagster", timed_process("import dagster", dict(os.environ)))]
     if env is not None:  # the code location needs the service's databases and pipelines
         floors.append(
             (
@@ -181,90 +206,49 @@ def measure(args: argparse.Namespace, env: dict[str, str] | None) -> int:
                 timed_process("import summit_etl.definitions", env),
             )
         )
-    figures: list[float] = []
-    marks: list[dict[str, float]] = []
-    burst_figures: list[float] = []
-    failures = []
+    measured: list[Figures] = []
+    bursts: list[Figures] = []
+    failures: list[str] = []
     with httpx.Client(base_url=args.api, timeout=60) as api:
         for n in range(args.warmup + args.runs):
-            seconds, timeline_, run = one_run(api, args.graphql, args.pipeline)
-            steps = ", ".join(
-                f"{name} {timeline_[name]:.2f}" for name in ORDER if name in timeline_
+            figures = one_run(api, args.graphql, args.pipeline)
+            check(
+                figures, args.rows, failures, " (warm-up, not counted)" if n < args.warmup else ""
             )
-            warm = " (warm-up, not counted)" if n < args.warmup else ""
-            print(f"{run['id']}: running after {seconds:.2f} s ({steps}){warm}", flush=True)
-            if run["status"] != "success":
-                failures.append(f"run {run['id']} ended {run['status']}: {run['errors']}")
-            elif args.rows is not None and run["recordsExtracted"] != args.rows:
-                failures.append(
-                    f"run {run['id']} read {run['recordsExtracted']} rows, not {args.rows}"
-                )
             if n >= args.warmup:
-                figures.append(seconds)
-                marks.append(timeline_)
+                measured.append(figures)
         if args.burst > 1:
-            copies = add_copies(api, args.pipeline, args.burst - 1)
+            pipelines = [args.pipeline, *add_copies(api, args.pipeline, args.burst - 1)]
             try:
-                burst(
-                    api, args.graphql, [args.pipeline, *copies]
-                )  # warm-up: the copies' first runs
+                burst(api, args.graphql, pipelines)  # warm-up: the copies' first runs
                 print(f"burst of {args.burst}:")
-                for seconds, timeline_, run in burst(api, args.graphql, [args.pipeline, *copies]):
-                    steps = ", ".join(
-                        f"{name} {timeline_[name]:.2f}" for name in ORDER if name in timeline_
-                    )
-                    print(f"{run['id']}: running after {seconds:.2f} s ({steps})", flush=True)
-                    if run["status"] != "success":
-                        failures.append(f"run {run['id']} ended {run['status']}: {run['errors']}")
-                    burst_figures.append(seconds)
+                for figures in burst(api, args.graphql, pipelines):
+                    check(figures, args.rows, failures)
+                    bursts.append(figures)
             finally:
-                for copy in copies:
+                for copy in pipelines[1:]:
                     api.delete(f"/pipelines/{copy}")
     floor = floors[0][1]
     print()
-    rows = [("what", "runs", "p50 s", "p95 s", "max s", "p50 × floor", "p50 × target")]
-    rows.append(
-        (
-            "execute → running",
-            str(len(figures)),
-            f"{quantile(figures, 0.5):.2f}",
-            f"{quantile(figures, 0.95):.2f}",
-            f"{max(figures):.2f}",
-            f"{quantile(figures, 0.5) / floor:.2f}",
-            f"{quantile(figures, 0.5) / TARGET_S:.2f}",
-        )
-    )
+    table: list[tuple[str, ...]] = [
+        ("what", "runs", "p50 s", "p95 s", "max s", "p50 × floor", "p50 × target")
+    ]
+    table.append(summary("execute → running", [f[0] for f in measured], floor))
     for name in ORDER:
-        at = [m[name] for m in marks if name in m]
-        if at:
-            rows.append(
-                (
-                    f"  {name} at",
-                    str(len(at)),
-                    f"{quantile(at, 0.5):.2f}",
-                    f"{quantile(at, 0.95):.2f}",
-                    f"{max(at):.2f}",
-                    "",
-                    "",
-                )
-            )
-    if args.burst > 1:
-        rows.append(
-            (
-                f"burst of {args.burst}: execute → running",
-                str(len(burst_figures)),
-                f"{quantile(burst_figures, 0.5):.2f}",
-                f"{quantile(burst_figures, 0.95):.2f}",
-                f"{max(burst_figures):.2f}",
-                f"{quantile(burst_figures, 0.5) / floor:.2f}",
-                f"{quantile(burst_figures, 0.5) / TARGET_S:.2f}",
-            )
+        if at := [f[1][name] for f in measured if name in f[1]]:
+            table.append(summary(f"  {name} at", at, None))
+    if bursts:
+        table.append(
+            summary(f"burst of {args.burst}: execute → running", [f[0] for f in bursts], floor)
         )
+        for name in ("dequeued", "record running"):
+            if at := [f[1][name] for f in bursts if name in f[1]]:
+                table.append(summary(f"  {name} at", at, None))
     for name, seconds in floors:
-        rows.append(
+        table.append(
             (name, str(FLOOR_SAMPLES), f"{seconds:.2f}", "", "", f"{seconds / floor:.2f}", "")
         )
-    print_rows(rows)
+    print_rows(table)
     load = os.getloadavg()
     print(
         f"\ntarget ≤ {TARGET_S:.0f} s; load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
