@@ -34,6 +34,15 @@ def _print(args: argparse.Namespace, value: Any, text: str) -> None:
     print(json.dumps(value, default=str) if args.json else text)
 
 
+def _columns(rows: list[tuple[object, ...]]) -> list[str]:
+    """A list command's rows as lines, each column as wide as its widest cell."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))] if cells else []
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+
+
 def _api(path: str, method: str = "GET", **kwargs: Any) -> httpx.Response:
     port = os.environ.get("ETL_SERVICE_PORT", "4020")
     base = os.environ.get("ETL_API_URL", f"http://127.0.0.1:{port}").rstrip("/")
@@ -72,11 +81,12 @@ def pipelines_list(args: argparse.Namespace) -> int:
         }
         for c in registry.pipelines.values()
     ]
-    lines = [
-        f"{r['id']:<30} {'enabled' if r['enabled'] else 'paused':<8} "
-        f"{r['extraction']:<12} {r['loading']}"
-        for r in rows
-    ]
+    lines = _columns(
+        [
+            (r["id"], "enabled" if r["enabled"] else "paused", r["extraction"], r["loading"])
+            for r in rows
+        ]
+    )
     lines += [f"invalid: {e}" for e in registry.errors]
     _print(args, {"pipelines": rows, "errors": [str(e) for e in registry.errors]}, "\n".join(lines))
     return 0
@@ -146,9 +156,17 @@ def watermarks_show(args: argparse.Namespace) -> int:
     names = ("pipelineId", "sourceTable", "column", "value", "loadedAt", "recordsLoaded")
     marks = [dict(zip(names, row, strict=True)) for row in rows]
     text = "\n".join(
-        f"{m['pipelineId']:<30} {m['sourceTable']:<30} {m['column']} = {m['value']} "
-        f"(at {m['loadedAt']:%Y-%m-%d %H:%M:%S})"
-        for m in marks
+        _columns(
+            [
+                (
+                    m["pipelineId"],
+                    m["sourceTable"],
+                    f"{m['column']} = {m['value']}",
+                    f"(at {m['loadedAt']:%Y-%m-%d %H:%M:%S})",
+                )
+                for m in marks
+            ]
+        )
     )
     _print(args, marks, text or "no watermarks")
     return 0
@@ -176,9 +194,12 @@ def runs_list(args: argparse.Namespace) -> int:
         return _api_error(response)
     runs = response.json()
     text = "\n".join(
-        f"{r['id']}  {r['status']:<15} {r['trigger']:<9} {r['createdAt']}  "
-        f"{r['recordsLoaded']} loaded"
-        for r in runs
+        _columns(
+            [
+                (r["id"], r["status"], r["trigger"], r["createdAt"], f"{r['recordsLoaded']} loaded")
+                for r in runs
+            ]
+        )
     )
     _print(args, runs, text or "no runs")
     return 0
@@ -209,8 +230,12 @@ def alerts_list(args: argparse.Namespace) -> int:
     with connect(Settings.from_env().database_url) as conn:
         found = alert_store.list_alerts(conn, args.status, args.severity, args.limit)
     text = "\n".join(
-        f"#{a.id} {a.severity:<8} {a.status:<8} {a.opened_at:%Y-%m-%d %H:%M} {a.message}"
-        for a in found
+        _columns(
+            [
+                (f"#{a.id}", a.severity, a.status, f"{a.opened_at:%Y-%m-%d %H:%M}", a.message)
+                for a in found
+            ]
+        )
     )
     _print(args, [a.as_json() for a in found], text or "no alerts")
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-import httpx
 import psycopg
 from psycopg import Connection
 
@@ -97,6 +96,8 @@ def service_health(ctx: RuleContext) -> Iterator[Finding]:
     url = ctx.settings.health_url
     if not url:
         return
+    import httpx  # here: every run worker loads this module with the code location, none sends
+
     try:
         response = httpx.get(url, timeout=5)
         status = response.json().get("status") if response.status_code in (200, 503) else None

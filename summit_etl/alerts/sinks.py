@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
-
 from summit_etl.alerts.settings import AlertSettings
 from summit_etl.logs import redact_text
 from summit_etl.store.alerts import Alert
@@ -30,6 +28,8 @@ class Sink:
 
 
 def _post(url: str, body: dict[str, Any]) -> None:
+    import httpx  # here: every run worker loads this module with the code location, none sends
+
     response = httpx.post(url, json=body, timeout=10)
     response.raise_for_status()
 

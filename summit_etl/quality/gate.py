@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -118,9 +119,14 @@ class QualityGate:
         self._unique_seen: dict[str, set[Any]] = {
             r.id: set() for r in self.row_rules if r.rule.rule.type == "unique"
         }
-        self._expectations = _Expectations(self.row_rules) if self.row_rules else None
         # Only the columns the row rules read go to pandas.
         self.fields = sorted({str(r.field) for r in self.row_rules})
+
+    @cached_property
+    def _expectations(self) -> _Expectations | None:
+        """Made at the first batch, not with the gate: importing Great Expectations takes
+        seconds, and the gate is made before the run is recorded `running`."""
+        return _Expectations(self.row_rules) if self.row_rules else None
 
     def stream(self, batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
         """Checked batches, in order. Each batch is validated on a worker thread while the

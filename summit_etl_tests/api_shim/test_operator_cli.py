@@ -4,6 +4,7 @@ code the console script runs, without paying an interpreter start per command)."
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ def test_pipelines_runs_watermarks_and_alerts_from_the_command_line(
 ) -> None:
     listed = cli("pipelines", "list", "--json")
     assert "users-sync" in {p["id"] for p in listed["pipelines"]}
+    # The text form is a table: the state column starts at one offset, whatever the ids' lengths.
+    lines = [line for line in cli("pipelines", "list").out.splitlines() if not line.startswith("invalid")]
+    assert len(lines) == len(listed["pipelines"])
+    assert len({re.search(r" (enabled|paused) ", line).start() for line in lines}) == 1  # type: ignore[union-attr]
 
     cli("pipelines", "pause", "users-sync")
     assert run_sql(stack.summit_url, "SELECT enabled FROM pipelines WHERE pipeline_id = 'users-sync'") == [(False,)]

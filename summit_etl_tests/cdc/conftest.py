@@ -43,6 +43,15 @@ def logical_database(logical_cluster: LogicalCluster) -> Iterator[Callable[[], s
 
 
 @pytest.fixture
+def cdc_source(
+    strategy: str, make_database: Callable[[str], str], logical_database: Callable[[], str]
+) -> str:
+    """An empty source database for the test's `strategy`: log_based needs wal_level =
+    logical, so its source lives on the throwaway cluster; the others on the shared server."""
+    return logical_database() if strategy == "log_based" else make_database("src")
+
+
+@pytest.fixture
 def instance() -> Iterator[DagsterInstance]:
     with DagsterInstance.ephemeral() as dagster_instance:
         yield dagster_instance

@@ -111,13 +111,12 @@ def test_a_capture_table_created_again_is_detected_and_snapshotted(
 @pytest.mark.parametrize("strategy", ["trigger", "log_based"])
 def test_a_change_right_after_capture_is_installed_is_applied_exactly_once(
     strategy: str,
-    make_database: Callable[[str], str],
-    logical_database: Callable[[], str],
+    cdc_source: str,
     target_url: str,
     summit_url: str,
     instance: DagsterInstance,
 ) -> None:
-    source = logical_database() if strategy == "log_based" else make_database("src")
+    source = cdc_source
     create_source(source, rows=3)
     cdc = Harness(raw_pipeline(strategy, source, target_url), summit_url, instance)
     change_source(cdc.config).prepare()  # what POST .../cdc/start does before it answers

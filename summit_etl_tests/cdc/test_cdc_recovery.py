@@ -52,14 +52,13 @@ CRASH_POINTS = {
 def test_a_run_killed_between_target_write_and_watermark_is_replayed_once(
     strategy: str,
     point: str,
-    make_database: Callable[[str], str],
-    logical_database: Callable[[], str],
+    cdc_source: str,
     target_url: str,
     summit_url: str,
     instance: DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source = logical_database() if strategy == "log_based" else make_database("src")
+    source = cdc_source
     create_source(source, rows=3)
     cdc = Harness(raw_pipeline(strategy, source, target_url), summit_url, instance)
     assert all(r.success for r in cdc.cycle())

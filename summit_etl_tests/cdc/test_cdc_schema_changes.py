@@ -5,7 +5,6 @@ added; trigger capture keeps working after ALTER TABLE; the change is recorded."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 import pytest
 
@@ -18,12 +17,11 @@ from summit_etl_tests.support import run_sql
 @pytest.mark.parametrize("strategy", ["trigger", "log_based"])
 def test_a_column_added_mid_stream_reaches_the_target(
     strategy: str,
-    make_database: Callable[[str], str],
-    logical_database: Callable[[], str],
+    cdc_source: str,
     target_url: str,
     summit_url: str,
 ) -> None:
-    source = logical_database() if strategy == "log_based" else make_database("src")
+    source = cdc_source
     create_source(source, rows=2)
     config = parse_pipeline(raw_pipeline(strategy, source, target_url), "test")
 

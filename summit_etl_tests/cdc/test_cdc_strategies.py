@@ -31,11 +31,10 @@ def strategy(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def cdc_source(strategy: str, make_database: Callable[[str], str], logical_database: Callable[[], str]) -> str:
-    """log_based needs wal_level = logical: its source lives on the throwaway cluster."""
-    url = logical_database() if strategy == "log_based" else make_database("src")
-    create_source(url, rows=3)
-    return url
+def cdc_source(cdc_source: str) -> str:
+    """The shared fixture's database, with three rows in its source table."""
+    create_source(cdc_source, rows=3)
+    return cdc_source
 
 
 def test_inserts_updates_and_deletes_reach_target_and_change_log(

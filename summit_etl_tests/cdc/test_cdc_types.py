@@ -50,13 +50,12 @@ def _current(loading: str, table: str) -> str:
 @pytest.mark.parametrize("strategy", CDC_STRATEGIES)
 def test_every_type_round_trips_through_cdc_with_every_loading_strategy(
     strategy: str,
-    make_database: Callable[[str], str],
-    logical_database: Callable[[], str],
+    cdc_source: str,
     target_url: str,
     summit_url: str,
 ) -> None:
     """One source table (and capture) and one target table per loading strategy."""
-    source = logical_database() if strategy == "log_based" else make_database("src")
+    source = cdc_source
     create_wide(source, tables=tuple(f"wide_{loading}" for loading in LOAD_STRATEGIES))
     source_types = declared_types(source, "public.wide_upsert")
     configs = {}

@@ -3,6 +3,8 @@ quarantine table; results must not depend on where the stream's batches end."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pyarrow as pa
@@ -54,6 +56,19 @@ def test_unique_counts_later_repeats_wherever_batches_end(
     ]
     # Narrow integers are compared like any other: 6 is out of range, once.
     assert gate.outcomes["qty-small"].failed == 1 and gate.outcomes["qty-small"].examples == [6]
+
+
+def test_great_expectations_is_imported_at_the_first_batch_not_with_the_gate() -> None:
+    # The gate is made before the run is recorded `running`; the import takes seconds. In a
+    # fresh interpreter, since this one has imported Great Expectations already.
+    probe = (
+        "import sys\n"
+        "from summit_etl.quality.gate import QualityGate\n"
+        "from summit_etl_tests.quality.test_gate import quality\n"
+        "QualityGate(quality(), None)\n"
+        "sys.exit('great_expectations' in sys.modules)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
 
 
 def test_a_rule_on_a_missing_field_names_it(summit_url: str) -> None:
