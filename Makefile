@@ -24,6 +24,10 @@ test: install
 	@# pytest exits 5 when it collects nothing: a missing suite is a failure, said plainly.
 	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 
+# Every benchmark of docs/benchmarks.md, one after another (about an hour on 2 cores); each
+# prints its table with the baselines it ran in the same process. BENCH=name runs one.
+BENCHES ?= load_throughput merge_speed slices cdc_lag run_start api_latency verify_speed quality_overhead
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/load_throughput.py
+	@set -e; for b in $(if $(BENCH),$(BENCH),$(BENCHES)); do \
+		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
