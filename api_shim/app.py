@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from functools import cache
 
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -92,9 +92,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         dagster = DagsterClient(settings.dagster_graphql_url, settings.dagster_timeout_seconds)
         snapshot = Snapshot(settings, db, dagster)
         app.state.services = Services(settings=settings, db=db, dagster=dagster, snapshot=snapshot)
-        # The first reading before the first request (each check is bounded by the health
-        # timeout), then one every ETL_API_REFRESH_SECONDS in the background.
-        await to_thread.run_sync(snapshot.refresh)
+        # A reading now and every ETL_API_REFRESH_SECONDS, in the background: start-up does
+        # not wait for Dagster; /health and /metrics wait for the first reading.
         refreshing = asyncio.create_task(snapshot.run())
         try:
             yield

@@ -20,7 +20,7 @@ from importlib.metadata import version
 from typing import Any
 
 import psycopg
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter, move_on_after, to_thread
 
 from api_shim import models
 from api_shim.dagster import DagsterClient
@@ -83,6 +83,7 @@ class Snapshot:
         self._retention_read = -RETENTION_EVERY_SECONDS
         # Its own thread: never waiting behind requests that hold anyio's default threads.
         self._thread = CapacityLimiter(1)
+        self._first = asyncio.Event()  # set once the first refresh has ended
 
     @property
     def stale_after(self) -> float:
@@ -90,8 +91,12 @@ class Snapshot:
         beyond the longest a refresh may take (its checks are bounded by the health timeout)."""
         return 3 * self.settings.refresh_seconds + 3 * self.settings.health_timeout_seconds
 
-    def current(self) -> Reading:
-        """The latest reading, or one that says the refresh is stuck (no dependency known)."""
+    async def current(self) -> Reading:
+        """The latest reading, or one that says the refresh is stuck (no dependency known).
+        Right after start-up, waits (bounded) for the first one."""
+        if self.reading is None:
+            with move_on_after(self.stale_after):
+                await self._first.wait()
         reading = self.reading
         age = time.monotonic() - reading.taken if reading else None
         if reading is not None and age is not None and age <= self.stale_after:
@@ -113,8 +118,9 @@ class Snapshot:
     async def run(self) -> None:
         """Refresh for ever (until cancelled at shutdown), one refresh at a time."""
         while True:
-            await asyncio.sleep(self.settings.refresh_seconds)
             await to_thread.run_sync(self.refresh, limiter=self._thread)
+            self._first.set()
+            await asyncio.sleep(self.settings.refresh_seconds)
 
     def refresh(self) -> None:
         try:

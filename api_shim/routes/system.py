@@ -20,7 +20,7 @@ JSON = "application/json"
 
 
 async def health(request: Request) -> Response:
-    status, body = services(request).snapshot.current().health
+    status, body = (await services(request).snapshot.current()).health
     return Response(body, status_code=status, media_type=JSON)
 
 
@@ -39,7 +39,7 @@ _PROMETHEUS = {
 
 
 async def metrics(request: Request) -> Response:
-    reading = services(request).snapshot.current()
+    reading = await services(request).snapshot.current()
     if reading.metrics is None or reading.metrics_json is None:
         database = reading.dependencies["database"]
         raise DependencyDown("database", database.get("error") or "no answer")

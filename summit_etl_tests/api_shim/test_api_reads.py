@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from api_shim.app import TABLE
 from summit_etl_tests.api_shim.conftest import Stack
@@ -42,8 +43,17 @@ def _seed(stack: Stack) -> str:
     return run_id
 
 
-def test_every_read_route_answers_while_dagster_hangs(stack: Stack) -> None:
+@pytest.fixture
+def seeded(stack: Stack) -> Iterator[str]:
     run_id = _seed(stack)
+    yield run_id
+    # Other tests count users-sync's failed runs and open alerts.
+    for table, column in (("pipeline_runs", "id"), ("data_quality_reports", "pipeline_run_id"), ("etl_alerts", "dedup_key")):
+        run_sql(stack.summit_url, f"DELETE FROM {table} WHERE {column} = %s", (run_id,))
+
+
+def test_every_read_route_answers_while_dagster_hangs(stack: Stack, seeded: str) -> None:
+    run_id = seeded
     expected = {
         "/health": 503,
         "/metrics": 200,
