@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from functools import cache
 
+from anyio import CapacityLimiter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from api_shim import middleware, openapi
@@ -16,15 +19,24 @@ from api_shim.dagster import DagsterClient
 from api_shim.database import Database
 from api_shim.errors import http_error, unexpected_error
 from api_shim.routes import admin, alerts, cdc, pipelines, quality, runs, system, verify
-from api_shim.routing import Operation, RouteTable
+from api_shim.routing import READ_THREADS, Operation, RouteTable
 from api_shim.services import Services
 from api_shim.settings import ApiSettings, Role
+from api_shim.snapshot import Snapshot
 from summit_etl.logs import configure_logging
 from summit_etl.settings import Settings
 
 
-def openapi_document(request: Request) -> JSONResponse:
-    return JSONResponse(openapi.document(TABLE, auth=bool(request.app.state.settings.tokens)))
+@cache
+def _openapi_body(auth: bool) -> bytes:
+    """Built once per process: the document depends only on the route table and on whether
+    tokens are configured, and building it takes milliseconds."""
+    return bytes(JSONResponse(openapi.document(TABLE, auth=auth)).body)
+
+
+async def openapi_document(request: Request) -> Response:
+    body = _openapi_body(bool(request.app.state.settings.tokens))
+    return Response(body, media_type="application/json")
 
 
 READ, OPERATE, ADMIN = Role.read, Role.operate, Role.admin
@@ -76,17 +88,21 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = Services(
-            settings=settings,
-            db=Database(settings.database_url),
-            dagster=DagsterClient(settings.dagster_graphql_url, settings.dagster_timeout_seconds),
-        )
-        app.state.services = services
+        db = Database(settings.database_url)
+        dagster = DagsterClient(settings.dagster_graphql_url, settings.dagster_timeout_seconds)
+        snapshot = Snapshot(settings, db, dagster)
+        app.state.services = Services(settings=settings, db=db, dagster=dagster, snapshot=snapshot)
+        # A reading now and every ETL_API_REFRESH_SECONDS, in the background: start-up does
+        # not wait for Dagster; /health and /metrics wait for the first reading.
+        refreshing = asyncio.create_task(snapshot.run())
         try:
             yield
         finally:
-            services.db.close()
-            services.dagster.close()
+            refreshing.cancel()
+            with suppress(asyncio.CancelledError):
+                await refreshing
+            db.close()
+            dagster.close()
 
     app = Starlette(
         routes=ROUTES,
@@ -95,4 +111,5 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.reads = CapacityLimiter(READ_THREADS)
     return app

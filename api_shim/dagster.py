@@ -105,7 +105,7 @@ class DagsterClient:
             )
         return str(data["run"]["runId"])
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str, *, timeout: float | None = None) -> dict[str, Any] | None:
         """The run's status and failure events, None when Dagster does not know it."""
         data = self.query(
             """
@@ -118,7 +118,7 @@ class DagsterClient:
                     events {
                       __typename
                       ... on MessageEvent { message timestamp stepKey }
-                      ... on ExecutionStepFailureEvent { error { message className } }
+                      ... on ExecutionStepFailureEvent { error { message className cause { message className } } }
                       ... on RunFailureEvent { pipelineName }
                     }
                   }
@@ -127,6 +127,7 @@ class DagsterClient:
             }
             """,
             {"runId": run_id},
+            timeout=timeout,
         )["runOrError"]
         if data["__typename"] != "Run":
             return None
@@ -138,7 +139,12 @@ class DagsterClient:
         return {"status": data["status"], "failures": failures}
 
     def runs(
-        self, tags: dict[str, str] | None = None, statuses: list[str] | None = None
+        self,
+        tags: dict[str, str] | None = None,
+        statuses: list[str] | None = None,
+        run_ids: list[str] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         data = self.query(
             """
@@ -153,8 +159,10 @@ class DagsterClient:
                 "filter": {
                     "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
                     "statuses": statuses or [],
+                    **({"runIds": run_ids} if run_ids is not None else {}),
                 }
             },
+            timeout=timeout,
         )["runsOrError"]
         return list(data.get("results", []))
 
@@ -254,7 +262,9 @@ class DagsterClient:
 
     # --- schedules and sensors --------------------------------------------------------
 
-    def instigators(self) -> tuple[list[InstigatorState], list[InstigatorState]]:
+    def instigators(
+        self, *, timeout: float | None = None
+    ) -> tuple[list[InstigatorState], list[InstigatorState]]:
         """(schedules, sensors) of the code location, with their running state."""
         data = self.query(
             """
@@ -269,6 +279,7 @@ class DagsterClient:
             }
             """,
             {"selector": _REPOSITORY_SELECTOR},
+            timeout=timeout,
         )["repositoryOrError"]
         if data["__typename"] != "Repository":
             raise DependencyDown("dagster", f"code location {LOCATION} is not loaded")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from anyio import to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +18,12 @@ from starlette.types import Scope
 from api_shim.settings import Role
 
 Endpoint = Callable[[Request], Awaitable[Response] | Response]
+
+# Reads hold a pooled connection for about a millisecond: a few threads serve 50 clients,
+# and more would only trade the GIL and wait for the pool. Their own limiter (each app's
+# `state.reads`) also keeps reads from waiting behind launches and `?wait=true`, which
+# hold threads of anyio's default 40 for seconds.
+READ_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ def _dispatch(operations: dict[str, Operation]) -> Callable[[Request], Awaitable
         target = operations[method].endpoint
         if inspect.iscoroutinefunction(target):
             result: Any = await target(request)
+        elif method == "GET":
+            result = await to_thread.run_sync(target, request, limiter=request.app.state.reads)
         else:
             result = await run_in_threadpool(target, request)
         response: Response = result

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -65,25 +64,7 @@ def pipeline(row: PipelineRow) -> dict[str, Any]:
     )
 
 
-def run(
-    row: dict[str, Any], dagster_failures: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    errors = list(row["errors"])
-    if dagster_failures and not errors:
-        # The engine never recorded an error (the worker died): Dagster's events say why.
-        errors = [
-            {
-                "timestamp": _epoch_iso(event.get("timestamp")),
-                "stage": _stage_of(event.get("message", "")),
-                "message": (event.get("error") or {}).get("message") or event.get("message", ""),
-                "details": {
-                    "source": "dagster",
-                    "event": event["__typename"],
-                    "stepKey": event.get("stepKey"),
-                },
-            }
-            for event in dagster_failures
-        ]
+def run(row: dict[str, Any]) -> dict[str, Any]:
     return _dump(
         models.Run(
             id=row["id"],
@@ -101,7 +82,7 @@ def run(
             records_failed=row["records_failed"],
             records_quarantined=row["records_quarantined"],
             bytes_processed=row["bytes_processed"],
-            errors=[_run_error(e, row["id"]) for e in masked(errors)],
+            errors=[_run_error(e, row["id"]) for e in masked(row["errors"])],
             metrics=models.RunMetrics.model_validate(row["metrics"]),
             quality_score=row["quality_score"],
             watermark_from=row["watermark_from"],
@@ -137,20 +118,6 @@ def answer(model: type[models.Body], data: dict[str, Any], status_code: int = 20
     return JSONResponse(body, status_code=status_code)
 
 
-_STAGES = ("extraction", "transformation", "validation", "loading")
-
-
-def _stage_of(message: str) -> str:
-    for stage in _STAGES:
-        if f"{stage} failed" in message:
-            return stage
-    return "loading"
-
-
-def _epoch_iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(float(value) / 1000).astimezone().isoformat()
-    except (TypeError, ValueError):
-        return str(value)
+def rendered(model: type[models.Body], data: dict[str, Any]) -> bytes:
+    """The bytes `answer` would send, for an answer rendered once and sent many times."""
+    return bytes(answer(model, data).body)

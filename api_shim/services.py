@@ -17,6 +17,7 @@ from api_shim.dagster import DagsterClient
 from api_shim.database import Database
 from api_shim.errors import ApiError
 from api_shim.settings import ApiSettings
+from api_shim.snapshot import Snapshot
 from summit_etl.config import PipelineConfig
 from summit_etl.registry import ConfigError, parse_pipeline
 from summit_etl.store import pipelines as pipeline_store
@@ -31,6 +32,7 @@ class Services:
     settings: ApiSettings
     db: Database
     dagster: DagsterClient
+    snapshot: Snapshot
 
 
 def services(request: Request) -> Services:

@@ -37,6 +37,7 @@ class ApiSettings:
     workers: int = 2
     dagster_timeout_seconds: float = 10.0
     health_timeout_seconds: float = 2.0
+    refresh_seconds: float = 1.0  # how old /health and /metrics may be (api_shim/snapshot.py)
     wait_timeout_seconds: float = 900.0
     cdc_slot_degraded_bytes: int = 1 << 30  # /health is degraded when a slot retains more
 
@@ -60,6 +61,7 @@ class ApiSettings:
             in ("1", "true", "yes"),
             max_body_bytes=int(env.get("ETL_MAX_BODY_BYTES", "1048576")),
             workers=int(env.get("ETL_API_WORKERS", "2")),
+            refresh_seconds=float(env.get("ETL_API_REFRESH_SECONDS", "1")),
             cdc_slot_degraded_bytes=int(env.get("ETL_CDC_SLOT_DEGRADED_BYTES", str(1 << 30))),
         )
 

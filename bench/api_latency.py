@@ -1,18 +1,24 @@
-"""API latency: the REST API of a real `summit-etl serve`, read and launch routes (docs/benchmarks.md).
+"""API latency: the REST API of a real `summit-etl serve`, every read route and the launch route (docs/benchmarks.md).
 
 One invocation starts the whole service (Dagster webserver + daemon + API) on free ports
-against scratch databases, seeds 1,000 runs of one pipeline, measures the routes with an
-async HTTP client, prints markdown tables and stops and drops everything it created:
+against scratch databases, seeds 1,000 runs of one pipeline with their quality reports and
+200 alerts, measures the routes with an async HTTP client, prints markdown tables and stops
+and drops everything it created:
 
     .venv/bin/python bench/api_latency.py
-    .venv/bin/python bench/api_latency.py --reads 100,500 --executes 5   # a quicker pass
+    .venv/bin/python bench/api_latency.py --reads 100,500 --executes 2 --quiet-timeout 5   # a quicker pass
+    .venv/bin/python bench/api_latency.py --routes health,runs --no-cross-check           # some routes only
 
-Read routes (`GET /health`, `GET /metrics`, `GET /pipelines/{id}/runs?limit=10`) run at 1
-and at 50 concurrent clients (closed loop: each client sends its next request as soon as
-the previous answer arrives), a fixed number of requests each after a warm-up, over
-keep-alive connections; every answer must be 200 or the script fails. `POST
-/pipelines/{id}/execute` runs sequentially (each launches a real Dagster run and must answer
-202); the script then waits for those runs to end, cancelling any that outlive the wait.
+Read routes: every GET route of api_shim/app.py's table (the script fails if one is left
+out): /health, /metrics, /openapi.json, /pipelines, /pipelines/{id}, its runs list and one
+run, the latest and one quality report, /alerts. Each is checked once against the seeded
+data, then runs at 1 and at 50 concurrent clients (closed loop: each client sends its next
+request as soon as the previous answer arrives), a fixed number of requests each after a
+warm-up, over keep-alive connections; every answer must be 200 or the script fails. The
+tables give p50/p95/p99 per route, the p99 over the target (50 ms at 50 clients) and over
+the p99 of /health in the same setting (an answer from memory: the framework's floor).
+`POST /pipelines/{id}/execute` runs sequentially (each launches a real Dagster run and must
+answer 202); the script then waits for those runs to end, cancelling any that outlive the wait.
 
 Each virtual client is its own httpx.AsyncClient with one keep-alive connection: one shared
 AsyncClient with a 50-connection pool spends ~6 ms of CPU per request in its pool
@@ -70,7 +76,7 @@ PHASE_TIMEOUT_S = 180.0
 DRAIN_TIMEOUT_S = 180.0
 HTTP_TIMEOUT_S = 30.0
 QUIET_BUSY_SHARE = 0.25  # of both cores, over one second, before each measured phase
-QUIET_TIMEOUT_S = 30.0
+QUIET_TIMEOUT_S = 30.0  # --quiet-timeout
 CLIENT_KINDS = ("httpx", "httpx-shared", "raw")
 TERMINAL = {"success", "partial_success", "failed", "cancelled"}
 
@@ -108,6 +114,33 @@ SELECT 'seed-' || lpad(g::text, 6, '0'), %(pipeline)s, s.status,
        SELECT CASE s.status WHEN 'success' THEN s.extracted
                             WHEN 'partial_success' THEN s.extracted - s.extracted / 50
                             ELSE 0 END AS loaded) AS l
+"""
+
+
+# A quality report for every run with a score; the newest is the newest run's.
+SEED_REPORTS_SQL = """
+INSERT INTO data_quality_reports (pipeline_run_id, pipeline_id, "timestamp", overall_score, dimensions,
+                                  issues, statistics)
+SELECT id, pipeline_id, coalesce(end_time, created_at), quality_score * 100,
+       '{"completeness": 100, "accuracy": 97.5, "consistency": 100, "timeliness": 100, "validity": 95, "uniqueness": 100}',
+       jsonb_build_array(jsonb_build_object('severity', 'warning', 'type', 'format', 'ruleId', 'email-format',
+                                            'field', 'email', 'message', '12 rows fail', 'affectedRecords', 12,
+                                            'examples', jsonb_build_array('not-an-email'))),
+       jsonb_build_object('totalRecords', records_extracted, 'nullCounts', jsonb_build_object('email', 0))
+  FROM pipeline_runs
+ WHERE pipeline_id = %(pipeline)s AND quality_score IS NOT NULL
+"""
+SEED_ALERTS = 200
+# Alerts over the same weeks, one open per rule and subject, the rest resolved.
+SEED_ALERTS_SQL = """
+INSERT INTO etl_alerts (rule, severity, pipeline_id, dedup_key, status, message, details, opened_at,
+                        updated_at, resolved_at)
+SELECT (ARRAY['failure_rate', 'run_duration', 'quality_score', 'cdc_lag'])[g %% 4 + 1],
+       (ARRAY['critical', 'warning', 'info'])[g %% 3 + 1], %(pipeline)s, 'bench-' || g,
+       CASE WHEN g %% 10 = 0 THEN 'open' ELSE 'resolved' END, 'seeded alert ' || g,
+       jsonb_build_object('value', g), now() - g * interval '5 hours', now() - g * interval '5 hours',
+       CASE WHEN g %% 10 = 0 THEN NULL ELSE now() - g * interval '4 hours' END
+  FROM generate_series(1, %(alerts)s) AS g
 """
 
 
@@ -280,14 +313,25 @@ def start_service(scratch: Scratch, home: Path) -> Service:
     return service
 
 
-def seed_runs(summit_url: str) -> None:
+def seed(summit_url: str) -> tuple[str, str]:
+    """The runs, a quality report for each run that has a score, and the alerts; returns the
+    newest failed run (with its error entry) and the newest run with a report, which the
+    one-run routes read."""
     with psycopg.connect(summit_url, autocommit=True) as conn:
         conn.execute(SEED_SQL, {"pipeline": PIPELINE_ID, "runs": SEED_RUNS})
-        conn.execute("ANALYZE pipeline_runs")
+        conn.execute(SEED_REPORTS_SQL, {"pipeline": PIPELINE_ID})
+        conn.execute(SEED_ALERTS_SQL, {"pipeline": PIPELINE_ID, "alerts": SEED_ALERTS})
+        for table in ("pipeline_runs", "data_quality_reports", "etl_alerts"):
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         row = conn.execute("SELECT count(*) FROM pipeline_runs WHERE pipeline_id = %s",
                            (PIPELINE_ID,)).fetchone()
-    if not row or row[0] != SEED_RUNS:
+        failed = conn.execute("SELECT id FROM pipeline_runs WHERE pipeline_id = %s AND status = 'failed' "
+                              "ORDER BY created_at DESC LIMIT 1", (PIPELINE_ID,)).fetchone()
+        reported = conn.execute("SELECT pipeline_run_id FROM data_quality_reports WHERE pipeline_id = %s "
+                                "ORDER BY \"timestamp\" DESC LIMIT 1", (PIPELINE_ID,)).fetchone()
+    if not row or row[0] != SEED_RUNS or failed is None or reported is None:
         raise BenchmarkError(f"seeded {row[0] if row else 0} runs, expected {SEED_RUNS}")
+    return str(failed[0]), str(reported[0])
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -308,9 +352,16 @@ def cpu_snapshot(service: Service) -> dict[tuple[str, tuple[int, float]], float]
 
     add("client", psutil.Process())
     with contextlib.suppress(psutil.Error):
-        for child in psutil.Process(service.serve_pid).children(recursive=True):
+        children = psutil.Process(service.serve_pid).children(recursive=True)
+        # `python -m api_shim` and its uvicorn workers (multiprocessing spawns them with a
+        # command line that does not name api_shim).
+        api: set[int] = set()
+        for child in children:
             with contextlib.suppress(psutil.Error):
-                add("api" if "api_shim" in " ".join(child.cmdline()) else "dagster", child)
+                if "api_shim" in " ".join(child.cmdline()):
+                    api.update([child.pid, *(c.pid for c in child.children(recursive=True))])
+        for child in children:
+            add("api" if child.pid in api else "dagster", child)
     # Every PostgreSQL backend: the API's pool, Dagster's storage, and other people's work.
     for process in psutil.process_iter(["name"]):
         if process.info["name"] == "postgres":
@@ -325,13 +376,13 @@ def busy_and_total() -> tuple[float, float]:
     return total - times["idle"] - times.get("iowait", 0.0), total
 
 
-def wait_for_quiet() -> float:
+def wait_for_quiet(timeout: float) -> float:
     """Wait (bounded) until the machine is mostly idle; returns the last busy share seen.
 
     Other engineers' test suites share the two cores; starting a phase in the middle of one
     would measure them. The service itself idles at a few per cent (the Dagster daemon).
     """
-    deadline = time.monotonic() + QUIET_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     while True:
         before = busy_and_total()
         time.sleep(1.0)
@@ -487,14 +538,56 @@ async def fire(senders: list[Send], method: str, path: str, total: int, expect: 
 
 
 def route_label(method: str, path: str) -> str:
-    return f"{method} {path.replace(PIPELINE_ID, '{id}')}"
+    label = path.replace(PIPELINE_ID, "{id}")
+    for prefix in ("/runs/", "/quality/reports/"):
+        head, found, tail = label.partition(prefix)
+        if found and not tail.startswith("latest"):
+            label = head + prefix + "{runId}"
+    return f"{method} {label}"
+
+
+def read_routes(failed_run: str, reported_run: str) -> dict[str, tuple[str, Callable[[Any], bool]]]:
+    """Every GET route of the API, by its path in api_shim/app.py's table: the request the
+    benchmark sends, and a check of its answer (made once per route before measuring)."""
+    runs = f"/pipelines/{PIPELINE_ID}/runs"
+    return {
+        "/health": ("/health", lambda b: b["status"] == "healthy"),
+        "/metrics": ("/metrics", lambda b: b["totalRuns"] >= SEED_RUNS and b["activeCDCEngines"] == 0),
+        "/openapi.json": ("/openapi.json", lambda b: runs.replace(PIPELINE_ID, "{pipeline_id}") in b["paths"]),
+        "/pipelines": ("/pipelines", lambda b: PIPELINE_ID in [p["id"] for p in b]),
+        "/pipelines/{pipeline_id}": (f"/pipelines/{PIPELINE_ID}", lambda b: b["id"] == PIPELINE_ID),
+        "/pipelines/{pipeline_id}/runs": (f"{runs}?limit=10", lambda b: len(b) == 10),
+        "/pipelines/{pipeline_id}/runs/{run_id}": (
+            f"{runs}/{failed_run}", lambda b: b["status"] == "failed" and len(b["errors"]) == 1),
+        "/quality/reports/latest": (
+            f"/quality/reports/latest?pipelineId={PIPELINE_ID}", lambda b: b["pipelineRunId"] == reported_run),
+        "/quality/reports/{run_id}": (
+            f"/quality/reports/{reported_run}", lambda b: b["pipelineRunId"] == reported_run),
+        # Open or resolved: the service's own alert rules may resolve the seeded open ones.
+        "/alerts": ("/alerts?limit=1000", lambda b: sum(a["message"].startswith("seeded alert ")
+                                                        for a in b) == SEED_ALERTS),
+    }
+
+
+def check_routes(service: Service, routes: dict[str, tuple[str, Callable[[Any], bool]]]) -> None:
+    """Each route answers 200 with the seeded data, and no GET route of the API is left out."""
+    from api_shim.app import TABLE  # the tree under test (PYTHONPATH), as `serve` runs it
+
+    missing = {path for path, operations in TABLE.paths.items() if "GET" in operations} - set(routes)
+    if missing:
+        raise BenchmarkError(f"GET routes the benchmark does not measure: {sorted(missing)}")
+    for path, check in routes.values():
+        response = httpx.get(f"{service.api_url}{path}", timeout=HTTP_TIMEOUT_S)
+        if response.status_code != 200 or not check(response.json()):
+            raise BenchmarkError(f"GET {path} answered {response.status_code} without the seeded data: "
+                                 f"{response.text[:500]}")
 
 
 async def measure(service: Service, method: str, path: str, clients: int, total: int, warmup: int,
-                  kind: str, expect: int = 200, target_ms: float | None = None,
+                  kind: str, quiet_timeout: float, expect: int = 200, target_ms: float | None = None,
                   on_body: Callable[[Any], None] | None = None) -> Result:
     # Before the warm-up: idle keep-alive connections would be closed by uvicorn after 5 s.
-    quiet = await asyncio.to_thread(wait_for_quiet)
+    quiet = await asyncio.to_thread(wait_for_quiet, quiet_timeout)
     async with virtual_clients(service.api_url, clients, kind) as senders:
         if warmup:
             await fire(senders, method, path, warmup, expect, on_body)
@@ -502,7 +595,7 @@ async def measure(service: Service, method: str, path: str, clients: int, total:
             latencies, seconds = await fire(senders, method, path, total, expect, on_body)
     result = Result(route_label(method, path), clients, kind, latencies, seconds, cpu, quiet,
                     target_ms)
-    print(f"  {result.route:<36} {kind:<12} c={clients:<3} n={total:<5} "
+    print(f"  {result.route:<44} {kind:<12} c={clients:<3} n={total:<5} "
           f"p50 {result.percentile(50):7.1f} ms  p99 {result.percentile(99):7.1f} ms  "
           f"{total / seconds:6.0f} req/s  (machine {quiet:.0%} busy before)", flush=True)
     return result
@@ -533,29 +626,31 @@ async def drain_runs(service: Service, run_ids: list[str]) -> str:
     return f"{len(run_ids)} launched runs ended within {time.monotonic() - started:.0f} s: {summary}"
 
 
-async def benchmark(service: Service, reads: dict[int, int], executes: int, kind: str,
-                    cross_check: bool) -> tuple[list[Result], list[Result], str]:
-    routes = ["/health", "/metrics", f"/pipelines/{PIPELINE_ID}/runs?limit=10"]
+async def benchmark(service: Service, paths: list[str], reads: dict[int, int], executes: int,
+                    kind: str, cross_check: bool, quiet_timeout: float,
+                    ) -> tuple[list[Result], list[Result], str]:
     results = []
     for clients in CONCURRENCY:
         print(f"reads at {clients} concurrent client(s):", flush=True)
-        for path in routes:
+        for path in paths:
             target = READ_TARGET_MS if clients == max(CONCURRENCY) else None
             results.append(await measure(service, "GET", path, clients, reads[clients],
-                                         max(4 * clients, 30), kind, target_ms=target))
+                                         max(4 * clients, 30), kind, quiet_timeout, target_ms=target))
     checks = []
     if cross_check:
         clients = max(CONCURRENCY)
         print(f"cross-check, minimal raw HTTP client at {clients} clients:", flush=True)
-        for path in routes:
+        for path in paths:
             checks.append(await measure(service, "GET", path, clients, reads[clients],
-                                        4 * clients, "raw", target_ms=READ_TARGET_MS))
-    print("launches, sequential:", flush=True)
+                                        4 * clients, "raw", quiet_timeout, target_ms=READ_TARGET_MS))
     run_ids: list[str] = []
-    results.append(await measure(
-        service, "POST", f"/pipelines/{PIPELINE_ID}/execute", 1, executes, 1, kind, expect=202,
-        target_ms=EXECUTE_TARGET_MS, on_body=lambda body: run_ids.append(body["id"])))
-    drained = await drain_runs(service, run_ids)
+    drained = "no launches (--executes 0)"
+    if executes:
+        print("launches, sequential:", flush=True)
+        results.append(await measure(
+            service, "POST", f"/pipelines/{PIPELINE_ID}/execute", 1, executes, 1, kind, quiet_timeout,
+            expect=202, target_ms=EXECUTE_TARGET_MS, on_body=lambda body: run_ids.append(body["id"])))
+        drained = await drain_runs(service, run_ids)
     return results, checks, drained
 
 
@@ -570,10 +665,22 @@ def target_cell(result: Result) -> str:
 
 
 def latency_table(results: list[Result]) -> None:
-    print_rows([("route", "clients", "requests", "p50 ms", "p99 ms", "max ms", "req/s", "target")] + [
-        (r.route, str(r.clients), f"{r.requests:,}", f"{r.percentile(50):.1f}",
-         f"{r.percentile(99):.1f}", f"{max(r.latencies) * 1000:.1f}",
-         f"{r.requests / r.seconds:,.0f}", target_cell(r))
+    """One row per route and concurrency; `÷ floor` is the route's p99 over the p99 of
+    `/health` (a snapshot in memory: the framework's own cost) in the same run and setting."""
+    floors = {(r.clients, r.client_kind): r.percentile(99) for r in results if r.route == "GET /health"}
+
+    def over_floor(result: Result) -> str:
+        floor = floors.get((result.clients, result.client_kind))
+        return f"{result.percentile(99) / floor:.2f}" if floor and result.route.startswith("GET") else "-"
+
+    def over_target(result: Result) -> str:
+        return "-" if result.target_ms is None else f"{result.percentile(99) / result.target_ms:.2f}"
+
+    print_rows([("route", "clients", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms", "req/s",
+                 "p99 ÷ floor", "p99 ÷ target", "target")] + [
+        (r.route, str(r.clients), f"{r.requests:,}", f"{r.percentile(50):.1f}", f"{r.percentile(95):.1f}",
+         f"{r.percentile(99):.1f}", f"{max(r.latencies) * 1000:.1f}", f"{r.requests / r.seconds:,.0f}",
+         over_floor(r), over_target(r), target_cell(r))
         for r in results
     ])
 
@@ -617,6 +724,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="httpx: one AsyncClient (one keep-alive connection) per virtual "
                         "client (default); httpx-shared: one AsyncClient with a pool of N "
                         "connections for all N clients; raw: minimal asyncio HTTP client")
+    parser.add_argument("--routes", default="",
+                        help="only the GET routes whose table path contains one of these "
+                        "comma-separated words (default: every GET route)")
+    parser.add_argument("--quiet-timeout", type=float, default=QUIET_TIMEOUT_S,
+                        help=f"seconds to wait for a quiet machine before each phase "
+                        f"(default {QUIET_TIMEOUT_S:.0f})")
     parser.add_argument("--no-cross-check", action="store_true",
                         help="skip the raw-client cross-check of the reads at 50 clients")
     parser.add_argument("--keep-logs", action="store_true",
@@ -627,8 +740,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     counts = [int(n) for n in args.reads.split(",")]
-    if len(counts) != len(CONCURRENCY) or min(counts) < 1 or args.executes < 1:
-        print("--reads takes two positive counts (1 and 50 clients); --executes ≥ 1", file=sys.stderr)
+    if len(counts) != len(CONCURRENCY) or min(counts) < 1 or args.executes < 0:
+        print("--reads takes two positive counts (1 and 50 clients); --executes ≥ 0", file=sys.stderr)
         return 2
     reads = dict(zip(CONCURRENCY, counts, strict=True))
 
@@ -641,9 +754,14 @@ def main(argv: list[str] | None = None) -> int:
     exit_code = 0
     try:
         service = start_service(scratch, home)
-        seed_runs(service.summit_url)
-        results, checks, drained = asyncio.run(
-            benchmark(service, reads, args.executes, args.client, not args.no_cross_check))
+        routes = read_routes(*seed(service.summit_url))
+        check_routes(service, routes)
+        words = [w for w in args.routes.split(",") if w]
+        paths = [path for route, (path, _) in routes.items()
+                 if not words or any(w in route for w in words)]
+        results, checks, drained = asyncio.run(benchmark(
+            service, paths, reads, args.executes, args.client, not args.no_cross_check,
+            args.quiet_timeout))
         report(results, checks, drained)
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)

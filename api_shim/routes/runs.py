@@ -1,4 +1,5 @@
-"""Runs of a pipeline: launch (execute, backfill), list, read, cancel — through Dagster."""
+"""Runs of a pipeline: launch (execute, backfill) and cancel through Dagster; list and read
+from `pipeline_runs` alone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim import serialize
-from api_shim.dagster import RUN_STATUS
 from api_shim.errors import ApiError
 from api_shim.launch import Launch, launch_backfill, launch_run
 from api_shim.models import Backfill, BackfillRequest, ExecuteRequest, LaunchedRun
@@ -26,7 +26,7 @@ from api_shim.services import (
 from summit_etl.config.slicing import slice_refusal
 from summit_etl.orchestration.keys import slices_job_name, target_key
 from summit_etl.store import runs as run_store
-from summit_etl.store.runs import TERMINAL_STATUSES, RunError
+from summit_etl.store.runs import TERMINAL_STATUSES
 
 RUN_STATUSES = ("pending", "running", "success", "partial_success", "failed", "cancelled")
 MAX_LIMIT = 1000
@@ -53,33 +53,14 @@ async def execute(request: Request) -> JSONResponse:
 
 
 def _wait_for_end(svc: Services, row: dict[str, Any]) -> dict[str, Any]:
-    """Poll until the run ends; a run Dagster ended without the engine recording it (a
-    crash) is closed here from Dagster's status."""
+    """Poll the run's record until it ends; a run Dagster ended without the engine recording
+    it (a crash) is closed by the background refresh (api_shim/reconcile.py)."""
     deadline = time.monotonic() + svc.settings.wait_timeout_seconds
-    checked_dagster = 0.0
     while row["status"] not in TERMINAL_STATUSES and time.monotonic() < deadline:
         time.sleep(0.25)
-        if time.monotonic() - checked_dagster > 2:
-            checked_dagster = time.monotonic()
-            _reconcile(svc, row)
         with svc.db.connection() as conn:
             row = run_store.get_run(conn, row["id"]) or row
     return row
-
-
-def _reconcile(svc: Services, row: dict[str, Any]) -> None:
-    dagster_run = svc.dagster.run(row["id"])
-    status = RUN_STATUS.get(dagster_run["status"], "") if dagster_run else ""
-    if status in ("failed", "cancelled"):
-        failure = next(iter(dagster_run["failures"] if dagster_run else []), None)
-        error = (
-            RunError("loading", failure.get("message", "the run ended"), {"source": "dagster"})
-            if failure
-            else None
-        )
-        time.sleep(1)  # the engine may be writing its own record right now
-        with svc.db.connection() as conn:
-            run_store.mark_ended_abnormally(conn, row["id"], row["pipeline_id"], status, error)
 
 
 def list_runs(request: Request) -> JSONResponse:
@@ -108,11 +89,7 @@ def _require_run(svc: Services, pipeline_id: str, run_id: str) -> dict[str, Any]
 def get_run(request: Request) -> JSONResponse:
     svc = services(request)
     row = _require_run(svc, request.path_params["pipeline_id"], request.path_params["run_id"])
-    failures = None
-    if row["status"] == "failed" and not row["errors"]:
-        dagster_run = svc.dagster.run(row["id"])
-        failures = dagster_run["failures"] if dagster_run else None
-    return JSONResponse(serialize.run(row, failures))
+    return JSONResponse(serialize.run(row))
 
 
 def cancel_run(request: Request) -> JSONResponse:

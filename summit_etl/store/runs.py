@@ -112,6 +112,15 @@ def mark_ended_abnormally(
     return cursor.rowcount > 0
 
 
+def unfinished(conn: Connection) -> list[tuple[str, str]]:
+    """(run id, pipeline id) of the runs not yet ended, oldest first."""
+    rows = conn.execute(
+        "SELECT id, pipeline_id FROM pipeline_runs WHERE status IN ('pending', 'running') "
+        "ORDER BY created_at"
+    ).fetchall()
+    return [(str(run_id), str(pipeline_id)) for run_id, pipeline_id in rows]
+
+
 def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     cursor = conn.execute("SELECT * FROM pipeline_runs WHERE id = %s", (run_id,))
     row = cursor.fetchone()

@@ -75,7 +75,8 @@ class Stack:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until(lambda: httpx.get(f"{url}/openapi.json").status_code == 200, 30, "API")
+            # Importing the app alone takes 15 s on a loaded 2-core machine.
+            wait_until(lambda: httpx.get(f"{url}/openapi.json").status_code == 200, 90, "API")
             yield url
         finally:
             stop(process)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -21,7 +22,10 @@ def test_alerts_are_listed_filtered_acknowledged_and_counted(api: httpx.Client, 
     assert probe["rule"] == "failure_rate" and probe["acknowledgedAt"] is None
     assert probe["link"].endswith("/jobs/pipeline_alerts_probe")
     assert all(a["severity"] == "critical" and a["status"] == "open" for a in critical)
-    assert api.get("/metrics").json()["openAlerts"]["critical"] >= 1
+    deadline = time.monotonic() + 10  # /metrics answers from a snapshot refreshed every second
+    while api.get("/metrics").json()["openAlerts"]["critical"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     text = api.get("/metrics", headers={"Accept": "text/plain"}).text
     assert 'summit_alerts_open{severity="critical"}' in text
 

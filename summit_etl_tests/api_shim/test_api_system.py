@@ -38,7 +38,11 @@ def test_health_is_503_naming_dagster_when_it_is_down(stack: Stack) -> None:
 
 def test_metrics_as_json_and_prometheus(api: httpx.Client) -> None:
     api.post("/pipelines/users-sync/execute?wait=true")
-    values = api.get("/metrics").json()
+    # /metrics answers from the API's snapshot, refreshed every second.
+    deadline = time.monotonic() + 10
+    while (values := api.get("/metrics").json())["successfulRuns"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     assert values["totalPipelines"] >= 4 and values["enabledPipelines"] >= 4
     assert values["activeCDCEngines"] == 0
     assert values["successfulRuns"] >= 1 and values["totalRecordsProcessed"] >= 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from api_shim import serialize
 from api_shim.models import CdcSwitch
+from api_shim.reconcile import error_of
 
 TRACEBACK = '''Traceback (most recent call last):
   File "/srv/summit_etl/load/bulk.py", line 88, in load
@@ -57,7 +59,9 @@ def test_tracebacks_never_reach_the_answer(message: str, plain: str, caplog: pyt
 def test_dagster_failures_are_plain_too() -> None:
     failure = {"__typename": "ExecutionStepFailureEvent", "message": "transformation failed", "timestamp": "0",
                "stepKey": "p", "error": {"message": TRACEBACK}}
-    (error,) = serialize.run(_row([]), [failure])["errors"]
+    recorded = error_of(failure)  # what the background reconciliation writes for a crashed run
+    assert recorded.details == {"source": "dagster", "event": "ExecutionStepFailureEvent", "stepKey": "p"}
+    (error,) = serialize.run(_row([asdict(recorded)]))["errors"]
     assert error["stage"] == "transformation" and error["message"].startswith("psycopg.errors.")
 
 
