@@ -3,7 +3,7 @@ the run ending once its sensor is stopped.
 
 A live run may commit several batches a second; one observation per batch would make the
 event log the bottleneck, so batches are summed into one observation per `every` seconds
-(and one for the rest when the run ends).
+(and one for the rest when the run ends); the first batch is reported as soon as it commits.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class CdcProgress:
     pipeline: PipelineConfig
     every: float = REPORT_EVERY_SECONDS
     _window: _Window = field(default_factory=_Window)
-    _last: float = field(default_factory=time.monotonic)
+    # The first batch is shown at once; later ones are summed per `every` seconds.
+    _last: float = float("-inf")
 
     @property
     def hooks(self) -> RunHooks:
