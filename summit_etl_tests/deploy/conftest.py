@@ -28,13 +28,14 @@ from summit_etl_tests.support import run_sql
 
 MAX_CONCURRENT_RUNS = 2
 DATABASES = ("summit", "summit_dagster", "src", "dst")
-# A few seconds of extraction each (one row per batch, a sleep per row), so that queued
-# runs visibly wait for each other.
+# Six seconds of extraction each (one row per batch, a sleep per row), so that queued
+# runs visibly wait for each other: runs now reach `running` without importing Great
+# Expectations, and shorter ones ended before the next launch on a busy 2-core CI host.
 QUEUED = {
     pipeline_id: {
         "source": {
             "url": "${SOURCE_URL}",
-            "query": "SELECT g AS id, pg_sleep(0.5) IS NULL AS slept FROM generate_series(1, 4) AS g",
+            "query": "SELECT g AS id, pg_sleep(0.5) IS NULL AS slept FROM generate_series(1, 12) AS g",
         },
         "extraction": {"strategy": "full", "batchSize": 1},
         "loading": {
