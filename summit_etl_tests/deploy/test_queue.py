@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from dagster import RunsFilter
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from summit_etl_tests.deploy.conftest import MAX_CONCURRENT_RUNS, Service
 
@@ -27,6 +29,14 @@ def test_queue_runs_pipelines_in_parallel_within_the_limits(
     # queue-a's second run is a full reload: a plain execute while one waits would be
     # answered with the waiting run (the bounded queue), not queued twice.
     launches = [("queue-a", {}), ("queue-a", {"fullReload": True}), ("queue-b", {}), ("queue-c", {})]
+    # The service is shared: a run another test left in flight (the failover test's slow
+    # load) would hold one of the two slots, and the queue could run these one at a time.
+    with service.dagster(monkeypatch) as instance:
+        in_flight = RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))
+        deadline = time.monotonic() + 120
+        while instance.get_runs(in_flight) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not instance.get_runs(in_flight), "runs of other tests still hold the queue"
     with httpx.Client(base_url=service.api_url, timeout=60) as api:
         launched = []
         for pipeline_id, body in launches:
