@@ -4,6 +4,7 @@ that a target holds the same hex EWKB under the same declared types."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -40,6 +41,8 @@ def with_postgis(url: str) -> None:
     try:
         run_sql(url, "CREATE EXTENSION IF NOT EXISTS postgis")
     except psycopg.Error as error:
+        if os.environ.get("SUMMIT_REQUIRE_POSTGIS"):  # .ci/run installed it: it must work
+            pytest.fail(f"PostGIS is installed but could not be created: {error}")
         pytest.skip(f"PostGIS is not installable on this server: {error}")
 
 
