@@ -31,6 +31,7 @@ from summit_etl.orchestration.keys import (
     slices_job_name,
 )
 from summit_etl.store import runs as run_store
+from summit_etl.store.locks import LAUNCH, lock_pipeline
 
 QUEUED = ["QUEUED", "NOT_STARTED"]
 ACTIVE = ["STARTING", "STARTED", "CANCELING"]
@@ -56,12 +57,6 @@ class Launch:
         return {"queued": True, "queuedBehind": self.behind, "message": message}
 
 
-def _lock(conn: Connection, pipeline_id: str) -> None:
-    conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"summit-launch:{pipeline_id}",)
-    )
-
-
 def _tags(run: dict[str, Any]) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["tags"]}
 
@@ -82,7 +77,7 @@ def launch_run(
 ) -> Launch:
     """Launch an execute (recorded `pending`), or return the waiting run that serves it."""
     with conn.transaction():
-        _lock(conn, pipeline_id)
+        lock_pipeline(conn, LAUNCH, pipeline_id)
         runs = dagster.runs(tags={PIPELINE_TAG: pipeline_id}, statuses=QUEUED + ACTIVE)
         for run in reversed(runs):  # oldest first: the one that starts next
             tags = _tags(run)
@@ -109,7 +104,7 @@ def launch_backfill(
     pipeline's backfill of that kind still waiting."""
     kind = SLICE_TAG if partitioned else PIPELINE_TAG
     with conn.transaction():
-        _lock(conn, pipeline_id)
+        lock_pipeline(conn, LAUNCH, pipeline_id)
         for backfill in dagster.backfills("REQUESTED"):
             # No run yet, or only waiting ones: the backfill has not started loading.
             waiting = all(r["status"] in QUEUED for r in backfill["runs"])

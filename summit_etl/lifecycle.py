@@ -19,6 +19,7 @@ from summit_etl.registry import ConfigError, parse_pipeline
 from summit_etl.store import cdc_watermarks, watermarks
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store.db import connect
+from summit_etl.store.locks import CAPTURE, pipeline_lock
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,14 @@ def retire_pipeline(raw: dict[str, Any], summit_url: str) -> bool:
     would be set aside anyway, see `summit_etl.cdc.target.committed_offset`).
     """
     pipeline_id = str(raw.get("id", ""))
-    release_capture(raw)
-    _forget_target_offset(raw, summit_url)
-    with connect(summit_url, autocommit=False) as conn, conn.transaction():
-        retired = watermarks.retire(conn, pipeline_id)
-        forgotten = cdc_watermarks.forget(conn, pipeline_id)
-        deleted = pipeline_store.delete(conn, pipeline_id)
+    # A sensor tick or run that would install capture again waits, then finds the row gone.
+    with pipeline_lock(summit_url, CAPTURE, pipeline_id):
+        release_capture(raw)
+        _forget_target_offset(raw, summit_url)
+        with connect(summit_url, autocommit=False) as conn, conn.transaction():
+            retired = watermarks.retire(conn, pipeline_id)
+            forgotten = cdc_watermarks.forget(conn, pipeline_id)
+            deleted = pipeline_store.delete(conn, pipeline_id)
     log.info(
         "pipeline retired",
         extra={

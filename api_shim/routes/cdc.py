@@ -21,6 +21,7 @@ from summit_etl.cdc.sources import CdcConfigError, change_source
 from summit_etl.config import CdcStrategy, ExtractionStrategy, PipelineConfig
 from summit_etl.orchestration.keys import cdc_sensor_name
 from summit_etl.store.db import redact
+from summit_etl.store.locks import CAPTURE, pipeline_lock
 
 
 def _source_error(config: PipelineConfig, exc: Exception) -> str:
@@ -40,11 +41,14 @@ def _install_capture(config: PipelineConfig) -> None:
         ) from exc
 
 
-def _drop_slot(config: PipelineConfig) -> None:
-    """`cdc.dropSlotOnStop`: a stopped pipeline keeps no slot (its next start snapshots)."""
+def _drop_slot(config: PipelineConfig, summit_url: str) -> None:
+    """`cdc.dropSlotOnStop`: a stopped pipeline keeps no slot (its next start snapshots).
+    Under the capture lock, after the sensor stopped: a tick already under way finishes
+    first, and a later one sees the sensor stopped (store/locks.py)."""
     if config.cdc and config.cdc.strategy is CdcStrategy.log_based and config.cdc.drop_slot_on_stop:
         try:
-            change_source(config).release()
+            with pipeline_lock(summit_url, CAPTURE, config.id):
+                change_source(config).release()
         except psycopg.Error as exc:  # e.g. a run still reading the slot
             raise ApiError(
                 409,
@@ -72,7 +76,7 @@ def _switch(request: Request, start: bool) -> JSONResponse:
     else:
         if state.status == "RUNNING":
             svc.dagster.stop_sensor(state)
-        _drop_slot(config)
+        _drop_slot(config, svc.settings.database_url)
     status = "running" if start else "stopped"
     return answer(
         CdcSwitch,

@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 from api_shim import serialize
 from api_shim.errors import ApiError
 from api_shim.services import Services, json_body, require_pipeline, services
-from summit_etl.cdc.sources import release_capture
 from summit_etl.claims import ClaimConflict
 from summit_etl.config import PipelineConfig
 from summit_etl.lifecycle import retire_pipeline
@@ -144,8 +143,4 @@ def delete_pipeline(request: Request) -> Response:
     # Then everything else it owned: capture, offset, watermarks, and its row.
     retire_pipeline(row.config, svc.settings.database_url)
     svc.dagster.reload_location()
-    # A sensor tick already evaluating when its sensor was stopped may have installed the
-    # capture again after it was released; by now the reload has outlasted such a tick.
-    # (A mitigation: a lock shared by tick and delete would close the race for good.)
-    release_capture(row.config)
     return Response(status_code=204)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetObservation, MetadataValue
-from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
 from summit_etl.config import PipelineConfig
-from summit_etl.orchestration.keys import cdc_sensor_name, target_key
+from summit_etl.orchestration.cdc_sensors import cdc_sensor_stopped
+from summit_etl.orchestration.keys import target_key
 from summit_etl.runs.context import BatchReport, RunHooks
 
 REPORT_EVERY_SECONDS = 1.0
@@ -82,12 +82,4 @@ class CdcProgress:
         )
 
     def sensor_not_stopped(self) -> bool:
-        """False once an operator stopped the pipeline's CDC sensor (`cdc/stop`). A sensor
-        the instance has no state for (a run launched in process) counts as running."""
-        name, instance = cdc_sensor_name(self.pipeline.id), self.context.instance
-        if instance.schedule_storage is None:  # an ephemeral instance keeps no sensor state
-            return True
-        stopped = instance.all_instigator_state(
-            instigator_type=InstigatorType.SENSOR, instigator_statuses={InstigatorStatus.STOPPED}
-        )
-        return all(state.instigator_name != name for state in stopped)
+        return not cdc_sensor_stopped(self.context.instance, self.pipeline.id)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dagster import (
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -25,6 +26,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
 if TYPE_CHECKING:  # dagster exports the class only privately
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -40,6 +42,7 @@ from summit_etl.runs.cdc import mirror
 from summit_etl.store import cdc_watermarks
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store.db import connect, redact
+from summit_etl.store.locks import CAPTURE, pipeline_lock
 
 CDC_WINDOW_TAG = "summit/cdc_window"
 
@@ -63,26 +66,26 @@ class CdcCursor:
 
 
 def cdc_sensor(
-    config: PipelineConfig, job: UnresolvedAssetJobDefinition, summit_url: str
+    config: PipelineConfig, job: UnresolvedAssetJobDefinition, summit_url: str, *, stored: bool
 ) -> SensorDefinition:
+    """`stored`: the pipeline lives only in the pipelines table (created through the API),
+    so a tick that finds its row gone knows it was deleted; a YAML pipeline's row may not
+    have been written yet where the code location runs without `summit-etl serve`."""
     interval = config.cdc.poll_interval_seconds if config.cdc else 10
     label = config.source.label
 
-    @sensor(
-        name=cdc_sensor_name(config.id),
-        job=job,
-        minimum_interval_seconds=interval,
-        default_status=DefaultSensorStatus.STOPPED,
-        description=f"CDC for {config.id}: polls {label} every {interval} s, runs on changes",
-    )
-    def poll(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    def tick(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         with connect(summit_url) as conn:
             row = pipeline_store.get_row(conn, config.id)
+        if row is None and stored:
+            return SkipReason(f"pipeline {config.id} was deleted")
         if not (row.enabled if row else config.enabled):
             return SkipReason(
                 f"pipeline {config.id} is paused (pipelines.enabled = false); "
                 "set it to true to resume CDC"
             )
+        if cdc_sensor_stopped(context.instance, config.id):
+            return SkipReason(f"CDC for {config.id} was stopped while this tick began")
         # Dagster keeps a sensor's run keys after its pipeline is deleted: a pipeline
         # created again with the id keys its runs by its own creation time.
         incarnation = f"{row.created_at.timestamp():.6f}@" if row else ""
@@ -125,7 +128,32 @@ def cdc_sensor(
             cursor=CdcCursor(seen, window, attempt).dump(),
         )
 
+    @sensor(
+        name=cdc_sensor_name(config.id),
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"CDC for {config.id}: polls {label} every {interval} s, runs on changes",
+    )
+    def poll(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        # Under the capture lock: a stop or delete that removed capture waits for this
+        # tick, or this tick sees the sensor stopped and installs nothing.
+        with pipeline_lock(summit_url, CAPTURE, config.id):
+            return tick(context)
+
     return poll
+
+
+def cdc_sensor_stopped(instance: DagsterInstance, pipeline_id: str) -> bool:
+    """True once an operator stopped the pipeline's CDC sensor (`cdc/stop`, delete). A
+    sensor the instance keeps no state for (in-process use) counts as running."""
+    if instance.schedule_storage is None:
+        return False
+    name = cdc_sensor_name(pipeline_id)
+    stopped = instance.all_instigator_state(
+        instigator_type=InstigatorType.SENSOR, instigator_statuses={InstigatorStatus.STOPPED}
+    )
+    return any(state.instigator_name == name for state in stopped)
 
 
 def _heal_mirror(config: PipelineConfig, summit_url: str, offset: Offset | None) -> None:

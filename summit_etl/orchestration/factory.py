@@ -62,7 +62,9 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         if schedule is not None:
             schedules.append(schedule)
         if config.extraction.strategy is ExtractionStrategy.cdc:
-            cdc_sensors.append(cdc_sensor(config, job, summit_url))
+            cdc_sensors.append(
+                cdc_sensor(config, job, summit_url, stored=config.id not in registry.from_files)
+            )
     maintenance_jobs, maintenance_schedules = maintenance_definitions(registry.pipelines)
     return Definitions(
         assets=[*sources.values(), *assets],

@@ -38,6 +38,7 @@ from summit_etl.store import cdc_watermarks
 from summit_etl.store import pipelines as pipeline_store
 from summit_etl.store import schema_changes as schema_store
 from summit_etl.store.db import connect
+from summit_etl.store.locks import CAPTURE, pipeline_lock
 from summit_etl.timeouts import timed_url
 
 log = logging.getLogger("summit_etl.cdc")
@@ -56,7 +57,9 @@ def run_cdc(ctx: RunContext) -> None:
             ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
         )
     source = clock.run(Stage.extraction, lambda: change_source(config))
-    clock.run(Stage.extraction, source.prepare)
+    live = _Live(ctx, source)
+    if not clock.run(Stage.extraction, live.install_capture):
+        return
     schema = clock.run(Stage.extraction, lambda: _source_schema(config))
     table, run_id = str(config.loading.target_name), ctx.request.run_id
     try:
@@ -73,7 +76,6 @@ def run_cdc(ctx: RunContext) -> None:
     outcome.watermark_from = offset.value if offset else None
     gate = ctx.gate
     row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
-    live = _Live(ctx, source)
     caught_up_at: datetime | None = None
     with psycopg.connect(target.url) as conn:
         while True:
@@ -140,7 +142,8 @@ class _Live:
         cdc = ctx.config.cdc
         if cdc is None:  # change_source has refused such a pipeline already
             raise ValueError("CDC runs need a `cdc` block")
-        self.window = cdc.idle_window_seconds if ctx.request.trigger == "cdc" else 0.0
+        self.sensor_launched = ctx.request.trigger == "cdc"
+        self.window = cdc.idle_window_seconds if self.sensor_launched else 0.0
         self.poll = cdc.run_poll_ms / 1000
         self.check_every = cdc.poll_interval_seconds
         self.ctx = ctx
@@ -148,6 +151,19 @@ class _Live:
         # When CDC was last checked to be on: at most every check_every seconds, since
         # under a steady stream of changes the run waits after every pass.
         self._checked = -float(cdc.poll_interval_seconds)
+
+    def install_capture(self) -> bool:
+        """Install capture on the source; False, installing nothing, when CDC was switched
+        off after the sensor launched this run. Checked under the capture lock, so capture
+        that a stop or delete removed is not put back (store/locks.py)."""
+        if not self.sensor_launched:  # an operator's run: asked for now
+            self.source.prepare()
+            return True
+        with pipeline_lock(self.ctx.summit_url, CAPTURE, self.ctx.config.id):
+            if not self._still_wanted():
+                return False
+            self.source.prepare()
+        return True
 
     def wait_for_changes(
         self, offset: Offset | None, caught_up_at: datetime

@@ -22,6 +22,8 @@ from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.factory import build_definitions
 from summit_etl.orchestration.keys import cdc_sensor_name, job_name
 from summit_etl.registry import Registry, sync_files_to_table
+from summit_etl.store import pipelines as pipeline_store
+from summit_etl.store.db import connect
 from summit_etl_tests.support import run_sql
 
 
@@ -59,8 +61,15 @@ class LogicalCluster:
             "-c max_replication_slots=20 -c max_wal_senders=20"
         )
         self._ctl(
-            str(_pg_bin() / "pg_ctl"), "-D", str(self.directory / "data"), "-o", options,
-            "-l", str(self.directory / "server.log"), "-w", "start",
+            str(_pg_bin() / "pg_ctl"),
+            "-D",
+            str(self.directory / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "server.log"),
+            "-w",
+            "start",
         )
 
     @classmethod
@@ -75,7 +84,15 @@ class LogicalCluster:
             port = int(sock.getsockname()[1])
         cluster = cls(directory, port, wal_level)
         try:
-            cluster._ctl(str(_pg_bin() / "initdb"), "-D", str(directory / "data"), "-A", "trust", "-U", "postgres")
+            cluster._ctl(
+                str(_pg_bin() / "initdb"),
+                "-D",
+                str(directory / "data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            )
             cluster.start()
             try:
                 yield cluster
@@ -85,7 +102,15 @@ class LogicalCluster:
             shutil.rmtree(directory, ignore_errors=True)
 
     def stop(self) -> None:
-        self._ctl(str(_pg_bin() / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+        self._ctl(
+            str(_pg_bin() / "pg_ctl"),
+            "-D",
+            str(self.directory / "data"),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        )
 
 
 STRATEGIES = ["timestamp", "version", "trigger", "log_based"]
@@ -175,14 +200,19 @@ class Harness:
     summit_url: str
     instance: DagsterInstance
     cursor: str | None = None
+    # True: created as through the API (only in the pipelines table), else a YAML pipeline.
+    stored: bool = False
     defs: Definitions = field(init=False)
     config: PipelineConfig = field(init=False)
 
     def __post_init__(self) -> None:
         registry = Registry()
-        registry.add(self.raw, "test", from_file=True)
+        registry.add(self.raw, "test", from_file=not self.stored)
         assert not registry.errors, registry.errors
         sync_files_to_table(registry, self.summit_url)
+        if self.stored:
+            with connect(self.summit_url) as conn:
+                pipeline_store.create(conn, self.raw, enabled=True)
         self.config = registry.pipelines[self.raw["id"]]
         self.defs = build_definitions(registry, self.summit_url)
 

@@ -5,16 +5,20 @@ capture replaced, capture started before the snapshot; and the capture's own con
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance
 
 from summit_etl.cdc.changes import visible_in
 from summit_etl.cdc.logical import slot_name
-from summit_etl.cdc.sources import change_source, slot_retention
+from summit_etl.cdc.sources import change_source, release_capture, slot_retention
 from summit_etl.lifecycle import retire_pipeline
+from summit_etl.store.db import connect
+from summit_etl.store.locks import CAPTURE, lock_pipeline
 from summit_etl_tests.cdc.cdc_support import (
     Harness,
     change_log,
@@ -25,6 +29,8 @@ from summit_etl_tests.cdc.cdc_support import (
     target_rows,
 )
 from summit_etl_tests.support import run_sql
+
+CAPTURE_TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname = 'summit_cdc_users'"
 
 
 def test_a_recreated_trigger_pipeline_snapshots_its_new_source(
@@ -41,7 +47,9 @@ def test_a_recreated_trigger_pipeline_snapshots_its_new_source(
     assert retire_pipeline(raw, summit_url)
     assert run_sql(target_url, "SELECT count(*) FROM dw.summit_cdc_offsets") == [(0,)]
     assert run_sql(summit_url, "SELECT count(*) FROM etl_cdc_watermarks") == [(0,)]
-    assert run_sql(old_source, "SELECT count(*) FROM pg_trigger WHERE tgname = 'summit_cdc_users'") == [(0,)]
+    assert run_sql(
+        old_source, "SELECT count(*) FROM pg_trigger WHERE tgname = 'summit_cdc_users'"
+    ) == [(0,)]
 
     # Created again: a fresh source, the target table dropped and created by the pipeline.
     run_sql(target_url, "DROP TABLE dw.users")
@@ -80,7 +88,10 @@ def test_an_emptied_target_is_filled_again_and_the_log_says_why(
         assert all(r.success for r in cdc.cycle())
     assert target_rows(target_url) == source_rows(source_url)
     reasons = {getattr(r, "reason", None) for r in caplog.records}
-    assert {"the target table is empty but the source is not", "the target table does not exist"} <= reasons
+    assert {
+        "the target table is empty but the source is not",
+        "the target table does not exist",
+    } <= reasons
 
     # With the source emptied too, an empty target is simply caught up.
     run_sql(source_url, "DELETE FROM public.users")
@@ -99,7 +110,9 @@ def test_a_capture_table_created_again_is_detected_and_snapshotted(
     assert all(r.success for r in cdc.cycle())  # logged at capture position 1
     # Capture removed and installed again: a change in between was never captured, and the
     # new capture table numbers its changes from 1 again.
-    run_sql(source_url, "DROP TRIGGER summit_cdc_users ON public.users; DROP TABLE public.users_changes")
+    run_sql(
+        source_url, "DROP TRIGGER summit_cdc_users ON public.users; DROP TABLE public.users_changes"
+    )
     run_sql(source_url, "UPDATE public.users SET email = 'uncaptured' WHERE id = 2")
     assert all(r.success for r in cdc.cycle())
     assert target_rows(target_url) == source_rows(source_url)
@@ -127,7 +140,10 @@ def test_a_change_right_after_capture_is_installed_is_applied_exactly_once(
     assert [row[3]["email"] for row in change_log(target_url) if row[1] == "1"] == ["after-start"]
     run_sql(source, "UPDATE public.users SET email = 'later' WHERE id = 1")
     assert all(r.success for r in cdc.cycle())
-    assert [row[3]["email"] for row in change_log(target_url) if row[1] == "1"] == ["after-start", "later"]
+    assert [row[3]["email"] for row in change_log(target_url) if row[1] == "1"] == [
+        "after-start",
+        "later",
+    ]
 
 
 def test_append_only_targets_keep_every_version_of_a_key(
@@ -141,7 +157,9 @@ def test_append_only_targets_keep_every_version_of_a_key(
         run_sql(source_url, "UPDATE public.users SET email = %s WHERE id = 1", (email,))
         assert all(r.success for r in cdc.cycle())
     assert run_sql(target_url, "SELECT email FROM dw.users WHERE id = 1 ORDER BY email") == [
-        ("second",), ("third",), ("u1@x.org",)
+        ("second",),
+        ("third",),
+        ("u1@x.org",),
     ]
     constraints = "SELECT count(*) FROM pg_constraint WHERE conrelid = 'dw.users'::regclass AND contype IN ('p', 'u')"
     assert run_sql(target_url, constraints) == [(0,)]
@@ -156,8 +174,13 @@ def test_a_writer_without_rights_on_the_capture_table_can_still_write_the_source
     role = f"summit_writer_{uuid.uuid4().hex[:8]}"
     run_sql(source_url, f"CREATE ROLE {role} LOGIN")
     try:
-        run_sql(source_url, f"GRANT INSERT, UPDATE ON public.users TO {role}; GRANT USAGE ON SEQUENCE public.users_version TO {role}")
-        assert run_sql(source_url, "SELECT has_table_privilege(%s, 'public.users_changes', 'INSERT')", (role,)) == [(False,)]
+        run_sql(
+            source_url,
+            f"GRANT INSERT, UPDATE ON public.users TO {role}; GRANT USAGE ON SEQUENCE public.users_version TO {role}",
+        )
+        assert run_sql(
+            source_url, "SELECT has_table_privilege(%s, 'public.users_changes', 'INSERT')", (role,)
+        ) == [(False,)]
         writer = source_url.replace("postgres@", f"{role}@")
         run_sql(writer, "INSERT INTO public.users (id, email) VALUES (2, 'by-writer')")
         # Without SELECT the writer cannot name rows in a WHERE clause: every row it is.
@@ -182,7 +205,9 @@ def test_slot_retention_is_reported_and_a_dropped_slot_means_a_new_snapshot(
     capture.prepare()
     assert all(r.success for r in cdc.cycle())
     insert(source, 4, 2000)  # WAL the slot holds until the pipeline reads it
-    retained = slot_retention([raw, raw_pipeline("trigger", source, target_url, pipeline_id="other")])
+    retained = slot_retention(
+        [raw, raw_pipeline("trigger", source, target_url, pipeline_id="other")]
+    )
     assert list(retained) == ["by-log"] and retained["by-log"] > 100_000
 
     capture.release()  # cdc/stop with dropSlotOnStop
@@ -191,7 +216,11 @@ def test_slot_retention_is_reported_and_a_dropped_slot_means_a_new_snapshot(
     capture.prepare()  # started again: a new slot, so the changes in between need a snapshot
     assert all(r.success for r in cdc.cycle())
     assert target_rows(target_url) == source_rows(source)
-    assert run_sql(source, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (slot_name("by-log"),)) == [(1,)]
+    assert run_sql(
+        source,
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+        (slot_name("by-log"),),
+    ) == [(1,)]
 
     unreachable = {**raw, "source": {**raw["source"], "url": "postgresql://postgres@127.0.0.1:1/x"}}
     assert slot_retention([unreachable]) == {"by-log": None}
@@ -202,4 +231,41 @@ def test_visibility_in_a_pg_snapshot_of_32_bit_xids() -> None:
     assert not visible_in("100:105:102", 102) and not visible_in("100:105:102", 105)
     # After a wrap: xids of the previous epoch are old, the small ones are current.
     wrapped = f"{(1 << 32) + 10}:{(1 << 32) + 20}:"
-    assert visible_in(wrapped, 0xFFFFFFF0) and visible_in(wrapped, 15) and not visible_in(wrapped, 25)
+    assert (
+        visible_in(wrapped, 0xFFFFFFF0) and visible_in(wrapped, 15) and not visible_in(wrapped, 25)
+    )
+
+
+def test_a_tick_or_run_that_began_before_a_delete_installs_no_capture_after_it(
+    source_url: str, target_url: str, summit_url: str, instance: DagsterInstance
+) -> None:
+    create_source(source_url, rows=3)
+    cdc = Harness(
+        raw_pipeline("trigger", source_url, target_url), summit_url, instance, stored=True
+    )
+    assert all(r.success for r in cdc.cycle())  # the snapshot installs the capture trigger
+    assert run_sql(source_url, CAPTURE_TRIGGERS) == [(1,)]
+    run_sql(source_url, "UPDATE public.users SET email = 'changed' WHERE id = 1")
+    (launched,) = cdc.tick().run_requests  # a run the sensor asked for, not started yet
+
+    # A delete holds the capture lock while it removes capture and the row; a tick that
+    # began meanwhile waits, then finds the pipeline gone and installs nothing.
+    ticks: list[Any] = []
+    with connect(summit_url, autocommit=False) as conn, conn.transaction():
+        lock_pipeline(conn, CAPTURE, cdc.config.id)
+        waiting = threading.Thread(target=lambda: ticks.append(cdc.tick()))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive(), "the tick did not wait for the capture lock"
+        assert release_capture(cdc.raw)
+        conn.execute("DELETE FROM pipelines WHERE pipeline_id = %s", (cdc.config.id,))
+    waiting.join(30)
+    (skipped,) = ticks
+    assert not skipped.run_requests and "deleted" in (skipped.skip_message or "")
+    assert run_sql(source_url, CAPTURE_TRIGGERS) == [(0,)]
+
+    # The run launched before the delete starts after it: it ends with nothing applied.
+    result = cdc.run({**launched.tags, "dagster/run_key": launched.run_key or ""})
+    assert result.success
+    assert run_sql(source_url, CAPTURE_TRIGGERS) == [(0,)]
+    assert "changed" not in {row[1] for row in target_rows(target_url)}
