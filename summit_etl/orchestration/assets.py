@@ -21,7 +21,8 @@ from dagster import (
 )
 
 from summit_etl.config import PipelineConfig
-from summit_etl.engine import RunOutcome, RunRequest, run_pipeline
+from summit_etl.engine import RunHooks, RunOutcome, RunRequest, run_pipeline
+from summit_etl.orchestration.cancel import CancelWatch
 from summit_etl.orchestration.cdc_progress import CdcProgress
 from summit_etl.orchestration.keys import (
     BACKFILL_TAG,
@@ -72,10 +73,13 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         )
         request = RunRequest(context.run.run_id, trigger=run_trigger(tags), full_reload=full_reload)
         progress = CdcProgress(context, pipeline) if pipeline.cdc is not None else None
+        hooks = RunHooks(
+            on_batch=progress.on_batch if progress else None,
+            still_wanted=progress.sensor_not_stopped if progress else None,
+            cancel_requested=CancelWatch(context.instance, context.run.run_id),
+        )
         try:
-            outcome = run_pipeline(
-                pipeline, request, summit.prepared_url(), progress.hooks if progress else None
-            )
+            outcome = run_pipeline(pipeline, request, summit.prepared_url(), hooks)
         finally:
             if progress is not None:  # the batches committed since the last observation
                 progress.flush()

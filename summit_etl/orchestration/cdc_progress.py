@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, AssetObservation, MetadataValue
 from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.cdc_sensors import cdc_sensor_stopped
 from summit_etl.orchestration.keys import target_key
-from summit_etl.runs.context import BatchReport, RunHooks
+from summit_etl.runs.context import BatchReport
 
 REPORT_EVERY_SECONDS = 1.0
 
@@ -51,10 +51,6 @@ class CdcProgress:
     _window: _Window = field(default_factory=_Window)
     # The first batch is shown at once; later ones are summed per `every` seconds.
     _last: float = float("-inf")
-
-    @property
-    def hooks(self) -> RunHooks:
-        return RunHooks(on_batch=self.on_batch, still_wanted=self.sensor_not_stopped)
 
     def on_batch(self, report: BatchReport) -> None:
         self._window.add(report)

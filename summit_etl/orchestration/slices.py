@@ -24,6 +24,7 @@ from dagster import (
 
 from summit_etl.config import PipelineConfig
 from summit_etl.orchestration.assets import outcome_metadata
+from summit_etl.orchestration.cancel import CancelWatch
 from summit_etl.orchestration.keys import (
     BACKFILL_TAG,
     SLICE_TAG,
@@ -32,7 +33,7 @@ from summit_etl.orchestration.keys import (
     target_key,
 )
 from summit_etl.orchestration.resources import SummitDatabase
-from summit_etl.runs.context import RunRequest
+from summit_etl.runs.context import RunHooks, RunRequest
 from summit_etl.runs.slice import Slice, run_slice, slice_keys
 
 
@@ -44,7 +45,10 @@ def slices_job(config: PipelineConfig) -> JobDefinition:
         tags = dict(context.run.tags)
         part = Slice.parse(context.partition_key)
         request = RunRequest(context.run.run_id, trigger=run_trigger(tags))
-        outcome = run_slice(config, request, summit.prepared_url(), part, tags.get(BACKFILL_TAG))
+        hooks = RunHooks(cancel_requested=CancelWatch(context.instance, context.run.run_id))
+        outcome = run_slice(
+            config, request, summit.prepared_url(), part, tags.get(BACKFILL_TAG), hooks
+        )
         context.log_event(
             AssetMaterialization(
                 asset_key=target_key(config),

@@ -121,6 +121,7 @@ def stream_into_target(
 
     def extracted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
         for number, batch in enumerate(batches):
+            ctx.interrupt_if_cancelled()
             counts.records_extracted += batch.num_rows
             counts.bytes_processed += batch.nbytes
             if observe:

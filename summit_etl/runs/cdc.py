@@ -130,7 +130,7 @@ def _apply_pending(
         if offset.snapshot_done and time.monotonic() - mirrored >= MIRROR_EVERY_SECONDS:
             mirror(ctx.summit_url, ctx.config, offset, caught_up_at=None)
             mirrored = time.monotonic()
-        if ctx.interrupts.release() is not None:
+        if ctx.interrupts.release() is not None or ctx.cancel_requested():
             return offset, applied, True
     return offset, applied, False
 
@@ -199,6 +199,8 @@ class _Live:
             reason = "the pipeline is paused (pipelines.enabled = false)"
         elif ctx.hooks.still_wanted is not None and not ctx.hooks.still_wanted():
             reason = "its CDC sensor was stopped"
+        elif ctx.cancel_requested():
+            reason = "the run was cancelled"
         if reason is not None:
             log.info(
                 "CDC switched off: ending the live run", extra={**ctx.log_context, "reason": reason}

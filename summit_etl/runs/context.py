@@ -3,6 +3,7 @@ its counts, clock and outcome. Drivers receive this object instead of ten loose 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -12,10 +13,12 @@ from summit_etl.config import PipelineConfig
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGate
 from summit_etl.runs.clock import StageClock
-from summit_etl.runs.interrupts import InterruptHold
+from summit_etl.runs.interrupts import InterruptHold, redeliver_interrupt
 from summit_etl.runs.stages import Stage, StageFailure
 from summit_etl.store.runs import RunCounts, RunError
 from summit_etl.timeouts import timed_url
+
+log = logging.getLogger("summit_etl.engine")
 
 __all__ = [
     "BatchReport",
@@ -72,10 +75,12 @@ class BatchReport:
 @dataclass(frozen=True)
 class RunHooks:
     """What the orchestrator that launched a run lends it: where to report each committed
-    batch, and whether a live CDC run is still wanted (its sensor may have been stopped)."""
+    batch, whether a live CDC run is still wanted (its sensor may have been stopped), and
+    whether the run was asked to cancel (a backstop for an interrupt a driver swallowed)."""
 
     on_batch: Callable[[BatchReport], None] | None = None
     still_wanted: Callable[[], bool] | None = None
+    cancel_requested: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -95,6 +100,21 @@ class RunContext:
     @property
     def counts(self) -> RunCounts:
         return self.outcome.counts
+
+    def cancel_requested(self) -> bool:
+        """The orchestrator was asked to cancel this run, whether or not its interrupt came."""
+        return self.hooks.cancel_requested is not None and self.hooks.cancel_requested()
+
+    def interrupt_if_cancelled(self) -> None:
+        """Between batches: deliver a cancel whose interrupt never reached the run (a driver
+        in a blocking call can swallow the SIGINT, runs/interrupts.py). Not while a commit
+        holds interrupts back: that run records what it committed."""
+        if not self.interrupts.holding and self.cancel_requested():
+            log.warning(
+                "cancel requested but its interrupt never arrived: cancelling now",
+                extra=self.log_context,
+            )
+            redeliver_interrupt()
 
     @property
     def target_url(self) -> str:

@@ -38,6 +38,10 @@ class InterruptHold:
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._note)
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._previous)
+
     def release(self) -> int | None:
         """Restore the handlers; the signal that arrived meanwhile, if any."""
         for signum, handler in self._previous.items():

@@ -32,7 +32,14 @@ from summit_etl.load.locks import target_lock
 from summit_etl.load.target import execute
 from summit_etl.load.writer import LoadPlan
 from summit_etl.runs.batch import stream_into_target
-from summit_etl.runs.context import RunContext, RunOutcome, RunRequest, Stage, StageFailure
+from summit_etl.runs.context import (
+    RunContext,
+    RunHooks,
+    RunOutcome,
+    RunRequest,
+    Stage,
+    StageFailure,
+)
 from summit_etl.runs.lifecycle import recorded_run
 from summit_etl.store import slices as slice_store
 from summit_etl.store.db import connect
@@ -70,12 +77,18 @@ def slice_keys(count: int) -> list[str]:
 
 
 def run_slice(
-    config: PipelineConfig, request: RunRequest, summit_url: str, part: Slice, backfill: str | None
+    config: PipelineConfig,
+    request: RunRequest,
+    summit_url: str,
+    part: Slice,
+    backfill: str | None,
+    hooks: RunHooks | None = None,
 ) -> RunOutcome:
     """Load slice `part` of `config` and record the run; `backfill`: the id of the backfill
     the run belongs to, whose slices share one split."""
     return recorded_run(
-        RunContext(config, request, summit_url), lambda ctx: _load_slice(ctx, part, backfill)
+        RunContext(config, request, summit_url, hooks=hooks or RunHooks()),
+        lambda ctx: _load_slice(ctx, part, backfill),
     )
 
 

@@ -209,3 +209,67 @@ def test_a_cancel_while_a_cdc_batch_commits_ends_the_run_after_that_batch(
     rest = run_asset(config, summit_url)
     assert recorded(summit_url, rest.run_id) == ("success", 60, True)
     assert run_sql(target_url, "SELECT count(*), count(DISTINCT id) FROM dw.events") == [(100, 100)]
+
+
+def test_a_cancel_whose_interrupt_never_arrives_still_stops_the_run_between_batches(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    # The target takes 50 ms a row and rows are 100 kB, so the loader pulls its batches of
+    # ten while it writes: a five-second load, in one blocking driver call.
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.slow (id int, body text);"
+        "CREATE FUNCTION dw.slowly() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$;"
+        "CREATE TRIGGER slowly BEFORE INSERT ON dw.slow FOR EACH ROW EXECUTE FUNCTION dw.slowly()",
+    )
+    query = "SELECT g AS id, repeat(md5(g::text), 3200) AS body FROM generate_series(1, 100) g"
+    config = parse_pipeline(
+        {
+            "id": "slow",
+            "name": "Slow",
+            "source": {"url": source_url, "query": query},
+            "extraction": {"strategy": "full", "batchSize": 10},
+            "loading": {"strategy": "append_only", "targetTable": "dw.slow", "targetUrl": target_url},
+        },
+        "test",
+    )
+    failures: list[BaseException] = []
+    cancelled_at: list[float] = []
+
+    def cancel_without_interrupt(instance: DagsterInstance) -> None:
+        # As when a driver swallowed the SIGINT: Dagster marks the run, no signal arrives.
+        try:
+            wait_for(lambda: waiting_on_copy(target_url), "the load to write")
+            (run,) = instance.get_runs()
+            instance.report_run_canceling(run)
+            cancelled_at.append(time.monotonic())
+        except BaseException as exc:
+            failures.append(exc)
+
+    with DagsterInstance.ephemeral() as instance:
+        canceller = threading.Thread(target=cancel_without_interrupt, args=(instance,))
+        canceller.start()
+        result = materialize(
+            [pipeline_asset(config)],
+            resources={"summit": SummitDatabase(url=summit_url)},
+            instance=instance,
+            raise_on_error=False,
+        )
+        ended = time.monotonic()
+        canceller.join()
+    assert not failures
+    assert not result.success
+    assert ended - cancelled_at[0] < 3  # a batch or two later, not at the load's end
+    assert recorded(summit_url, result.run_id) == ("cancelled", 0, False)
+    assert run_sql(target_url, "SELECT count(*) FROM dw.slow") == [(0,)]
+
+
+def waiting_on_copy(url: str) -> bool:
+    return bool(
+        run_sql(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'active' AND query LIKE 'COPY%' AND pid <> pg_backend_pid()",
+        )[0][0]
+    )
