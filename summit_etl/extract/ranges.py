@@ -15,6 +15,7 @@ to another ctid range).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import psycopg
@@ -26,6 +27,11 @@ from summit_etl.identifiers import TableName
 # Enough rows to place 16 boundaries well, few enough to sort in milliseconds: the sample
 # reads about this many blocks whatever the table's size.
 _SAMPLE_BLOCKS = 300
+
+
+log = logging.getLogger(__name__)
+# Relations with rows of their own (tables, partitioned tables, materialized views).
+_STORED = ("r", "p", "m")
 
 
 class SplitError(LookupError):
@@ -67,10 +73,20 @@ def split_read(url: str, table: TableName, parts: int) -> list[ReadRange]:
     key = primary_key(url, table)
     column = key[0] if key else None
     with psycopg.connect(url, autocommit=True) as conn:
-        oid = conn.execute("SELECT to_regclass(%s)::oid", (table.ident.as_string(conn),))
-        row = oid.fetchone()
-        if row is None or row[0] is None:
+        found = conn.execute(
+            "SELECT c.oid, c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (table.ident.as_string(conn),),
+        )
+        row = found.fetchone()
+        if row is None:
             raise SplitError(f"table {table} does not exist, so its read cannot be split")
+        if parts > 1 and row[1] not in _STORED:
+            log.warning(
+                "a view has neither a primary key nor row locations to split by: one reader "
+                "reads it (split the read on the table the view selects from)",
+                extra={"table": str(table), "parallelism": parts},
+            )
+            parts = 1
         if parts == 1:
             return [ReadRange(column, None, None)]
         if column is None:

@@ -3,6 +3,7 @@ its skew, its statistics, or the lack of a key."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -167,6 +168,17 @@ def test_an_empty_table_is_one_unbounded_range(source_url: str, columns: str) ->
 def test_one_part_is_the_whole_table(source_url: str) -> None:
     _make(source_url, "id int PRIMARY KEY", "SELECT g FROM generate_series(1, 100) g", True)
     assert split_read(source_url, TABLE, 1) == [ReadRange("id", None, None)]
+
+
+def test_a_view_is_read_whole_by_one_reader_and_the_log_says_why(
+    source_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _make(source_url, "id int PRIMARY KEY", "SELECT g FROM generate_series(1, 1000) g", True)
+    run_sql(source_url, "CREATE VIEW src.items_view AS SELECT * FROM src.items")
+    with caplog.at_level(logging.WARNING, logger="summit_etl.extract.ranges"):
+        split = split_read(source_url, TableName("src", "items_view"), 4)
+    assert split == [ReadRange(None, None, None)]
+    assert any("view" in r.getMessage() and r.parallelism == 4 for r in caplog.records)
 
 
 def test_fewer_distinct_keys_than_parts_collapse_duplicate_boundaries(source_url: str) -> None:
