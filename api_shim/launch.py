@@ -14,6 +14,7 @@ starts them together, and they wait for a running run of the pipeline on the tar
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,9 @@ from summit_etl.store.locks import LAUNCH, lock_pipeline
 
 QUEUED = ["QUEUED", "NOT_STARTED"]
 ACTIVE = ["STARTING", "STARTED", "CANCELING"]
+# How long a CDC switch-off waits for a live run beyond the run's own check interval:
+# the batch in hand is applied and confirmed first.
+LIVE_RUN_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,17 @@ def launch_backfill(
                 {PIPELINE_TAG: pipeline_id, TRIGGER_TAG: "backfill", FULL_RELOAD_TAG: "true"},
             )
         return Launch(backfill_id, False, _ahead(runs, None))
+
+
+def wait_for_live_cdc_runs(dagster: DagsterClient, pipeline_id: str, check_every: float) -> bool:
+    """Wait until no run of the pipeline is active; False when one still is after the grace.
+
+    A live CDC run notices that CDC was switched off (sensor stopped, pipeline deleted)
+    within `check_every` seconds (cdc.pollIntervalSeconds) and ends after the batch in
+    hand; until then it holds the replication slot, which cannot be dropped under it."""
+    deadline = time.monotonic() + check_every + LIVE_RUN_GRACE_SECONDS
+    while dagster.runs(tags={PIPELINE_TAG: pipeline_id}, statuses=ACTIVE):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True

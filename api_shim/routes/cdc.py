@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api_shim.errors import ApiError
+from api_shim.launch import wait_for_live_cdc_runs
 from api_shim.models import CdcSwitch
 from api_shim.serialize import answer
 from api_shim.services import pipeline_config, require_pipeline, services
@@ -41,20 +42,24 @@ def _install_capture(config: PipelineConfig) -> None:
         ) from exc
 
 
+def _drops_slot(config: PipelineConfig) -> bool:
+    """`cdc.dropSlotOnStop`: a stopped pipeline keeps no slot (its next start snapshots)."""
+    cdc = config.cdc
+    return cdc is not None and cdc.strategy is CdcStrategy.log_based and cdc.drop_slot_on_stop
+
+
 def _drop_slot(config: PipelineConfig, summit_url: str) -> None:
-    """`cdc.dropSlotOnStop`: a stopped pipeline keeps no slot (its next start snapshots).
-    Under the capture lock, after the sensor stopped: a tick already under way finishes
+    """Under the capture lock, after the sensor stopped: a tick already under way finishes
     first, and a later one sees the sensor stopped (store/locks.py)."""
-    if config.cdc and config.cdc.strategy is CdcStrategy.log_based and config.cdc.drop_slot_on_stop:
-        try:
-            with pipeline_lock(summit_url, CAPTURE, config.id):
-                change_source(config).release()
-        except psycopg.Error as exc:  # e.g. a run still reading the slot
-            raise ApiError(
-                409,
-                f"CDC for {config.id} is stopped, but its replication slot was not dropped: "
-                f"{_source_error(config, exc)}; stop again to retry",
-            ) from exc
+    try:
+        with pipeline_lock(summit_url, CAPTURE, config.id):
+            change_source(config).release()
+    except psycopg.Error as exc:  # e.g. a run still reading the slot
+        raise ApiError(
+            409,
+            f"CDC for {config.id} is stopped, but its replication slot was not dropped: "
+            f"{_source_error(config, exc)}; stop again to retry",
+        ) from exc
 
 
 def _switch(request: Request, start: bool) -> JSONResponse:
@@ -76,7 +81,9 @@ def _switch(request: Request, start: bool) -> JSONResponse:
     else:
         if state.status == "RUNNING":
             svc.dagster.stop_sensor(state)
-        _drop_slot(config, svc.settings.database_url)
+        if config.cdc is not None and _drops_slot(config):
+            wait_for_live_cdc_runs(svc.dagster, pipeline_id, config.cdc.poll_interval_seconds)
+            _drop_slot(config, svc.settings.database_url)
     status = "running" if start else "stopped"
     return answer(
         CdcSwitch,

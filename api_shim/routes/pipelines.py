@@ -9,7 +9,8 @@ from starlette.responses import JSONResponse, Response
 
 from api_shim import serialize
 from api_shim.errors import ApiError
-from api_shim.services import Services, json_body, require_pipeline, services
+from api_shim.launch import wait_for_live_cdc_runs
+from api_shim.services import Services, json_body, pipeline_config, require_pipeline, services
 from summit_etl.claims import ClaimConflict
 from summit_etl.config import PipelineConfig
 from summit_etl.lifecycle import retire_pipeline
@@ -140,6 +141,13 @@ def delete_pipeline(request: Request) -> Response:
             cdc_sensor_name(pipeline_id),
         ):
             (svc.dagster.stop_schedule if state in schedules else svc.dagster.stop_sensor)(state)
+    # A live CDC run ends once it sees its sensor stopped; its capture is released after.
+    try:
+        cdc = pipeline_config(row).cdc
+    except ApiError:  # an invalid stored configuration never ran
+        cdc = None
+    if cdc is not None:
+        wait_for_live_cdc_runs(svc.dagster, pipeline_id, cdc.poll_interval_seconds)
     # Then everything else it owned: capture, offset, watermarks, and its row.
     retire_pipeline(row.config, svc.settings.database_url)
     svc.dagster.reload_location()

@@ -117,13 +117,19 @@ def test_slot_retention_is_in_metrics_and_health_and_stop_can_drop_the_slot(
             assert health.status_code == 200 and health.json()["status"] == "degraded"
             assert any("lc-log" in w for w in health.json()["warnings"])
 
-            body["cdc"]["dropSlotOnStop"] = True
+            # A live run reads the slot when CDC is stopped: stop waits for it to end.
+            body["cdc"].update(dropSlotOnStop=True, idleWindowSeconds=120)
             assert api.put("/pipelines/lc-log", json=body).status_code == 200
             assert api.post("/pipelines/lc-log/cdc/start").status_code == 200
-            _wait_for_successful_runs(api, 2)  # the rows written while it was stopped
-            assert _rows(stack.target_url, "lc_log") == source_rows(source)
-            assert api.post("/pipelines/lc-log/cdc/stop").status_code == 200
+            wait_until(  # the rows written while it was stopped
+                lambda: _rows(stack.target_url, "lc_log") == source_rows(source), 90, "catching up"
+            )
+            statuses = [r["status"] for r in api.get("/pipelines/lc-log/runs").json()]
+            assert "running" in statuses  # live, and would idle for two minutes
+            stopped = api.post("/pipelines/lc-log/cdc/stop")
+            assert stopped.status_code == 200, stopped.text
             assert run_sql(source, SLOTS, (slot_name("lc-log"),)) == [(0,)]
+            _wait_for_successful_runs(api, 2)  # the live run ended, after its batches
             wait_until(lambda: retained() == 0, 30, "the dropped slot in /metrics")
         wait_until(lambda: "lc-log" not in api.get("/metrics").json()["cdcSlotRetainedBytes"], 30, "delete")
         assert run_sql(source, "SELECT count(*) FROM pg_publication") == [(0,)]

@@ -66,6 +66,18 @@ def _in_background(work: Callable[[], None]) -> tuple[threading.Thread, list[Bas
     return thread, failures
 
 
+@pytest.fixture
+def long_window(
+    make_database: Callable[[str], str], target_url: str, summit_url: str, instance: DagsterInstance
+) -> tuple[str, Harness]:
+    """A trigger pipeline over three rows whose live runs would idle for two minutes: the
+    tests end them some other way. The source's URL and the pipeline."""
+    source = make_database("src")
+    create_source(source, rows=3)
+    raw = raw_pipeline("trigger", source, target_url, cdc_options={**LIVE, "idleWindowSeconds": 120})
+    return source, Harness(raw, summit_url, instance)
+
+
 def _observed(instance: DagsterInstance, cdc: Harness) -> list[dict[str, Any]]:
     records = instance.fetch_observations(target_key(cdc.config), limit=1000).records
     return [
@@ -142,15 +154,9 @@ def test_a_live_run_applies_later_changes_reports_them_and_ends_when_idle(
 
 
 def test_a_paused_pipeline_ends_its_live_run_without_waiting_out_the_window(
-    make_database: Callable[[str], str],
-    target_url: str,
-    summit_url: str,
-    instance: DagsterInstance,
+    long_window: tuple[str, Harness], target_url: str, summit_url: str
 ) -> None:
-    source = make_database("src")
-    create_source(source, rows=3)
-    raw = raw_pipeline("trigger", source, target_url, cdc_options={**LIVE, "idleWindowSeconds": 120})
-    cdc = Harness(raw, summit_url, instance)
+    source, cdc = long_window
 
     def pause() -> None:
         _wait_for(lambda: _count(target_url) == 3, "the snapshot")
@@ -166,15 +172,12 @@ def test_a_paused_pipeline_ends_its_live_run_without_waiting_out_the_window(
 
 
 def test_a_cancel_ends_a_live_run_after_the_batch_in_hand_and_the_next_run_resumes(
-    make_database: Callable[[str], str],
+    long_window: tuple[str, Harness],
     target_url: str,
     summit_url: str,
     instance: DagsterInstance,
 ) -> None:
-    source = make_database("src")
-    create_source(source, rows=3)
-    raw = raw_pipeline("trigger", source, target_url, cdc_options={**LIVE, "idleWindowSeconds": 120})
-    cdc = Harness(raw, summit_url, instance)
+    source, cdc = long_window
 
     def cancel_mid_batch() -> None:
         _wait_for(lambda: _count(target_url) == 3, "the snapshot")
@@ -222,16 +225,12 @@ def _waiting_for_advisory_lock(url: str) -> bool:
 
 
 def test_a_live_run_killed_after_a_target_commit_is_resumed_without_loss_or_duplicates(
-    make_database: Callable[[str], str],
+    long_window: tuple[str, Harness],
     target_url: str,
-    summit_url: str,
     instance: DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source = make_database("src")
-    create_source(source, rows=3)
-    raw = raw_pipeline("trigger", source, target_url, cdc_options={**LIVE, "idleWindowSeconds": 120})
-    cdc = Harness(raw, summit_url, instance)
+    source, cdc = long_window
 
     def crash(_: object, batch: ChangeBatch) -> None:
         if batch.release:  # captured changes (snapshot batches release nothing)
