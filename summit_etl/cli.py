@@ -23,6 +23,7 @@ from summit_etl.config import PipelineConfig
 from summit_etl.demo import add_demo_activity, prepare_demo_source
 from summit_etl.logs import configure_logging
 from summit_etl.operator_cli import add_operator_commands
+from summit_etl.orchestration import run_workers
 from summit_etl.orchestration.keys import CODE_LOCATION
 from summit_etl.orchestration.orphans import end_orphaned_runs
 from summit_etl.quality.replay import ReplayConflict, replay_quarantine
@@ -173,6 +174,7 @@ def serve(args: argparse.Namespace) -> int:
     code_host = "127.0.0.1"
     env.setdefault("SUMMIT_CODE_SERVER_PORT", str(free_port(code_host)))
     env["SUMMIT_CODE_SERVER_HOST"] = code_host
+    env.setdefault(run_workers.ENV, "1")  # 0 spawns each run worker fresh, as Dagster does
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     bin_dir = Path(sys.executable).parent
 
