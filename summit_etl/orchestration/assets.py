@@ -48,7 +48,9 @@ def source_spec(config: PipelineConfig) -> AssetSpec:
     )
 
 
-def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
+def pipeline_asset(pipeline: PipelineConfig, *, stored: bool = False) -> AssetsDefinition:
+    """`stored`: the pipeline lives only in the pipelines table (see RunRequest.stored)."""
+
     @asset(
         key=target_key(pipeline),
         deps=[source_key(pipeline)],
@@ -71,7 +73,9 @@ def pipeline_asset(pipeline: PipelineConfig) -> AssetsDefinition:
         full_reload = (
             config.full_reload or tags.get(FULL_RELOAD_TAG) == "true" or BACKFILL_TAG in tags
         )
-        request = RunRequest(context.run.run_id, trigger=run_trigger(tags), full_reload=full_reload)
+        request = RunRequest(
+            context.run.run_id, trigger=run_trigger(tags), full_reload=full_reload, stored=stored
+        )
         progress = CdcProgress(context, pipeline) if pipeline.cdc is not None else None
         hooks = RunHooks(
             on_batch=progress.on_batch if progress else None,

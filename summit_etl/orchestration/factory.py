@@ -40,7 +40,8 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
     jobs, schedules, cdc_sensors = [], [], []
     slice_jobs: list[JobDefinition] = []
     for config in registry.pipelines.values():
-        asset = pipeline_asset(config)
+        stored = config.id not in registry.from_files
+        asset = pipeline_asset(config, stored=stored)
         assets.append(asset)
         spec = source_spec(config)
         sources.setdefault(spec.key, spec)
@@ -62,9 +63,7 @@ def build_definitions(registry: Registry, summit_url: str) -> Definitions:
         if schedule is not None:
             schedules.append(schedule)
         if config.extraction.strategy is ExtractionStrategy.cdc:
-            cdc_sensors.append(
-                cdc_sensor(config, job, summit_url, stored=config.id not in registry.from_files)
-            )
+            cdc_sensors.append(cdc_sensor(config, job, summit_url, stored=stored))
     maintenance_jobs, maintenance_schedules = maintenance_definitions(registry.pipelines)
     return Definitions(
         assets=[*sources.values(), *assets],

@@ -193,9 +193,9 @@ class _Live:
         with connect(ctx.summit_url) as conn:
             row = pipeline_store.get_row(conn, ctx.config.id)
         reason = None
-        if row is None:
+        if row is None and ctx.request.stored:
             reason = "the pipeline was deleted"
-        elif not row.enabled:
+        elif row is not None and not row.enabled:
             reason = "the pipeline is paused (pipelines.enabled = false)"
         elif ctx.hooks.still_wanted is not None and not ctx.hooks.still_wanted():
             reason = "its CDC sensor was stopped"

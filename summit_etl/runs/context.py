@@ -46,6 +46,9 @@ class RunRequest:
     run_id: str
     trigger: str = "manual"
     full_reload: bool = False
+    # The pipeline lives only in the pipelines table (created through the API): a row gone
+    # means it was deleted. A YAML pipeline may have no row where nothing synced it.
+    stored: bool = False
 
 
 @dataclass
