@@ -134,7 +134,7 @@ class Service:
     def backfill_slices(self, pipeline_id: str, parts: int) -> list[ServiceRun]:
         """`POST /pipelines/{id}/backfill {"partitioned": true}`, then every slice run's
         record polled until all `parts` of them are terminal (each timed from the POST)."""
-        before = set(self._runs(pipeline_id))
+        before = self._run_ids(pipeline_id)
         started = time.perf_counter()
         launched = self.api.post(f"/pipelines/{pipeline_id}/backfill", json={"partitioned": True})
         if launched.status_code != 202:
@@ -147,30 +147,37 @@ class Service:
         """The `count` runs of the pipeline that are `wanted`, once each record is terminal."""
         ended: dict[str, ServiceRun] = {}
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while len(ended) < count:
-            if self.serve.poll() is not None:
-                raise ServiceError(f"summit-etl serve exited with {self.serve.returncode}")
-            if time.monotonic() > deadline:
-                raise ServiceError(f"{count - len(ended)} run(s) of {pipeline_id} not ended "
-                                   f"within {RUN_TIMEOUT_S:.0f} s")
-            seen = time.perf_counter() - started
-            for run_id, row in self._runs(pipeline_id).items():
-                if wanted(run_id) and run_id not in ended and row["status"] in TERMINAL:
-                    ended[run_id] = ServiceRun(run_id, row["status"], seen, row["records_extracted"],
-                                               row["records_loaded"], row["metrics"], row["errors"])
-            time.sleep(RUN_POLL_S)
+        # One connection for the whole wait: a new one every 50 ms would load the cores.
+        with psycopg.connect(self.summit_url, autocommit=True) as conn:
+            while len(ended) < count:
+                if self.serve.poll() is not None:
+                    raise ServiceError(f"summit-etl serve exited with {self.serve.returncode}")
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"{count - len(ended)} run(s) of {pipeline_id} not ended "
+                                       f"within {RUN_TIMEOUT_S:.0f} s")
+                runs = _runs(conn, pipeline_id)
+                seen = time.perf_counter() - started
+                for run_id, row in runs.items():
+                    if wanted(run_id) and run_id not in ended and row["status"] in TERMINAL:
+                        ended[run_id] = ServiceRun(
+                            run_id, row["status"], seen, row["records_extracted"],
+                            row["records_loaded"], row["metrics"], row["errors"])
+                time.sleep(RUN_POLL_S)
         return list(ended.values())
 
-    def _runs(self, pipeline_id: str) -> dict[str, dict[str, Any]]:
-        with (
-            psycopg.connect(self.summit_url, autocommit=True) as conn,
-            conn.cursor(row_factory=dict_row) as cursor,
-        ):
-            rows = cursor.execute(
-                "SELECT id, status, records_extracted, records_loaded, metrics, errors FROM pipeline_runs "
-                "WHERE pipeline_id = %s", (pipeline_id,),
-            ).fetchall()
-        return {row["id"]: row for row in rows}
+    def _run_ids(self, pipeline_id: str) -> set[str]:
+        with psycopg.connect(self.summit_url, autocommit=True) as conn:
+            return set(_runs(conn, pipeline_id))
+
+
+def _runs(conn: psycopg.Connection, pipeline_id: str) -> dict[str, dict[str, Any]]:
+    """The pipeline's run records, by id."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            "SELECT id, status, records_extracted, records_loaded, metrics, errors "
+            "FROM pipeline_runs WHERE pipeline_id = %s", (pipeline_id,),
+        ).fetchall()
+    return {row["id"]: row for row in rows}
 
 
 @dataclass

@@ -132,6 +132,8 @@ def main() -> int:
     parser.add_argument("--service", action="store_true",
                         help="only the backfill through the service and its anchors, the full "
                         "run and all slices at once in process")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the started service's output directory")
     args = parser.parse_args()
     if args.parts < 2:
         parser.error("--parts ≥ 2 (a pipeline's slices job needs extraction.parallelism > 1)")
@@ -188,7 +190,7 @@ def main() -> int:
             ranges = split()
             split_ms = (time.perf_counter() - started) * 1000
         # Through the service after the rest, so that its idle daemon shares no core with them.
-        with serving() as svc, svc.pipeline(document) as pipeline_id:
+        with serving(keep_logs=args.keep_logs) as svc, svc.pipeline(document) as pipeline_id:
 
             def service_backfill() -> int:
                 runs = svc.backfill_slices(pipeline_id, args.parts)
