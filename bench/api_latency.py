@@ -37,33 +37,21 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
 import psycopg
-import yaml
 from load_throughput import print_rows
 from psycopg import sql
+from service import TERMINAL, Service, ServiceError, serving
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-ADMIN_URL = os.environ.get("SUMMIT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PIPELINE_ID = "bench-users"
-JOB_NAME = "pipeline_bench_users"
 SEED_RUNS = 1_000
 SOURCE_ROWS = 200
 CONCURRENCY = (1, 50)
@@ -71,14 +59,12 @@ DEFAULT_READS = "300,2000"  # requests per read route at 1 and at 50 clients
 DEFAULT_EXECUTES = 10
 READ_TARGET_MS = 50.0  # p99 at 50 concurrent clients
 EXECUTE_TARGET_MS = 300.0  # p99 of sequential launches
-START_TIMEOUT_S = 240.0
 PHASE_TIMEOUT_S = 180.0
 DRAIN_TIMEOUT_S = 180.0
 HTTP_TIMEOUT_S = 30.0
 QUIET_BUSY_SHARE = 0.25  # of both cores, over one second, before each measured phase
 QUIET_TIMEOUT_S = 30.0  # --quiet-timeout
 CLIENT_KINDS = ("httpx", "httpx-shared", "raw")
-TERMINAL = {"success", "partial_success", "failed", "cancelled"}
 
 # 1,000 finished runs of the pipeline over the last ~6 weeks, newest last: mostly success,
 # some failed / partial / cancelled, with the engine's metrics object and error entries.
@@ -151,94 +137,8 @@ class BenchmarkError(Exception):
 # --- databases, files, processes ----------------------------------------------------------
 
 
-def url_for(database: str, scheme: str = "postgresql") -> str:
-    parts = urlsplit(ADMIN_URL)
-    return urlunsplit(parts._replace(scheme=scheme, path="/" + database))
-
-
-def admin(statement: sql.Composable) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Scratch:
-    """What the run created, so that `cleanup` can take it all down again."""
-
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    databases: list[str] = field(default_factory=list)
-    serve: subprocess.Popen | None = None
-    # psutil.Process objects, not bare pids: psutil refuses to signal a pid that was reused.
-    descendants: dict[int, psutil.Process] = field(default_factory=dict)
-
-    def database(self, role: str) -> str:
-        name = f"summit_bench_api_{self.tag}_{role}"
-        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.databases.append(name)
-        return name
-
-    def remember_descendants(self) -> None:
-        if self.serve is None:
-            return
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.serve.pid).children(recursive=True):
-                self.descendants.setdefault(child.pid, child)
-
-    def cleanup(self) -> None:
-        if self.serve is not None:
-            self.remember_descendants()
-            if self.serve.poll() is None:
-                self.serve.send_signal(signal.SIGTERM)  # serve stops its three children
-                try:
-                    self.serve.wait(timeout=45)
-                except subprocess.TimeoutExpired:
-                    self.serve.kill()
-                    self.serve.wait()
-            # Anything it started that is still alive (run workers, code servers): by pid.
-            leftovers = [p for p in self.descendants.values() if p.is_running()]
-            for process in leftovers:
-                with contextlib.suppress(psutil.Error):
-                    process.terminate()
-            _, alive = psutil.wait_procs(leftovers, timeout=10)
-            for process in alive:
-                with contextlib.suppress(psutil.Error):
-                    process.kill()
-        for name in self.databases:
-            try:
-                admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            except psycopg.Error as exc:
-                print(f"could not drop database {name}: {exc}", file=sys.stderr)
-
-
-@dataclass
-class Service:
-    api_url: str
-    graphql_url: str
-    summit_url: str
-    serve_log: Path
-    serve_pid: int
-
-
-def write_pipeline(pipelines_dir: Path, source_url: str) -> None:
-    document = {
-        "id": PIPELINE_ID,
-        "name": "Bench users (full load)",
-        "source": {"url": source_url, "table": "public.users"},
-        "extraction": {"strategy": "full"},
-        "loading": {"strategy": "upsert", "targetTable": "dw.users", "targetUrl": source_url,
-                    "upsertKey": ["id"], "createTable": True},
-    }
-    pipelines_dir.mkdir()
-    (pipelines_dir / f"{PIPELINE_ID}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-
-
-def prepare_source(source_url: str) -> None:
+def pipelines(source_url: str) -> list[dict[str, Any]]:
+    """The service's one file pipeline, a 200-row upsert, over a source filled here."""
     with psycopg.connect(source_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE public.users (id bigint PRIMARY KEY, email text, "
                      "updated_at timestamptz DEFAULT now())")
@@ -247,70 +147,19 @@ def prepare_source(source_url: str) -> None:
         # Created up front, so that concurrent runs never race on CREATE TABLE IF NOT EXISTS.
         conn.execute("CREATE SCHEMA dw")
         conn.execute("CREATE TABLE dw.users (id bigint PRIMARY KEY, email text, updated_at timestamptz)")
+    return [{
+        "id": PIPELINE_ID,
+        "name": "Bench users (full load)",
+        "source": {"url": source_url, "table": "public.users"},
+        "extraction": {"strategy": "full"},
+        "loading": {"strategy": "upsert", "targetTable": "dw.users", "targetUrl": source_url,
+                    "upsertKey": ["id"], "createTable": True},
+    }]
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, serve: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if serve.poll() is not None:
-            raise BenchmarkError(f"summit-etl serve exited with {serve.returncode} while waiting for {what}")
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
-            if check():
-                return
-        time.sleep(0.5)
-    raise BenchmarkError(f"{what} not ready within {timeout:.0f} s")
-
-
-def start_service(scratch: Scratch, home: Path) -> Service:
-    names = {role: scratch.database(role) for role in ("summit", "dagster", "source")}
-    source_url = url_for(names["source"])
-    prepare_source(source_url)
-    write_pipeline(home / "pipelines", source_url)
-    api_port, dagster_port = free_port(), free_port()
-    graphql_url = f"http://127.0.0.1:{dagster_port}/graphql"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url_for(names["summit"]),
-        "DAGSTER_PG_URL": url_for(names["dagster"], "postgresql+psycopg2"),
-        "DEMO_SOURCE_URL": source_url,
-        "SUMMIT_DAGSTER_STATE": str(home / "state"),
-        "SUMMIT_PIPELINES_DIR": str(home / "pipelines"),
-        "SUMMIT_LOG_FILE": str(home / "logs" / "etl-service.log"),
-        "ETL_SERVICE_HOST": "127.0.0.1",
-        "ETL_SERVICE_PORT": str(api_port),
-        "DAGSTER_GRAPHQL_URL": graphql_url,
-        "DAGSTER_HOST": "127.0.0.1",
-    }
-    for inherited in ("ETL_API_TOKENS", "DAGSTER_HOME", "ETL_ALLOW_INSECURE_BIND"):
-        env.pop(inherited, None)
-    serve_log = home / "serve.out"
-    with serve_log.open("wb") as out:
-        scratch.serve = subprocess.Popen(
-            [str(BIN / "summit-etl"), "serve", "--host", "127.0.0.1", "--dagster-port", str(dagster_port)],
-            env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches this script only; cleanup stops serve
-        )
-    serve = scratch.serve
-    api_url = f"http://127.0.0.1:{api_port}"
-    started = time.monotonic()
-    wait_until(lambda: httpx.get(f"{api_url}/health", timeout=10).status_code == 200,
-               START_TIMEOUT_S, "the service (/health 200)", serve)
-    job_query = {"query": "query($s: PipelineSelector!) { pipelineOrError(params: $s) { __typename } }",
-                 "variables": {"s": {"repositoryName": "__repository__",
-                                     "repositoryLocationName": "summit_etl", "pipelineName": JOB_NAME}}}
-
-    def job_loaded() -> bool:
-        data = httpx.post(graphql_url, json=job_query, timeout=10).json()["data"]
-        return bool(data["pipelineOrError"]["__typename"] == "Pipeline")
-
-    wait_until(job_loaded, 60, f"Dagster job {JOB_NAME}", serve)
-    print(f"service up in {time.monotonic() - started:.0f} s (API {api_url}, Dagster {graphql_url})",
-          flush=True)
-    scratch.remember_descendants()
-    service = Service(api_url, graphql_url, url_for(names["summit"]), serve_log, serve.pid)
+def check_api_process(service: Service) -> None:
     if not any(group == "api" for group, _ in cpu_snapshot(service)):
         raise BenchmarkError("could not find the API process among serve's children")
-    return service
 
 
 def seed(summit_url: str) -> tuple[str, str]:
@@ -352,7 +201,7 @@ def cpu_snapshot(service: Service) -> dict[tuple[str, tuple[int, float]], float]
 
     add("client", psutil.Process())
     with contextlib.suppress(psutil.Error):
-        children = psutil.Process(service.serve_pid).children(recursive=True)
+        children = psutil.Process(service.serve.pid).children(recursive=True)
         # `python -m api_shim` and its uvicorn workers (multiprocessing spawns them with a
         # command line that does not name api_shim).
         api: set[int] = set()
@@ -745,42 +594,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reads = dict(zip(CONCURRENCY, counts, strict=True))
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    scratch = Scratch()
-    home = Path(tempfile.mkdtemp(prefix="summit_bench_api_"))
     exit_code = 0
     try:
-        service = start_service(scratch, home)
-        routes = read_routes(*seed(service.summit_url))
-        check_routes(service, routes)
-        words = [w for w in args.routes.split(",") if w]
-        paths = [path for route, (path, _) in routes.items()
-                 if not words or any(w in route for w in words)]
-        results, checks, drained = asyncio.run(benchmark(
-            service, paths, reads, args.executes, args.client, not args.no_cross_check,
-            args.quiet_timeout))
-        report(results, checks, drained)
-    except BenchmarkError as exc:
+        with serving(pipelines, keep_logs=args.keep_logs) as service:
+            check_api_process(service)
+            routes = read_routes(*seed(service.summit_url))
+            check_routes(service, routes)
+            words = [w for w in args.routes.split(",") if w]
+            paths = [path for route, (path, _) in routes.items()
+                     if not words or any(w in route for w in words)]
+            results, checks, drained = asyncio.run(benchmark(
+                service, paths, reads, args.executes, args.client, not args.no_cross_check,
+                args.quiet_timeout))
+            report(results, checks, drained)
+    except (BenchmarkError, ServiceError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
-        if scratch.serve is not None:
-            lines = (home / "serve.out").read_text(errors="replace").splitlines()
-            tail = [line for line in lines if '"message": "request"' not in line][-30:]
-            print("last lines of summit-etl serve:\n  " + "\n  ".join(tail), file=sys.stderr)
         exit_code = 1
     except KeyboardInterrupt:
-        print("interrupted; stopping the service and dropping the scratch databases", file=sys.stderr)
+        print("interrupted; the service was stopped and the scratch databases dropped",
+              file=sys.stderr)
         exit_code = 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup must not be cut short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        scratch.cleanup()
-        if args.keep_logs:
-            print(f"service output kept in {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
     return exit_code
 
 

@@ -26,28 +26,22 @@ import multiprocessing
 import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from dagster import DagsterInstance
 from psycopg import sql
+from service import Service, serving
 
 from summit_etl.orchestration.keys import job_name
-from summit_etl.settings import PROJECT_ROOT
 from summit_etl.store import db
-from summit_etl_tests.api_shim.conftest import BIN, free_port, stop, wait_until
+from summit_etl_tests.api_shim.conftest import wait_until
 from summit_etl_tests.cdc.cdc_support import Harness, LogicalCluster
 
 ADMIN_URL = os.environ.get("SUMMIT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -314,48 +308,6 @@ def run_in_process(strategy: str, rate: int, args: argparse.Namespace,
 # --- through the service: summit-etl serve, its daemon, queue and run launcher ----------
 
 
-@dataclass
-class Service:
-    api: httpx.Client
-    summit_url: str
-
-
-@contextmanager
-def service(home: Path) -> Iterator[Service]:
-    """`summit-etl serve` on free ports against throwaway summit, Dagster and demo databases."""
-    urls = {k: create_database(ADMIN_URL, k) for k in ("summit", "dagster", "demo")}
-    pipelines_dir = home / "pipelines"
-    pipelines_dir.mkdir()
-    api_port, dagster_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": urls["summit"],
-        "DAGSTER_PG_URL": urls["dagster"].replace("postgresql://", "postgresql+psycopg2://"),
-        "DEMO_SOURCE_URL": urls["demo"],
-        "SUMMIT_DAGSTER_STATE": str(home / "state"),
-        "SUMMIT_PIPELINES_DIR": str(pipelines_dir),
-        "SUMMIT_LOG_FILE": str(home / "logs" / "etl-service.log"),
-        "ETL_SERVICE_PORT": str(api_port),
-        "DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{dagster_port}/graphql",
-    }
-    for inherited in ("ETL_API_TOKENS", "DAGSTER_HOME"):
-        env.pop(inherited, None)
-    log = (home / "serve.out").open("w")
-    serve = subprocess.Popen(
-        [str(BIN / "summit-etl"), "serve", "--dagster-port", str(dagster_port)],
-        env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=120) as api:
-            wait_until(lambda: api.get("/health").status_code == 200, 180, "the service")
-            yield Service(api, urls["summit"])
-    finally:
-        stop(serve)
-        log.close()
-        for url in urls.values():
-            drop_database(url)
-
-
 def _in_flight(summit_url: str, pipeline_id: str) -> bool:
     with psycopg.connect(summit_url, autocommit=True) as conn:
         row = conn.execute(
@@ -503,14 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results: list[CaseResult] = []
     cases = [(s, int(r)) for s in args.strategies.split(",") for r in args.rates.split(",")]
-    with LogicalCluster.running() as cluster, tempfile.TemporaryDirectory() as home:
+    with LogicalCluster.running() as cluster:
         if args.in_process:
             for strategy, rate in cases:
                 print(f"in process: {strategy} at {rate} changes/s for {args.duration:.0f} s ...",
                       flush=True)
                 results.append(run_in_process(strategy, rate, args, cluster.admin_url))
         else:
-            with service(Path(home)) as svc:
+            with serving() as svc:
                 for strategy, rate in cases:
                     print(f"service: {strategy} at {rate} changes/s for {args.duration:.0f} s ...",
                           flush=True)

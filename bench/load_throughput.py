@@ -5,11 +5,15 @@ an empty target with each contender in turn and prints one comparison table:
 
     .venv/bin/python bench/load_throughput.py                 # 1,000,000 rows, all contenders
     .venv/bin/python bench/load_throughput.py --memory-check  # Summit's peak RSS, 1M vs 5M rows
+    .venv/bin/python bench/load_throughput.py --service       # raw_copy, summit, summit_service
 
 Each contender runs in a child process (this script with `--contender`), so its peak RSS is
 its own and not the high-water mark of whichever contender ran before it. The child times
 the load only and reports JSON on its last stdout line; the parent verifies the target's
 row count independently and fails loudly if it is not the number of rows read.
+`summit_service` is the same Summit pipeline through a `summit-etl serve` started for it
+(bench/service.py): created with POST /pipelines, timed from POST .../execute until its run
+record is terminal, and reported beside the engine's own time from that record.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import resource
 import subprocess
@@ -46,7 +51,13 @@ TARGET_TABLE = "dst"
 TEMPLATE_TABLE = "src_template"
 BATCH_ROWS = 50_000
 RESULT_PREFIX = "BENCH_RESULT "
-CONTENDERS = ("raw_copy", "raw_unindexed", "summit", "summit_par2", "dlt", "pandas")
+CONTENDERS = ("raw_copy", "raw_unindexed", "summit", "summit_par2", "dlt", "pandas",
+              "summit_service")
+# Summit's pipeline created and executed through a `summit-etl serve` started for it
+# (bench/service.py), after the in-process contenders so its idle daemon does not share the
+# cores with them; `--service` runs it with its anchors only.
+SERVICE_CONTENDER = "summit_service"
+SERVICE_ANCHORS = ("raw_copy", "summit")
 # Run only when asked for with --only: dlt told to COPY csv instead of its default INSERTs.
 EXTRA_CONTENDERS = ("dlt_csv",)
 # Summit rows/s divided by the baseline's rows/s must reach these (the issue's targets).
@@ -306,9 +317,27 @@ class _ReaderBusy(logging.Handler):
                 _STAGE_METRICS[f"reader{number}BusyMs"] = ms
 
 
+def summit_document(table: str, parallelism: int = 1) -> dict[str, Any]:
+    """Summit's pipeline: full extraction (`parallelism` readers), bulk load into the target;
+    run in process by `summit`/`summit_par2`, created through the API by `summit_service`."""
+    return {
+        "id": "bench-load-throughput",
+        "name": "Load throughput benchmark",
+        "source": {"url": url_form(SOURCE_DB), "table": f"public.{table}"},
+        # Without the key when 1, so that the main branch's code reads this config too.
+        "extraction": {"strategy": "full", "batchSize": BATCH_ROWS}
+        | ({"parallelism": parallelism} if parallelism > 1 else {}),
+        "loading": {
+            "strategy": "bulk",
+            "targetTable": f"{TARGET_SCHEMA}.{TARGET_TABLE}",
+            "targetUrl": url_form(TARGET_DB),
+            "createTable": False,
+        },
+    }
+
+
 def load_summit(table: str, limit: int | None, parallelism: int = 1) -> int:
-    """Summit's own run: full extraction (`parallelism` readers), bulk load, through
-    run_pipeline."""
+    """Summit's own run, through run_pipeline."""
     from summit_etl.engine import RunRequest, run_pipeline
     from summit_etl.registry import parse_pipeline
 
@@ -316,23 +345,7 @@ def load_summit(table: str, limit: int | None, parallelism: int = 1) -> int:
     readers.setLevel(logging.DEBUG)
     readers.addHandler(_ReaderBusy())
 
-    config = parse_pipeline(
-        {
-            "id": "bench-load-throughput",
-            "name": "Load throughput benchmark",
-            "source": {"url": url_form(SOURCE_DB), "table": f"public.{table}"},
-            # Without the key when 1, so that the main branch's code reads this config too.
-            "extraction": {"strategy": "full", "batchSize": BATCH_ROWS}
-            | ({"parallelism": parallelism} if parallelism > 1 else {}),
-            "loading": {
-                "strategy": "bulk",
-                "targetTable": f"{TARGET_SCHEMA}.{TARGET_TABLE}",
-                "targetUrl": url_form(TARGET_DB),
-                "createTable": False,
-            },
-        },
-        "bench/load_throughput.py",
-    )
+    config = parse_pipeline(summit_document(table, parallelism), "bench/load_throughput.py")
     request = RunRequest(run_id=f"bench-{uuid.uuid4().hex[:12]}")
     outcome = run_pipeline(config, request, url_form(SUMMIT_DB))
     _STAGE_METRICS.update(outcome.metrics)
@@ -397,7 +410,7 @@ class Result:
     contender: str
     rows: int
     seconds: float
-    peak_rss_mib: float
+    peak_rss_mib: float  # NaN: not measured (the run worker of a service run)
     rss_before_mib: float
     metrics: dict[str, float] = field(default_factory=dict)
     sampled_from: int | None = None  # the full table size when this ran on a sample
@@ -454,6 +467,15 @@ def wait_for_quiet(limit: float = QUIET_CPU_FRACTION, timeout: float = QUIET_TIM
         time.sleep(2)
 
 
+def check_target(contender: str, expected: int, reported: int) -> None:
+    loaded = table_rows(database_url(TARGET_DB), TARGET_SCHEMA, TARGET_TABLE)
+    if loaded != expected:
+        raise BenchmarkError(
+            f"{contender}: target holds {loaded} rows, expected {expected} "
+            f"(the contender reported {reported})"
+        )
+
+
 def measure(contender: str, rows: int, limit: int | None = None) -> Result:
     """One fresh target, one child run, then the target's own count checked."""
     expected = min(rows, limit) if limit is not None else rows
@@ -461,12 +483,7 @@ def measure(contender: str, rows: int, limit: int | None = None) -> Result:
     wait_for_quiet()
     print(f"running {contender} on {expected:,} rows ...", flush=True)
     report = spawn(contender, rows, limit)
-    loaded = table_rows(database_url(TARGET_DB), TARGET_SCHEMA, TARGET_TABLE)
-    if loaded != expected:
-        raise BenchmarkError(
-            f"{contender}: target holds {loaded} rows, expected {expected} "
-            f"(the contender reported {report['reported_rows']})"
-        )
+    check_target(contender, expected, report["reported_rows"])
     result = Result(
         contender=contender,
         rows=expected,
@@ -479,6 +496,28 @@ def measure(contender: str, rows: int, limit: int | None = None) -> Result:
     print(f"  {result.seconds:.2f} s, {result.rows_per_second:,.0f} rows/s, "
           f"peak RSS {result.peak_rss_mib:.0f} MiB", flush=True)
     return result
+
+
+def measure_service(rows: int) -> list[Result]:
+    """Summit through a started service: the pipeline created with POST /pipelines, then
+    POST .../execute timed until its run record is terminal (what a client waits: daemon
+    dequeue, run-worker start, engine), beside the engine's own time from that record."""
+    from service import serving
+
+    with serving() as svc:
+        reset_target()
+        with svc.pipeline(summit_document(source_table(rows))) as pipeline_id:
+            wait_for_quiet()  # the code-location reload that the creation caused
+            print(f"running {SERVICE_CONTENDER} on {rows:,} rows ...", flush=True)
+            run = svc.execute(pipeline_id)
+        run.check()
+    check_target(SERVICE_CONTENDER, rows, run.records_loaded)
+    print(f"  {run.seconds:.2f} s POST to run record terminal, engine {run.engine_seconds:.2f} s",
+          flush=True)
+    return [
+        Result(SERVICE_CONTENDER, rows, run.seconds, math.nan, math.nan, run.metrics),
+        Result(f"{SERVICE_CONTENDER} engine", rows, run.engine_seconds, math.nan, math.nan),
+    ]
 
 
 def ratio_cell(summit: Result | None, result: Result) -> str:
@@ -503,6 +542,10 @@ def print_variants(results: list[Result]) -> None:
         print(f"{variant.contender} ÷ contender: " + ", ".join(cells))
 
 
+def mib(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
+
+
 def print_comparison(results: list[Result]) -> None:
     summit = next((r for r in results if r.contender == "summit"), None)
     header = ("contender", "rows", "seconds", "rows/s", "RSS before MiB", "peak RSS MiB",
@@ -513,14 +556,18 @@ def print_comparison(results: list[Result]) -> None:
             f"{r.rows:,}",
             f"{r.seconds:.2f}",
             f"{r.rows_per_second:,.0f}",
-            f"{r.rss_before_mib:.0f}",
-            f"{r.peak_rss_mib:.0f}",
+            mib(r.rss_before_mib),
+            mib(r.peak_rss_mib),
             ratio_cell(summit, r),
         )
         for r in results
     ]
     print_rows(table)
     print_variants(results)
+    if any(r.contender == SERVICE_CONTENDER for r in results):
+        print(f"{SERVICE_CONTENDER}: POST /pipelines/{{id}}/execute until the run record is "
+              f"terminal, through summit-etl serve; {SERVICE_CONTENDER} engine: the same run's "
+              "metrics.totalDurationMs (no run start); RSS is the run worker's, not measured.")
     for r in results:
         if r.sampled_from:
             print(f"* {r.contender} ran on the first {r.rows:,} rows of the {r.sampled_from:,}-row "
@@ -554,6 +601,9 @@ def comparison(rows: int, contenders: list[str], pandas_rows: int | None) -> Non
     ensure_source(rows)
     results = []
     for contender in contenders:
+        if contender == SERVICE_CONTENDER:
+            results.extend(measure_service(rows))
+            continue
         limit = pandas_rows if contender == "pandas" and pandas_rows and pandas_rows < rows else None
         results.append(measure(contender, rows, limit))
     print()
@@ -593,9 +643,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"also: {','.join(EXTRA_CONTENDERS)})")
     parser.add_argument("--pandas-rows", type=int, default=None,
                         help="run pandas on the first N rows only and extrapolate its rate")
+    parser.add_argument("--service", action="store_true",
+                        help=f"only {SERVICE_CONTENDER} (through summit-etl serve) and its "
+                        f"anchors {','.join(SERVICE_ANCHORS)}")
     parser.add_argument("--memory-check", action="store_true",
                         help="only Summit, at 1M and 5M rows: peak RSS growth")
-    parser.add_argument("--contender", choices=CONTENDERS + EXTRA_CONTENDERS,
+    parser.add_argument("--contender", choices=tuple(LOADERS),
                         help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -610,10 +663,12 @@ def main(argv: list[str] | None = None) -> int:
             memory_check()
         else:
             everyone = CONTENDERS + EXTRA_CONTENDERS
-            unknown = set(args.only.split(",")) - set(everyone)
+            asked = (SERVICE_ANCHORS + (SERVICE_CONTENDER,) if args.service
+                     else tuple(args.only.split(",")))
+            unknown = set(asked) - set(everyone)
             if unknown:
                 raise BenchmarkError(f"unknown contenders: {sorted(unknown)}")
-            chosen = [c for c in everyone if c in args.only.split(",")]
+            chosen = [c for c in everyone if c in asked]
             comparison(args.rows, chosen, args.pandas_rows)
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)

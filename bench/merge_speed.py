@@ -3,6 +3,7 @@ staging merge and dlt's merge, on the same changed rows (docs/benchmarks.md, "Me
 
     .venv/bin/python bench/merge_speed.py                       # 1M-row target, all contenders
     .venv/bin/python bench/merge_speed.py --rows 200000 --contenders baseline,summit
+    .venv/bin/python bench/merge_speed.py --rows 200000 --service   # baseline, summit, summit_service
 
 The source (`load_throughput.py`'s generator plus an `updated_at` column) is generated once
 and copied into the target database as the target's before-image; then a tenth of the
@@ -16,13 +17,16 @@ full snapshot, the only read in which deleted rows show) and merges them:
   `INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE SET ...` into the keyed target (delta:
   and `DELETE ... WHERE NOT EXISTS` in the staging table); the issue's anchor for every strategy;
 - summit: `run_pipeline` with the strategy, incremental from a stored watermark (delta: full);
+- summit_service: the same pipeline through a `summit-etl serve` started for it
+  (bench/service.py): created with POST /pipelines, timed from POST .../execute until the
+  run record is terminal, the engine's own time (totalDurationMs) beside it;
 - dlt: `sql_table` with `incremental("updated_at")`, write_disposition merge (upsert:
   strategy upsert; scd_type1: delete-insert; scd_type2: scd2; delta: not offered by dlt's
   merge without a delete-flag column), into a dataset its own untimed first run loaded.
 
 Every result is checked key by key against its source (count and an order-free hash of
 every row; scd_type2: the current versions, plus one closed version per updated key); a
-mismatch of Summit or the baseline exits 1, dlt's is reported in the table (its merge
+mismatch of Summit (either way) or the baseline exits 1, dlt's is reported in the table (its merge
 rewrites json values: keys other rows have are added as null).
 """
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import sys
 import tempfile
@@ -55,9 +60,13 @@ from load_throughput import (
     wait_for_quiet,
 )
 from psycopg import sql
+from service import Service, ServiceError, serving
 
 STRATEGIES = ("upsert", "scd_type1", "scd_type2", "delta")
-CONTENDERS = ("baseline", "summit", "dlt")
+CONTENDERS = ("baseline", "summit", "dlt", "summit_service")
+# Summit through a `summit-etl serve` started once for every strategy (bench/service.py),
+# after the in-process contenders so that its idle daemon does not share the cores with them.
+SERVICE = "summit_service"
 TARGET_RATIO = 2.0  # Summit ÷ baseline, the issue's target
 SCHEMA = "bench"
 DLT_SCHEMA = "bench_dlt"
@@ -291,42 +300,50 @@ def run_baseline(names: Names, strategy: str) -> int:
     return read
 
 
-def run_summit(names: Names, strategy: str) -> int:
-    from summit_etl.engine import RunRequest, run_pipeline
-    from summit_etl.registry import parse_pipeline
-    from summit_etl.store import watermarks
-    from summit_etl.store.db import connect
-
-    pipeline_id = f"bench-merge-{strategy.replace('_', '-')}"
+def summit_document(names: Names, strategy: str) -> dict[str, Any]:
+    """Summit's pipeline for a strategy: incremental by `updated_at` (delta: full)."""
     incremental = names.incremental(strategy)
-    source = f"public.{names.read_table(strategy)}"
     extraction: dict[str, Any] = {"strategy": "full", "batchSize": BATCH_ROWS}
     if incremental:
         extraction.update(strategy="incremental", incrementalColumn="updated_at")
-    config = parse_pipeline(
-        {
-            "id": pipeline_id,
-            "name": f"Merge benchmark {strategy}",
-            "source": {"url": url_form(SOURCE_DB), "table": source},
-            "extraction": extraction,
-            **({"watermark": {"type": "timestamp", "lookbackWindow": 0}} if incremental else {}),
-            "loading": {
-                "strategy": strategy,
-                "targetTable": f"{SCHEMA}.{TABLE}",
-                "targetUrl": url_form(TARGET_DB),
-                "upsertKey": ["id"],
-                "createTable": False,
-            },
+    return {
+        "id": f"bench-merge-{strategy.replace('_', '-')}",
+        "name": f"Merge benchmark {strategy}",
+        "source": {"url": url_form(SOURCE_DB), "table": f"public.{names.read_table(strategy)}"},
+        "extraction": extraction,
+        **({"watermark": {"type": "timestamp", "lookbackWindow": 0}} if incremental else {}),
+        "loading": {
+            "strategy": strategy,
+            "targetTable": f"{SCHEMA}.{TABLE}",
+            "targetUrl": url_form(TARGET_DB),
+            "upsertKey": ["id"],
+            "createTable": False,
         },
-        "bench/merge_speed.py",
-    )
-    with connect(url_form(SUMMIT_DB)) as summit:
-        summit.execute("DELETE FROM etl_watermarks WHERE pipeline_id = %s", (pipeline_id,))
-        if incremental:  # the previous run's watermark: everything before the changes
+    }
+
+
+def seed_watermark(summit_url: str, names: Names, strategy: str) -> None:
+    """The previous run's watermark (everything before the changes) in that summit database."""
+    from summit_etl.store import watermarks
+    from summit_etl.store.db import connect
+
+    document = summit_document(names, strategy)
+    with connect(summit_url) as summit:
+        summit.execute("DELETE FROM etl_watermarks WHERE pipeline_id = %s", (document["id"],))
+        if names.incremental(strategy):
             watermarks.record(
-                summit, pipeline_id=pipeline_id, source_table=source, column="updated_at",
-                value=WATERMARK.isoformat(), records_loaded=names.rows, run_id="bench-setup",
+                summit, pipeline_id=document["id"], source_table=document["source"]["table"],
+                column="updated_at", value=WATERMARK.isoformat(), records_loaded=names.rows,
+                run_id="bench-setup",
             )
+
+
+def run_summit(names: Names, strategy: str) -> int:
+    from summit_etl.engine import RunRequest, run_pipeline
+    from summit_etl.registry import parse_pipeline
+
+    config = parse_pipeline(summit_document(names, strategy), "bench/merge_speed.py")
+    seed_watermark(url_form(SUMMIT_DB), names, strategy)
     started = time.perf_counter()
     outcome = run_pipeline(config, RunRequest(run_id=f"bench-{uuid.uuid4().hex[:12]}"),
                            url_form(SUMMIT_DB))
@@ -335,6 +352,20 @@ def run_summit(names: Names, strategy: str) -> int:
         raise BenchmarkError(f"summit {strategy} run ended {outcome.status}: {outcome.errors}")
     _METRICS.update(outcome.metrics)
     return outcome.counts.records_extracted
+
+
+def run_service(svc: Service, names: Names, strategy: str) -> int:
+    """The same pipeline created through the service's API, timed from POST .../execute
+    until its run record is terminal (run start included; the engine's own time is the
+    record's totalDurationMs, in the table's engine column)."""
+    with svc.pipeline(summit_document(names, strategy)) as pipeline_id:
+        seed_watermark(svc.summit_url, names, strategy)
+        wait_for_quiet()  # the code-location reload that the creation caused
+        run = svc.execute(pipeline_id)
+    run.check()
+    _TIMED[SERVICE] = run.seconds
+    _METRICS.update(run.metrics)
+    return run.records_extracted
 
 
 def dlt_pipeline(pipelines_dir: str) -> Any:
@@ -448,14 +479,15 @@ class Result:
         return self.rows / self.seconds
 
 
-def measure(names: Names, strategy: str, contender: str) -> Result:
-    reset_target(names, scd2=strategy == "scd_type2" and contender == "summit")
+def measure(names: Names, strategy: str, contender: str,
+            runner: Callable[[Names, str], int]) -> Result:
+    reset_target(names, scd2=strategy == "scd_type2" and contender in ("summit", SERVICE))
     wait_for_quiet()
     print(f"{strategy}: {contender} ...", flush=True)
     _TIMED.clear()
     _METRICS.clear()
     started = time.perf_counter()
-    rows = RUNNERS[contender](names, strategy)
+    rows = runner(names, strategy)
     seconds = _TIMED.get(contender, time.perf_counter() - started)
     result = Result(strategy, contender, rows, seconds, verify(names, strategy, contender),
                     dict(_METRICS))
@@ -467,9 +499,12 @@ def measure(names: Names, strategy: str, contender: str) -> Result:
 
 
 def report(results: list[Result]) -> None:
-    header = ("strategy", "contender", "rows read", "seconds", "rows/s", "check",
+    header = ("strategy", "contender", "rows read", "seconds", "engine s", "rows/s", "check",
               "Summit ÷ contender")
     table = [header]
+    order = {(s, c): n for n, (s, c) in enumerate(
+        (s, c) for s in STRATEGIES for c in CONTENDERS)}
+    results = sorted(results, key=lambda r: order[(r.strategy, r.contender)])
     for r in results:
         summit = next((s for s in results if s.strategy == r.strategy and s.contender == "summit"),
                       None)
@@ -479,16 +514,21 @@ def report(results: list[Result]) -> None:
             ratio = f"{value:.2f}×"
             if r.contender == "baseline":
                 ratio += f" (target ≥ {TARGET_RATIO:g}×: {'met' if value >= TARGET_RATIO else 'MISSED'})"
+        engine = r.metrics.get("totalDurationMs")
         table.append((r.strategy, r.contender, f"{r.rows:,}", f"{r.seconds:.2f}",
+                      "-" if engine is None else f"{engine / 1000:.2f}",
                       f"{r.rows_per_second:,.0f}", "WRONG" if r.wrong else "ok", ratio))
     print_rows(table)
+    if any(r.contender == SERVICE for r in results):
+        print(f"{SERVICE}: seconds from POST /pipelines/{{id}}/execute until the run record is "
+              "terminal, through summit-etl serve; engine s: the run's metrics.totalDurationMs.")
     for r in results:
         if r.wrong:
             print(f"{r.strategy}/{r.contender} target differs from its source: {r.wrong}")
     for r in results:
         if r.metrics:
             stages = ", ".join(f"{k} {v:,.0f}" for k, v in r.metrics.items())
-            print(f"summit {r.strategy} stage metrics: {stages}")
+            print(f"{r.contender} {r.strategy} stage metrics: {stages}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -496,13 +536,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="target rows (default 1M)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--service", action="store_true",
+                        help=f"only {SERVICE} (through summit-etl serve) and its anchors "
+                        "baseline,summit")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     strategies = [s for s in args.strategies.split(",") if s]
-    contenders = [c for c in args.contenders.split(",") if c]
+    contenders = (["baseline", "summit", SERVICE] if args.service
+                  else [c for c in args.contenders.split(",") if c])
     unknown = set(strategies) - set(STRATEGIES) | set(contenders) - set(CONTENDERS)
     if unknown:
         print(f"unknown strategies or contenders: {sorted(unknown)}", file=sys.stderr)
@@ -522,10 +566,15 @@ def main(argv: list[str] | None = None) -> int:
         prepare(names)
         for strategy in strategies:
             for contender in contenders:
-                if contender == "dlt" and strategy not in DLT_MERGE:
+                if contender == SERVICE or (contender == "dlt" and strategy not in DLT_MERGE):
                     continue
-                results.append(measure(names, strategy, contender))
-    except BenchmarkError as exc:
+                results.append(measure(names, strategy, contender, RUNNERS[contender]))
+        if SERVICE in contenders:
+            with serving() as svc:
+                for strategy in strategies:
+                    results.append(measure(names, strategy, SERVICE,
+                                           functools.partial(run_service, svc)))
+    except (BenchmarkError, ServiceError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -27,29 +27,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from api_latency import (
-    BIN,
-    PIPELINE_ID,
-    SOURCE_ROWS,
-    BenchmarkError,
-    Scratch,
-    start_service,
-)
+from api_latency import PIPELINE_ID, SOURCE_ROWS, BenchmarkError, pipelines
 from load_throughput import print_rows
+from service import BIN, ServiceError, serving
 
 TARGET_S = 3.0  # issue 12, goal 5
 POLL_S = 0.05
@@ -288,47 +278,30 @@ def main(argv: list[str] | None = None) -> int:
         args.rows = None  # another service's pipeline: any row count is right
         return measure(args, None)
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    scratch = Scratch()
-    home = Path(tempfile.mkdtemp(prefix="summit_bench_start_"))
     try:
-        service = start_service(scratch, home)
-        args.api, args.graphql, args.pipeline, args.rows = (
-            service.api_url,
-            service.graphql_url,
-            PIPELINE_ID,
-            SOURCE_ROWS,
-        )
-        env = {
-            **os.environ,
-            "DATABASE_URL": service.summit_url,
-            "SUMMIT_PIPELINES_DIR": str(home / "pipelines"),
-            "SUMMIT_LOG_FILE": str(home / "logs" / "definitions.log"),
-        }
-        return measure(args, env)
-    except BenchmarkError as exc:
+        with serving(pipelines, keep_logs=args.keep_logs) as service:
+            args.api, args.graphql, args.pipeline, args.rows = (
+                service.api_url,
+                service.graphql_url,
+                PIPELINE_ID,
+                SOURCE_ROWS,
+            )
+            env = {
+                **os.environ,
+                "DATABASE_URL": service.summit_url,
+                "SUMMIT_PIPELINES_DIR": str(service.pipelines_dir),
+                "SUMMIT_LOG_FILE": str(service.home / "logs" / "definitions.log"),
+            }
+            return measure(args, env)
+    except (BenchmarkError, ServiceError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
-        if scratch.serve is not None:
-            tail = (home / "serve.out").read_text(errors="replace").splitlines()[-30:]
-            print("last lines of summit-etl serve:\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(
-            "interrupted; stopping the service and dropping the scratch databases", file=sys.stderr
+            "interrupted; the service was stopped and the scratch databases dropped",
+            file=sys.stderr,
         )
         return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup must not be cut short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        scratch.cleanup()
-        if args.keep_logs:
-            print(f"service output kept in {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())
