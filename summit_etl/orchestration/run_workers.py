@@ -5,7 +5,8 @@ multiprocessing context is fixed to "spawn"), which imports Dagster, its Postgre
 and the engine all over again: on a quiet 2-core machine about 2.5 s of the 4.5 s from
 execute to `running` (docs/benchmarks.md, "Run start"). In the code server's process, with
 `SUMMIT_WARM_RUN_WORKERS=1` (`summit-etl serve` sets it), that context is pointed at a
-forkserver that imported those modules once. Each run still gets a process of its own,
+forkserver that imported those modules once (the first run after each start or reload of
+the code server starts it, and waits for it). Each run still gets a process of its own,
 forked from one with no threads and no pipeline loaded: the run worker builds its
 definitions from the pipelines of that moment, as a spawned one does.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from multiprocessing import forkserver
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def warm_run_workers() -> bool:
     warm.set_forkserver_preload(PRELOAD)
     # The context object Dagster's server holds: its Process now comes from the forkserver.
     setattr(spawn, "Process", warm.Process)  # noqa: B010 (an instance attribute on purpose)
-    forkserver.ensure_running()  # its imports happen now, in the background, not in a run
+    # Started by the first run, not here: every pipeline create or delete reloads the code
+    # server, and a warm process per reload would cost seconds of CPU even with no run.
     log.info("run workers fork from a warm process", extra={"preloaded": PRELOAD})
     return True
