@@ -43,7 +43,7 @@ def test_archive_changes_moves_old_change_log_rows_in_one_transaction(
         "loading": {"strategy": "upsert", "targetTable": "public.users", "targetUrl": target_url,
                     "upsertKey": ["id"], "createTable": True},
     }, "test")
-    run_pipeline(config, RunRequest(str(uuid.uuid4()), trigger="cdc"), summit_url)
+    run_pipeline(config, RunRequest(str(uuid.uuid4())), summit_url)  # one pass, no idle window
     assert run_sql(target_url, "SELECT count(*) FROM public.users_changes") == [(6,)]
     run_sql(target_url, "UPDATE public.users_changes SET changed_at = now() - interval '100 days' "
                         "WHERE (primary_key->>'id')::int <= 2")
