@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,12 @@ import httpx
 
 from api_shim.errors import ApiError, DependencyDown
 from summit_etl.orchestration.keys import CODE_LOCATION
+
+log = logging.getLogger("summit_etl.api")
+# A stop is read back after the daemon's ticks in flight wrote their state (milliseconds
+# after they read it; more under load).
+_STOP_SETTLE_SECONDS = 0.3
+_STOP_ATTEMPTS = 3
 
 LOCATION = CODE_LOCATION
 REPOSITORY = "__repository__"
@@ -336,7 +343,34 @@ class DagsterClient:
             f"start sensor {name}",
         )
 
-    def stop_sensor(self, state: InstigatorState) -> None:
+    def stop_sensors(self, states: list[InstigatorState]) -> None:
+        """Stop the sensors, and check that the stops held.
+
+        At the start of each tick Dagster's sensor daemon writes the sensor's state back from
+        a copy it read a moment before; a stop that lands in between is undone, and the sensor
+        keeps ticking (seen under load: a deleted CDC pipeline's live run went on for its
+        whole idle window). So the states are read again after the ticks in flight wrote
+        theirs, and a sensor found running again is stopped again."""
+        pending = list(states)
+        if not pending:
+            return
+        for attempt in range(_STOP_ATTEMPTS):
+            for state in pending:
+                self._stop_sensor(state)
+            time.sleep(_STOP_SETTLE_SECONDS)
+            names = {state.name for state in pending}
+            pending = [s for s in self.instigators()[1] if s.name in names and s.status == "RUNNING"]
+            if not pending:
+                return
+            log.warning(
+                "Dagster's sensor daemon undid a stop during a tick; stopping again",
+                extra={"sensors": sorted(s.name for s in pending), "attempt": attempt + 1},
+            )
+        raise ApiError(
+            502, f"Dagster kept sensor(s) {sorted(s.name for s in pending)} running; stop again"
+        )
+
+    def _stop_sensor(self, state: InstigatorState) -> None:
         self._expect(
             self.query(
                 """

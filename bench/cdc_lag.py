@@ -5,18 +5,18 @@ For each strategy and rate, a writer process commits inserts and updates to the 
 a steady rate and a watcher polls the target's change log every 50 ms, noting when each
 change appears. At the end every change is checked: none lost, none duplicated.
 
-By default (`--service`) the pipeline runs through the real service: `summit-etl serve`
+The pipeline runs through the real service: `summit-etl serve`
 (Dagster webserver + daemon + API) on free ports against throwaway databases, the pipeline
 created with `POST /pipelines` and started with `POST /pipelines/{id}/cdc/start`, so every
 change goes through the daemon's sensor, the run queue and the run launcher, and most
 arrive while the live run the sensor launched is applying. After the steady phase the live
 run is left to end, and single changes measure the cold start (sensor tick + queue +
-launch). `--in-process` drives the sensor as the daemon would and executes its runs in
-this process instead.
+launch). There is no in-process mode: a sensor ticked and runs executed in this process
+would skip the queue, the launcher and the process start that every real change pays.
 
     .venv/bin/python bench/cdc_lag.py                                  # trigger, log_based × 500, 5000/s
     .venv/bin/python bench/cdc_lag.py --strategies trigger --rates 500 --duration 10
-    .venv/bin/python bench/cdc_lag.py --in-process --strategies timestamp,version --rates 50,500
+    .venv/bin/python bench/cdc_lag.py --strategies timestamp,version --rates 50,500
 """
 
 from __future__ import annotations
@@ -35,14 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from dagster import DagsterInstance
 from psycopg import sql
 from service import Service, serving
 
-from summit_etl.orchestration.keys import job_name
-from summit_etl.store import db
 from summit_etl_tests.api_shim.conftest import wait_until
-from summit_etl_tests.cdc.cdc_support import Harness, LogicalCluster
+from summit_etl_tests.cdc.cdc_support import LogicalCluster
 
 ADMIN_URL = os.environ.get("SUMMIT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SOURCE_DDL = """
@@ -66,7 +63,6 @@ CREATE TRIGGER touch BEFORE UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTIO
 PRELOADED = 1000
 COMMITS_PER_SECOND = 50  # the writer's transactions: rate / 50 changes each
 UPDATE_SHARE = 0.3
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 COLD_CHANGE_NO = 10**12  # change numbers of the single cold-start changes
 P95_GOAL = 2.0  # issue 12 goal 4: p95 <= 2 s (stretch 1 s)
 
@@ -250,61 +246,6 @@ def start_writer(source: str, rate: int, duration: float) -> Writer:
     return Writer(go, done, collected, writer)
 
 
-# --- in process: the sensor ticked and its runs executed here ---------------------------
-
-
-def drive(cdc: Harness, instance: DagsterInstance, poll: float, until: threading.Event,
-          settle: float) -> int:
-    """Tick every `poll` seconds and run what the sensor asks for, as the daemon would."""
-    job = cdc.defs.resolve_job_def(job_name(cdc.config.id))
-    runs, idle_since = 0, None
-    while True:
-        tick_started = time.monotonic()
-        requests = cdc.tick().run_requests or []
-        for request in requests:
-            result = job.execute_in_process(
-                instance=instance, run_config=QUIET_LOGS, raise_on_error=False,
-                tags={**request.tags, "dagster/sensor_name": cdc.sensor_name},
-            )
-            runs += 1
-            if not result.success:
-                print(f"  run {result.run_id} failed", file=sys.stderr)
-        if requests or not until.is_set():
-            idle_since = None
-        else:  # the writer is done: stop once the sensor has had nothing to do for a while
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since >= settle:
-                return runs
-        time.sleep(max(0.0, poll - (time.monotonic() - tick_started)))
-
-
-def run_in_process(strategy: str, rate: int, args: argparse.Namespace,
-                   logical_url: str) -> CaseResult:
-    source = create_database(logical_url if strategy == "log_based" else ADMIN_URL, "src")
-    target, summit = create_database(ADMIN_URL, "dst"), create_database(ADMIN_URL, "summit")
-    try:
-        db.migrate(summit)
-        create_source(source)
-        raw = pipeline(strategy, source, target, args, f"bench-{strategy.replace('_', '-')}")
-        writer = start_writer(source, rate, args.duration)
-        with DagsterInstance.ephemeral() as instance:
-            cdc = Harness(raw, summit, instance)
-            for request in cdc.tick().run_requests or []:  # the initial read, before the clock starts
-                cdc.defs.resolve_job_def(job_name(cdc.config.id)).execute_in_process(
-                    instance=instance, run_config=QUIET_LOGS, tags=request.tags)
-            watcher = Watcher(target)
-            watcher.start()
-            writer.go.set()
-            runs = drive(cdc, instance, args.poll, writer.done, settle=2 * args.poll)
-            time.sleep(0.3)
-            watcher.stop.set()
-            watcher.join()
-        return evaluate("in-process", strategy, rate, writer.commits[0], watcher, runs)
-    finally:
-        for url in (source, target, summit):
-            drop_database(url)
-
-
 # --- through the service: summit-etl serve, its daemon, queue and run launcher ----------
 
 
@@ -437,11 +378,6 @@ def print_table(results: list[CaseResult]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--service", dest="in_process", action="store_false",
-                      help="through `summit-etl serve` (the default)")
-    mode.add_argument("--in-process", dest="in_process", action="store_true",
-                      help="tick the sensor and execute its runs in this process")
     parser.add_argument("--strategies", default="trigger,log_based")
     parser.add_argument("--rates", default="500,5000", help="changes per second, comma-separated")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of writing per case")
@@ -450,24 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-poll-ms", type=int, default=200, help="cdc.runPollMs")
     parser.add_argument("--batch-size", type=int, default=1000, help="cdc.batchSize")
     parser.add_argument("--cold-samples", type=int, default=2,
-                        help="service mode: single changes after the live run ended")
-    parser.set_defaults(in_process=False)
+                        help="single changes after the live run ended")
     args = parser.parse_args(argv)
     results: list[CaseResult] = []
     cases = [(s, int(r)) for s in args.strategies.split(",") for r in args.rates.split(",")]
-    with LogicalCluster.running() as cluster:
-        if args.in_process:
-            for strategy, rate in cases:
-                print(f"in process: {strategy} at {rate} changes/s for {args.duration:.0f} s ...",
-                      flush=True)
-                results.append(run_in_process(strategy, rate, args, cluster.admin_url))
-        else:
-            with serving() as svc:
-                for strategy, rate in cases:
-                    print(f"service: {strategy} at {rate} changes/s for {args.duration:.0f} s ...",
-                          flush=True)
-                    results.append(run_through_service(svc, strategy, rate, args,
-                                                       cluster.admin_url))
+    with LogicalCluster.running() as cluster, serving() as svc:
+        for strategy, rate in cases:
+            print(f"service: {strategy} at {rate} changes/s for {args.duration:.0f} s ...",
+                  flush=True)
+            results.append(run_through_service(svc, strategy, rate, args, cluster.admin_url))
     print_table(results)
     failed = [r for r in results if r.lost or r.duplicated or r.cold_lost]
     return 1 if failed else 0

@@ -35,10 +35,9 @@ def stop_all(request: Request) -> JSONResponse:
         if schedule.status == "RUNNING":
             svc.dagster.stop_schedule(schedule)
             stopped.append(Stopped("schedule", schedule.name, None))
-    for sensor in sensors:
-        if sensor.status == "RUNNING" and _is_cdc_sensor(sensor.name):
-            svc.dagster.stop_sensor(sensor)
-            stopped.append(Stopped("sensor", sensor.name, None))
+    running_cdc = [s for s in sensors if s.status == "RUNNING" and _is_cdc_sensor(s.name)]
+    svc.dagster.stop_sensors(running_cdc)
+    stopped += [Stopped("sensor", sensor.name, None) for sensor in running_cdc]
     # Backfills first, so that none launches another run while their runs are stopped.
     backfills = [b["id"] for b in svc.dagster.backfills("REQUESTED")]
     cancelled_backfills = [b for b in backfills if svc.dagster.cancel_backfill(b)[0]]

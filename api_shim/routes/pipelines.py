@@ -133,15 +133,17 @@ def delete_pipeline(request: Request) -> Response:
     with svc.db.connection() as conn:
         row = require_pipeline(conn, pipeline_id)
         _owned_by_api(row)
-    # Stop what runs on its own first, so nothing starts between delete and reload.
+        # Paused first: the summit database's word, which a live CDC run and the CDC sensor
+        # honour even where Dagster's daemon undid a sensor stop (api_shim/dagster.py).
+        pipeline_store.set_enabled(conn, pipeline_id, False)
+    # Then stop what runs on its own, so nothing starts between delete and reload.
+    owned = (schedule_name(pipeline_id), cdc_sensor_name(pipeline_id))
     schedules, sensors = svc.dagster.instigators()
-    for state in [*schedules, *sensors]:
-        if state.status == "RUNNING" and state.name in (
-            schedule_name(pipeline_id),
-            cdc_sensor_name(pipeline_id),
-        ):
-            (svc.dagster.stop_schedule if state in schedules else svc.dagster.stop_sensor)(state)
-    # A live CDC run ends once it sees its sensor stopped; its capture is released after.
+    for schedule in schedules:
+        if schedule.status == "RUNNING" and schedule.name in owned:
+            svc.dagster.stop_schedule(schedule)
+    svc.dagster.stop_sensors([s for s in sensors if s.status == "RUNNING" and s.name in owned])
+    # A live CDC run ends once it sees that; its capture is released after.
     try:
         cdc = pipeline_config(row).cdc
     except ApiError:  # an invalid stored configuration never ran

@@ -196,7 +196,7 @@ class _Live:
         if row is None and ctx.request.stored:
             reason = "the pipeline was deleted"
         elif row is not None and not row.enabled:
-            reason = "the pipeline is paused (pipelines.enabled = false)"
+            reason = "the pipeline was paused or is being deleted (pipelines.enabled = false)"
         elif ctx.hooks.still_wanted is not None and not ctx.hooks.still_wanted():
             reason = "its CDC sensor was stopped"
         elif ctx.cancel_requested():

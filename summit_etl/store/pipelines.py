@@ -109,6 +109,13 @@ def replace(conn: Connection, raw: dict[str, Any], enabled: bool) -> PipelineRow
     return PipelineRow(*row) if row else None
 
 
+def set_enabled(conn: Connection, pipeline_id: str, enabled: bool) -> None:
+    conn.execute(
+        "UPDATE pipelines SET enabled = %s, updated_at = now() WHERE pipeline_id = %s",
+        (enabled, pipeline_id),
+    )
+
+
 def delete(conn: Connection, pipeline_id: str) -> bool:
     cursor = conn.execute("DELETE FROM pipelines WHERE pipeline_id = %s", (pipeline_id,))
     return cursor.rowcount > 0

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from dagster import DagsterInstance
 from psycopg import sql
 
 from summit_etl.settings import PROJECT_ROOT
@@ -64,6 +65,14 @@ class Stack:
     target_url: str
     log_file: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @contextmanager
+    def dagster(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
+        """The service's Dagster instance, as its daemon loads it."""
+        for name in ("DAGSTER_PG_URL", "SUMMIT_DAGSTER_STATE"):
+            monkeypatch.setenv(name, self.env[name])
+        with DagsterInstance.from_config(self.env["SUMMIT_DAGSTER_STATE"]) as instance:
+            yield instance
 
     @contextmanager
     def api(self, **env: str) -> Iterator[str]:

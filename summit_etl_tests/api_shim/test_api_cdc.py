@@ -1,18 +1,23 @@
 """`/pipelines/{id}/cdc/start|stop` and delete on a CDC pipeline, on the whole service:
-capture installed before start answers, everything retired by delete, slot retention in
-/metrics and /health, and `cdc.dropSlotOnStop`."""
+capture installed before start answers, everything retired by a delete that waits for the
+live run, slot retention in /metrics and /health, and `cdc.dropSlotOnStop`."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import psycopg
+import pytest
+from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType
 from psycopg import sql
 
 from summit_etl.cdc.logical import slot_name
+from summit_etl.orchestration.keys import PIPELINE_TAG, cdc_sensor_name
 from summit_etl_tests.api_shim.conftest import Stack, wait_until
 from summit_etl_tests.cdc.cdc_support import (
     LogicalCluster,
@@ -60,8 +65,19 @@ def _wait_for_successful_runs(api: httpx.Client, count: int) -> None:
 
 
 def _trigger_pipeline(source: str, target: str) -> dict[str, Any]:
-    return raw_pipeline("trigger", source, target, pipeline_id="lc-trigger",
-                        loading={"targetTable": "dw.lc_trigger"})
+    pipeline = raw_pipeline("trigger", source, target, pipeline_id="lc-trigger",
+                            loading={"targetTable": "dw.lc_trigger"})
+    pipeline["cdc"]["idleWindowSeconds"] = 120  # the live run outlasts the test's checks
+    return pipeline
+
+
+def _dagster_statuses(stack: Stack, pipeline_id: str) -> list[str]:
+    """Dagster's own record of the pipeline's runs (the API forgets a deleted pipeline)."""
+    query = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) {
+        ... on Runs { results { status } } } }"""
+    variables = {"filter": {"tags": [{"key": PIPELINE_TAG, "value": pipeline_id}]}}
+    data = httpx.post(stack.graphql_url, json={"query": query, "variables": variables}).json()
+    return [run["status"] for run in data["data"]["runsOrError"]["results"]]
 
 
 def test_start_captures_before_it_answers_and_delete_retires_what_the_pipeline_owned(
@@ -83,10 +99,54 @@ def test_start_captures_before_it_answers_and_delete_retires_what_the_pipeline_o
         offsets = "SELECT count(*) FROM dw.summit_cdc_offsets WHERE pipeline_id = 'lc-trigger'"
         watermarks = "SELECT count(*) FROM etl_cdc_watermarks WHERE pipeline_id = 'lc-trigger'"
         assert run_sql(stack.target_url, offsets) == run_sql(stack.summit_url, watermarks) == [(1,)]
+        # Deleted while its live run applies (it would idle two minutes): the delete waits
+        # for that run to see its sensor stopped and end, then retires the capture under it.
+        assert "STARTED" in _dagster_statuses(stack, "lc-trigger")
         assert api.delete("/pipelines/lc-trigger").status_code == 204
+        assert set(_dagster_statuses(stack, "lc-trigger")) == {"SUCCESS"}  # ended, not killed
         assert run_sql(source, TRIGGERS) == [(0,)]
         assert run_sql(stack.target_url, offsets) == run_sql(stack.summit_url, watermarks) == [(0,)]
+        run_sql(source, "UPDATE public.users SET email = 'after-delete' WHERE id = 2")
+        assert run_sql(source, "SELECT count(*) FROM public.users_changes") == [(0,)]
     # A pipeline created again with this id starts fresh: see cdc/test_cdc_lifecycle.py.
+
+
+def test_a_sensor_stop_that_the_daemon_undoes_mid_tick_is_stopped_again(
+    api: httpx.Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster's sensor daemon writes a sensor's state back at the start of a tick from a
+    copy read just before; a stop landing in between is undone. Here the daemon's stale
+    write is made on purpose, the moment the stop lands: cdc/stop must still leave the
+    sensor stopped."""
+    body = raw_pipeline("timestamp", stack.source_url, stack.target_url, pipeline_id="stop-race",
+                        loading={"targetTable": "dw.stop_race"})
+    name = cdc_sensor_name("stop-race")
+    undone = threading.Event()
+    with _pipeline(api, body), stack.dagster(monkeypatch) as instance:
+        assert api.post("/pipelines/stop-race/cdc/start").status_code == 200
+
+        def state() -> InstigatorState:
+            states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+            return next(s for s in states if s.instigator_name == name)
+
+        read_by_daemon = state()
+        assert read_by_daemon.status == InstigatorStatus.RUNNING
+
+        def write_back_when_stopped() -> None:
+            deadline = time.monotonic() + 60
+            while state().status != InstigatorStatus.STOPPED and time.monotonic() < deadline:
+                time.sleep(0.01)
+            instance.update_instigator_state(read_by_daemon)  # as mark_sensor_state_for_tick
+            undone.set()
+
+        daemon = threading.Thread(target=write_back_when_stopped, daemon=True)
+        daemon.start()
+        stopped = api.post("/pipelines/stop-race/cdc/stop")
+        daemon.join()
+        assert stopped.status_code == 200, stopped.text
+        assert undone.is_set()
+        assert state().status == InstigatorStatus.STOPPED
+        assert "undid a stop during a tick" in stack.log_file.read_text()
 
 
 def test_slot_retention_is_in_metrics_and_health_and_stop_can_drop_the_slot(

@@ -19,6 +19,7 @@ from summit_etl_tests.types.geo import (
     create_places,
     insert_places,
     places_pipeline,
+    requires_postgis,
     run_once,
     with_postgis,
 )
@@ -90,6 +91,7 @@ def test_every_type_round_trips_through_cdc_with_every_loading_strategy(
         assert run_sql(target_url, f"SELECT count(*) FROM dw.wide_{loading}") == [(7,)]
 
 
+@requires_postgis
 def test_postgis_round_trips_through_every_cdc_strategy(
     logical_database: Callable[[], str], target_url: str, summit_url: str
 ) -> None:

@@ -9,11 +9,13 @@ from summit_etl_tests.types.geo import (
     create_places,
     insert_places,
     places_pipeline,
+    requires_postgis,
     run_once,
     with_postgis,
 )
 
 
+@requires_postgis
 def test_geometry_round_trips_through_full_and_incremental_loads(
     source_url: str, target_url: str, summit_url: str
 ) -> None:
