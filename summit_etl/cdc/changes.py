@@ -51,9 +51,13 @@ class ChangeBatch:
     release: list[int] = field(default_factory=list)
 
 
+# One encoder for every change: json.dumps with arguments builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def json_text(document: dict[str, Any] | None) -> str | None:
     """A document built in Python (decoded from the WAL) as JSON text."""
-    return None if document is None else json.dumps(document, separators=(",", ":"))
+    return None if document is None else _COMPACT.encode(document)
 
 
 def visible_in(snapshot: str, xid: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -80,14 +81,19 @@ def _json_value(type_oid: int, text: str) -> Any:
     return text
 
 
+# One compiled struct per wire format: decoding is per column of every change.
+_FORMATS = {fmt: struct.Struct(fmt) for fmt in ("!c", "!b", "!h", "!i", "!I", "!q")}
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.at = 0
 
     def take(self, fmt: str) -> Any:
-        (value,) = struct.unpack_from(fmt, self.data, self.at)
-        self.at += struct.calcsize(fmt)
+        compiled = _FORMATS[fmt]
+        (value,) = compiled.unpack_from(self.data, self.at)
+        self.at += compiled.size
         return value
 
     def string(self) -> str:
@@ -97,15 +103,17 @@ class _Reader:
         return text
 
     def tuple(self, relation: Relation) -> Row:
+        data = self.data
         count = self.take("!h")
         row: Row = {}
         for name, type_oid in relation.columns[:count]:
-            kind = self.take("!c")
+            kind = data[self.at : self.at + 1]
+            self.at += 1
             if kind == b"n":
                 row[name] = None
             elif kind in (b"t", b"b"):
                 size = self.take("!i")
-                text = self.data[self.at : self.at + size].decode()
+                text = data[self.at : self.at + size].decode()
                 self.at += size
                 row[name] = _json_value(type_oid, text)
             # b"u": an unchanged TOASTed value is not sent; the column is left out, and
@@ -120,11 +128,14 @@ def _micros(value: int) -> datetime:
 class Decoder:
     """Turns peeked messages into whole transactions; relations are remembered per peek."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: list[str] | None = None) -> None:
+        # A row's identity: the pipeline's primary key where given (under REPLICA IDENTITY
+        # FULL, the relation's "key" is every column), else the replica identity's columns.
+        self.keys = keys
         self.relations: dict[int, Relation] = {}
         # The newest values of each row changed in this peek, by relation and identity:
         # where a later update leaves a TOASTed value out, it is still the value set here.
-        self.latest: dict[tuple[int, str], Row] = {}
+        self.latest: dict[tuple[int, Hashable], Row] = {}
 
     def decode(self, messages: list[bytes]) -> list[Transaction]:
         done: list[Transaction] = []
@@ -180,7 +191,7 @@ class Decoder:
         if marker in (b"K", b"O"):
             old = reader.tuple(relation)
             if kind == b"D":
-                self.latest.pop((oid, self._identity(relation, old) or ""), None)
+                self.latest.pop((oid, self._identity(relation, old)), None)
                 return RowChange("DELETE", relation, old, None)
             marker = reader.take("!c")
         new = reader.tuple(relation)
@@ -188,11 +199,16 @@ class Decoder:
         self._remember(oid, relation, new)
         return RowChange("UPDATE", relation, old, new)
 
-    @staticmethod
-    def _identity(relation: Relation, row: Row) -> str | None:
-        if not relation.key or any(k not in row for k in relation.key):
+    def _identity(self, relation: Relation, row: Row) -> Hashable | None:
+        keys = self.keys or relation.key
+        if not keys or any(k not in row for k in keys):
             return None
-        return json.dumps([row[k] for k in relation.key])
+        values = tuple(row[k] for k in keys)
+        try:
+            hash(values)
+        except TypeError:  # a jsonb key column decodes to a dict or list
+            return json.dumps(values, sort_keys=True)
+        return values
 
     def _remember(self, oid: int, relation: Relation, row: Row) -> None:
         identity = self._identity(relation, row)

@@ -80,9 +80,12 @@ def run_cdc(ctx: RunContext) -> None:
     with psycopg.connect(target.url) as conn:
         while True:
             reading_began = datetime.now(UTC)
+            read_before = ctx.counts.records_extracted
             offset, applied, cancelled = _apply_pending(
                 ctx, source, target, conn, offset, row_check
             )
+            # A pass of at least a whole batch met a backlog: more is likely waiting.
+            backlog = ctx.counts.records_extracted - read_before >= live.batch_size
             if cancelled:
                 log.warning("cancelled: stopping after the batch in hand", extra=ctx.log_context)
                 caught_up_at = None  # changes may be left: not caught up
@@ -92,7 +95,7 @@ def run_cdc(ctx: RunContext) -> None:
                 break
             if applied and offset is not None:  # operators see a live run's progress
                 mirror(ctx.summit_url, config, offset, caught_up_at=caught_up_at)
-            more, caught_up_at = live.wait_for_changes(offset, caught_up_at)
+            more, caught_up_at = live.wait_for_changes(offset, caught_up_at, at_once=backlog)
             if not more:
                 break
     if gate is not None:
@@ -145,6 +148,7 @@ class _Live:
         self.sensor_launched = ctx.request.trigger == "cdc"
         self.window = cdc.idle_window_seconds if self.sensor_launched else 0.0
         self.poll = cdc.run_poll_ms / 1000
+        self.batch_size = cdc.batch_size
         self.check_every = cdc.poll_interval_seconds
         self.ctx = ctx
         self.source = source
@@ -166,10 +170,11 @@ class _Live:
         return True
 
     def wait_for_changes(
-        self, offset: Offset | None, caught_up_at: datetime
+        self, offset: Offset | None, caught_up_at: datetime, at_once: bool = False
     ) -> tuple[bool, datetime]:
         """Probe until the source has changes (True) or the window passed or CDC was
-        switched off (False); with when the target was last known caught up."""
+        switched off (False); with when the target was last known caught up. `at_once`:
+        the first probe does not wait `runPollMs` (the last pass met a backlog)."""
         ctx = self.ctx
         started = time.monotonic()
         while time.monotonic() - started < self.window:
@@ -178,7 +183,9 @@ class _Live:
                     return False, caught_up_at
                 self._mark_caught_up(caught_up_at)
                 self._checked = time.monotonic()
-            time.sleep(self.poll)
+            if not at_once:
+                time.sleep(self.poll)
+            at_once = False
             probed_at = datetime.now(UTC)
             if ctx.clock.run(Stage.extraction, lambda: self.source.probe(offset)) is not None:
                 return True, caught_up_at
