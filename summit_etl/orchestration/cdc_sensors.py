@@ -95,7 +95,7 @@ def cdc_sensor(
         probed_at = datetime.now(UTC)
         try:
             offset = committed_offset(config, summit_url)
-            _heal_mirror(config, summit_url, offset)
+            _heal_mirror(config, summit_url, offset, stored)
             source = change_source(config)
             source.prepare()
             head = source.probe(offset)
@@ -156,7 +156,9 @@ def cdc_sensor_stopped(instance: DagsterInstance, pipeline_id: str) -> bool:
     return any(state.instigator_name == name for state in stopped)
 
 
-def _heal_mirror(config: PipelineConfig, summit_url: str, offset: Offset | None) -> None:
+def _heal_mirror(
+    config: PipelineConfig, summit_url: str, offset: Offset | None, stored: bool
+) -> None:
     """A run that died after its target commit left `etl_cdc_watermarks` behind the
     target's offset: copy the offset over, so probe, cursor and watermark agree."""
     if offset is None or not offset.snapshot_done:
@@ -167,7 +169,7 @@ def _heal_mirror(config: PipelineConfig, summit_url: str, offset: Offset | None)
         offset.value,
         offset.lsn,
     ):
-        mirror(summit_url, config, offset, caught_up_at=None)
+        mirror(summit_url, config, offset, None, stored=stored)
 
 
 def _safe(message: str, url: str) -> str:

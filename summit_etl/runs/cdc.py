@@ -94,7 +94,7 @@ def run_cdc(ctx: RunContext) -> None:
             if not live.window:
                 break
             if applied and offset is not None:  # operators see a live run's progress
-                mirror(ctx.summit_url, config, offset, caught_up_at=caught_up_at)
+                mirror(ctx.summit_url, config, offset, caught_up_at, stored=ctx.request.stored)
             more, caught_up_at = live.wait_for_changes(offset, caught_up_at, at_once=backlog)
             if not more:
                 break
@@ -107,7 +107,7 @@ def run_cdc(ctx: RunContext) -> None:
             ),
         )
     if offset is not None:
-        mirror(ctx.summit_url, config, offset, caught_up_at=caught_up_at)
+        mirror(ctx.summit_url, config, offset, caught_up_at, stored=ctx.request.stored)
         outcome.watermark_to = offset.value
 
 
@@ -131,7 +131,7 @@ def _apply_pending(
         # Mirrored once the initial snapshot is complete (before that, no watermark
         # exists), then at most every few seconds: the target holds the offset of record.
         if offset.snapshot_done and time.monotonic() - mirrored >= MIRROR_EVERY_SECONDS:
-            mirror(ctx.summit_url, ctx.config, offset, caught_up_at=None)
+            mirror(ctx.summit_url, ctx.config, offset, None, stored=ctx.request.stored)
             mirrored = time.monotonic()
         if ctx.interrupts.release() is not None or ctx.cancel_requested():
             return offset, applied, True
@@ -275,7 +275,12 @@ def _report(batch: ChangeBatch, applied: Applied) -> BatchReport:
 
 
 def mirror(
-    summit_url: str, config: PipelineConfig, offset: Offset, caught_up_at: datetime | None
+    summit_url: str,
+    config: PipelineConfig,
+    offset: Offset,
+    caught_up_at: datetime | None,
+    *,
+    stored: bool,
 ) -> None:
     """Copy the target's offset to `etl_cdc_watermarks`, where operators read it."""
     with connect(summit_url) as conn:
@@ -286,6 +291,7 @@ def mirror(
             value=offset.value,
             lsn=offset.lsn,
             caught_up_at=caught_up_at,
+            stored=stored,
         )
 
 

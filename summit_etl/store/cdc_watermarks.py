@@ -39,14 +39,18 @@ def record(
     value: str | None,
     lsn: str | None,
     caught_up_at: datetime | None,
+    stored: bool,
 ) -> None:
-    """The target committed up to `value`; `caught_up_at` when that was all there was."""
+    """The target committed up to `value`; `caught_up_at` when that was all there was.
+    `stored` (an API pipeline): nothing is written once its row is gone, so a run ending
+    after DELETE retired the pipeline does not bring its watermark back."""
     conn.execute(
         """
         INSERT INTO etl_cdc_watermarks
             (pipeline_id, source_table, last_processed_value, last_processed_lsn,
              last_processed_time)
-        VALUES (%(p)s, %(t)s, %(v)s, %(l)s, coalesce(%(at)s, now()))
+        SELECT %(p)s, %(t)s, %(v)s, %(l)s, coalesce(%(at)s, now())
+         WHERE NOT %(stored)s OR EXISTS (SELECT 1 FROM pipelines WHERE pipeline_id = %(p)s)
         ON CONFLICT (pipeline_id, source_table) DO UPDATE
            SET last_processed_value = EXCLUDED.last_processed_value,
                last_processed_lsn = EXCLUDED.last_processed_lsn,
@@ -55,7 +59,14 @@ def record(
                    etl_cdc_watermarks.last_processed_time),
                updated_at = now()
         """,
-        {"p": pipeline_id, "t": source_table, "v": value, "l": lsn, "at": caught_up_at},
+        {
+            "p": pipeline_id,
+            "t": source_table,
+            "v": value,
+            "l": lsn,
+            "at": caught_up_at,
+            "stored": stored,
+        },
     )
 
 
