@@ -33,6 +33,7 @@ from summit_etl.orchestration.keys import (
     target_key,
 )
 from summit_etl.orchestration.resources import SummitDatabase
+from summit_etl.orchestration.run_workers import forked_warm
 
 
 class PipelineRunConfig(Config):
@@ -89,6 +90,8 @@ def pipeline_asset(pipeline: PipelineConfig, *, stored: bool = False) -> AssetsD
                 progress.flush()
         metadata = outcome_metadata(outcome)
         metadata["full_reload"] = full_reload
+        # Shown in the UI; pins the warm-worker hook on Dagster's process start (serve tests).
+        metadata["run_worker"] = "forked warm" if forked_warm() else "spawned"
         report = outcome.quality_report
         if report is not None:
             metadata["quality_score"] = MetadataValue.float(report["overallScore"])

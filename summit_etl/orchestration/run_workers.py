@@ -50,3 +50,10 @@ def warm_run_workers() -> bool:
     # server, and a warm process per reload would cost seconds of CPU even with no run.
     log.info("run workers fork from a warm process", extra={"preloaded": PRELOAD})
     return True
+
+
+def forked_warm() -> bool:
+    """Whether this run worker was forked from the warm process: its OS parent is then the
+    forkserver, not the code server that started it (a spawned worker's parent)."""
+    parent = multiprocessing.parent_process()
+    return parent is not None and parent.pid != os.getppid()

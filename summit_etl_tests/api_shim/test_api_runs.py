@@ -16,6 +16,14 @@ def dagster_run(stack: Stack, run_id: str) -> dict:
     return httpx.post(stack.graphql_url, json={"query": query, "variables": {"id": run_id}}).json()["data"]["runOrError"]
 
 
+def _materialized_metadata(stack: Stack, run_id: str) -> dict[str, str]:
+    query = """query($id: ID!) { runOrError(runId: $id) { ... on Run { assetMaterializations {
+        metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
+    data = httpx.post(stack.graphql_url, json={"query": query, "variables": {"id": run_id}}).json()
+    [materialization] = data["data"]["runOrError"]["assetMaterializations"]
+    return {e["label"]: e.get("text") for e in materialization["metadataEntries"]}
+
+
 def test_execute_is_visible_in_dagster_and_pipeline_runs_with_one_id(api: httpx.Client, stack: Stack) -> None:
     started = time.perf_counter()
     response = api.post("/pipelines/users-sync/execute")
@@ -38,6 +46,9 @@ def test_execute_is_visible_in_dagster_and_pipeline_runs_with_one_id(api: httpx.
     while dagster_run(stack, run["id"])["status"] != "SUCCESS":  # Dagster closes the run just after
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    # `serve` warms run workers: this one was forked from the warm process, not spawned (it
+    # would be spawned, slower, if Dagster stopped starting runs from its spawn context).
+    assert _materialized_metadata(stack, run["id"])["run_worker"] == "forked warm"
 
 
 def test_runs_are_listed_newest_first_with_limit_and_status(api: httpx.Client) -> None:

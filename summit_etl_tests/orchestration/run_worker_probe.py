@@ -9,7 +9,7 @@ import multiprocessing
 import sys
 from multiprocessing.queues import Queue
 
-from summit_etl.orchestration.run_workers import warm_run_workers
+from summit_etl.orchestration.run_workers import forked_warm, warm_run_workers
 
 
 def report(queue: Queue) -> None:
@@ -19,6 +19,7 @@ def report(queue: Queue) -> None:
             "dagster_postgres": "dagster_postgres" in sys.modules,
             "definitions": "summit_etl.definitions" in sys.modules,
             "parent": multiprocessing.parent_process() is not None,
+            "forked_warm": forked_warm(),
         }
     )
 

@@ -35,6 +35,7 @@ def test_a_worker_forked_from_the_warm_process_has_the_engine_but_no_pipelines()
         "dagster_postgres": True,
         "definitions": False,  # built by the worker itself, from the pipelines of its time
         "parent": True,
+        "forked_warm": True,  # what a run's `run_worker` metadata says
     }
 
 
@@ -42,3 +43,4 @@ def test_without_the_setting_workers_are_spawned_fresh() -> None:
     found = probe(None)
     assert found["warmed"] is False and found["exitcode"] == 0
     assert found["engine"] is False and found["dagster_postgres"] is False
+    assert found["forked_warm"] is False
