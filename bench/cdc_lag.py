@@ -202,6 +202,8 @@ def pipeline(strategy: str, source_url: str, target_url: str, args: argparse.Nam
                            "idleWindowSeconds": args.idle, "runPollMs": args.run_poll_ms}
     if strategy in ("timestamp", "version"):
         cdc["trackingColumn"] = "updated_at" if strategy == "timestamp" else "version"
+    if strategy == "trigger":
+        cdc["triggerLevel"] = args.trigger_level
     return {
         "id": pipeline_id,
         "name": f"CDC lag {strategy}",
@@ -385,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=30.0, help="cdc.idleWindowSeconds")
     parser.add_argument("--run-poll-ms", type=int, default=200, help="cdc.runPollMs")
     parser.add_argument("--batch-size", type=int, default=1000, help="cdc.batchSize")
+    parser.add_argument("--trigger-level", choices=("row", "statement"), default="row",
+                        help="cdc.triggerLevel of the trigger cases")
     parser.add_argument("--cold-samples", type=int, default=2,
                         help="single changes after the live run ended")
     args = parser.parse_args(argv)

@@ -167,7 +167,9 @@ def change_source(config: PipelineConfig) -> ChangeSource:
         return _Polled(reader, cdc.batch_size)
     capture: _Capture
     if cdc.strategy is CdcStrategy.trigger:
-        capture = TriggerCapture(url, table, keys, cdc.capture_deletes, cdc.include_old_values)
+        capture = TriggerCapture(
+            url, table, keys, cdc.capture_deletes, cdc.include_old_values, cdc.trigger_level
+        )
     else:
         capture = LogicalCapture(
             url, table, keys, config.id, cdc.capture_deletes, cdc.include_old_values

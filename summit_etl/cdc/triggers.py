@@ -12,7 +12,7 @@ ordered by the row lock their writers held, so their positions follow commit ord
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import sql
@@ -71,10 +71,99 @@ BEGIN
 END
 """.replace("CARRIED_AS_TEXT", CARRIED_AS_TEXT)
 
+# Statement-level capture (cdc.triggerLevel: statement): one INSERT ... SELECT per statement
+# over its transition tables, the same documents as the row function. A transition table
+# takes one event per trigger, so there are three triggers. An UPDATE pairs old and new
+# rows by key: a key changed is the delete of the old key and the insert of the new one.
+STATEMENT_FUNCTION = "summit_cdc_capture_statement"
+OLD_ROWS, NEW_ROWS = "summit_old_rows", "summit_new_rows"
+_STATEMENT_BODY = (
+    """
+DECLARE
+  include_old boolean := TG_ARGV[0]::boolean;
+  keys text[] := TG_ARGV[1:];
+  texts text;
+  document text;
+  key_of text := '(SELECT jsonb_object_agg(k, %s -> k) FROM unnest($1) AS k)';
+  capture text := format('INSERT INTO %I.%I (operation, primary_key, old_values, new_values) ',
+                         TG_TABLE_SCHEMA, TG_TABLE_NAME || '_changes');
+BEGIN
+  -- Columns that to_jsonb would alter travel as their text (summit_etl/cdc/documents.py).
+  SELECT string_agg(format('%L, r.%I::text', attname, attname), ', ') INTO texts
+    FROM pg_attribute
+   WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND CARRIED_AS_TEXT;
+  document := CASE WHEN texts IS NULL THEN 'to_jsonb(r.*)'
+                   ELSE format('to_jsonb(r.*) || jsonb_build_object(%s)', texts) END;
+  IF TG_OP = 'INSERT' THEN
+    EXECUTE capture || format(
+      'SELECT ''INSERT'', %s, NULL, n.d FROM (SELECT %s AS d FROM NEW_ROWS AS r) AS n',
+      format(key_of, 'n.d'), document) USING keys;
+  ELSIF TG_OP = 'DELETE' THEN
+    EXECUTE capture || format(
+      'SELECT ''DELETE'', %s, CASE WHEN $2 THEN o.d END, NULL '
+      'FROM (SELECT %s AS d FROM OLD_ROWS AS r) AS o',
+      format(key_of, 'o.d'), document) USING keys, include_old;
+  ELSE
+    EXECUTE capture || format(
+      'SELECT CASE WHEN n.k IS NULL THEN ''DELETE'' WHEN o.k IS NULL THEN ''INSERT'' '
+      '            ELSE ''UPDATE'' END, coalesce(n.k, o.k), CASE WHEN $2 THEN o.d END, n.d '
+      'FROM (SELECT d, %s AS k FROM (SELECT %s AS d FROM OLD_ROWS AS r) AS x) AS o '
+      'FULL JOIN (SELECT d, %s AS k FROM (SELECT %s AS d FROM NEW_ROWS AS r) AS y) AS n '
+      'ON n.k = o.k ORDER BY n.k IS NOT NULL',
+      format(key_of, 'x.d'), document, format(key_of, 'y.d'), document) USING keys, include_old;
+  END IF;
+  RETURN NULL;
+END
+""".replace("CARRIED_AS_TEXT", CARRIED_AS_TEXT)
+    .replace("OLD_ROWS", OLD_ROWS)
+    .replace("NEW_ROWS", NEW_ROWS)
+)
+# pg_trigger.tgtype bits
+_ROW, _INSERT, _DELETE, _UPDATE = 1, 4, 8, 16
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    name: str
+    tgtype: int
+    old_table: str | None = None
+    new_table: str | None = None
+
+    def create(self, table: TableName, function: TableName, arguments: list[str]) -> sql.Composed:
+        events = [
+            e
+            for bit, e in ((_INSERT, "INSERT"), (_UPDATE, "UPDATE"), (_DELETE, "DELETE"))
+            if self.tgtype & bit
+        ]
+        referencing = [
+            sql.SQL("{} TABLE AS {}").format(sql.SQL(kind), sql.Identifier(name))
+            for kind, name in (("OLD", self.old_table), ("NEW", self.new_table))
+            if name is not None
+        ]
+        return sql.SQL(
+            "CREATE TRIGGER {} AFTER {} ON {} {} FOR EACH {} EXECUTE FUNCTION {}({})"
+        ).format(
+            sql.Identifier(self.name),
+            sql.SQL(" OR ".join(events)),
+            table.ident,
+            sql.SQL("REFERENCING ") + sql.SQL(" ").join(referencing)
+            if referencing
+            else sql.SQL(""),
+            sql.SQL("ROW" if self.tgtype & _ROW else "STATEMENT"),
+            function.ident,
+            sql.SQL(", ").join(sql.Literal(a) for a in arguments),
+        )
+
 
 class TriggerCapture:
     def __init__(
-        self, url: str, table: TableName, keys: list[str], capture_deletes: bool, include_old: bool
+        self,
+        url: str,
+        table: TableName,
+        keys: list[str],
+        capture_deletes: bool,
+        include_old: bool,
+        level: str = "row",
     ) -> None:
         self.url = url
         self.table = table
@@ -82,8 +171,25 @@ class TriggerCapture:
         self.capture_deletes = capture_deletes
         self.include_old = include_old
         self.changes = table.with_suffix("_changes")
-        self.function = TableName(table.schema, FUNCTION)
+        self.statement_level = level == "statement"
+        self.function = TableName(
+            table.schema, STATEMENT_FUNCTION if self.statement_level else FUNCTION
+        )
         self.trigger = f"summit_cdc_{table.name}"[:63]
+        # Every name a capture trigger of this table may have, whichever the level.
+        self._names = [self.trigger, *(f"summit_cdc_{table.name}"[:61] + s for s in ("_u", "_d"))]
+
+    def _triggers(self) -> list[_Trigger]:
+        """The capture triggers this level wants."""
+        deletes = self.capture_deletes
+        if not self.statement_level:
+            return [_Trigger(self.trigger, _ROW | _INSERT | _UPDATE | (_DELETE if deletes else 0))]
+        insert, update, delete = self._names
+        wanted = [
+            _Trigger(insert, _INSERT, new_table=NEW_ROWS),
+            _Trigger(update, _UPDATE, old_table=OLD_ROWS, new_table=NEW_ROWS),
+        ]
+        return wanted + ([_Trigger(delete, _DELETE, old_table=OLD_ROWS)] if deletes else [])
 
     def _arguments(self) -> list[str]:
         return ["true" if self.include_old else "false", *self.keys]
@@ -106,48 +212,58 @@ class TriggerCapture:
                     """
                 ).format(self.changes.ident)
             )
+            body = _STATEMENT_BODY if self.statement_level else _FUNCTION_BODY
             installed = conn.execute(
-                "SELECT prosrc, prosecdef, proconfig FROM pg_proc "
-                "WHERE oid = to_regprocedure(%s)",
+                "SELECT prosrc, prosecdef, proconfig FROM pg_proc WHERE oid = to_regprocedure(%s)",
                 (f"{self.function.ident.as_string(conn)}()",),
             ).fetchone()
-            wanted = (_FUNCTION_BODY, True, [f"search_path={_SEARCH_PATH}"])
-            if installed is None or tuple(installed) != wanted:
+            if installed is None or tuple(installed) != (
+                body,
+                True,
+                [f"search_path={_SEARCH_PATH}"],
+            ):
                 conn.execute(
                     sql.SQL(
                         "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql "
                         "SECURITY DEFINER SET search_path = {} AS {}"
-                    ).format(
-                        self.function.ident, sql.SQL(_SEARCH_PATH), sql.Literal(_FUNCTION_BODY)
-                    )
+                    ).format(self.function.ident, sql.SQL(_SEARCH_PATH), sql.Literal(body))
                 )
-            if self._trigger_state(conn) != (self.capture_deletes, self._arguments()):
-                events = "INSERT OR UPDATE" + (" OR DELETE" if self.capture_deletes else "")
-                conn.execute(
-                    sql.SQL(
-                        "CREATE OR REPLACE TRIGGER {} AFTER {} ON {} "
-                        "FOR EACH ROW EXECUTE FUNCTION {}({})"
-                    ).format(
-                        sql.Identifier(self.trigger),
-                        sql.SQL(events),
-                        self.table.ident,
-                        self.function.ident,
-                        sql.SQL(", ").join(sql.Literal(a) for a in self._arguments()),
-                    )
-                )
+            wanted = self._triggers()
+            if self._installed(conn) != {t.name: (t, self._arguments()) for t in wanted}:
+                # Swapped in one transaction: its lock holds writers off, so no change falls
+                # between the old triggers and the new (a level changed, deletes switched).
+                with conn.transaction():
+                    self._drop_triggers(conn)
+                    for trigger in wanted:
+                        conn.execute(trigger.create(self.table, self.function, self._arguments()))
 
-    def _trigger_state(self, conn: psycopg.Connection) -> tuple[bool, list[str]] | None:
-        row = conn.execute(
+    def _installed(self, conn: psycopg.Connection) -> dict[str, tuple[_Trigger, list[str]]]:
+        rows = conn.execute(
             """
-            SELECT tgtype & 8 <> 0, tgargs FROM pg_trigger
-             WHERE tgrelid = to_regclass(%s) AND tgname = %s
+            SELECT tgname, tgtype, tgoldtable, tgnewtable, tgargs, tgfoid = to_regprocedure(%s)
+              FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = ANY(%s)
             """,
-            (self.table.ident.as_string(conn), self.trigger),
-        ).fetchone()
-        if row is None:
-            return None
-        arguments = bytes(row[1]).decode().split("\x00")[:-1]
-        return bool(row[0]), arguments
+            (
+                f"{self.function.ident.as_string(conn)}()",
+                self.table.ident.as_string(conn),
+                self._names,
+            ),
+        ).fetchall()
+        return {
+            name: (
+                _Trigger(name, tgtype & (_ROW | _INSERT | _DELETE | _UPDATE), old, new),
+                bytes(args).decode().split("\x00")[:-1] if ours else ["another function"],
+            )
+            for name, tgtype, old, new, args, ours in rows
+        }
+
+    def _drop_triggers(self, conn: psycopg.Connection) -> None:
+        for name in self._names:
+            conn.execute(
+                sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                    sql.Identifier(name), self.table.ident
+                )
+            )
 
     def probe(self) -> str | None:
         """The newest pending position; None when the capture table is empty."""
@@ -213,9 +329,5 @@ class TriggerCapture:
 
     def release(self) -> None:
         """The pipeline is gone: stop capturing (the capture table is left for inspection)."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-                    sql.Identifier(self.trigger), self.table.ident
-                )
-            )
+        with psycopg.connect(self.url, autocommit=True) as conn, conn.transaction():
+            self._drop_triggers(conn)

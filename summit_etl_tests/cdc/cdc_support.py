@@ -113,8 +113,17 @@ class LogicalCluster:
         )
 
 
-STRATEGIES = ["timestamp", "version", "trigger", "log_based"]
-CAPTURES_DELETES = {"trigger", "log_based"}
+# "trigger_statement": the trigger strategy with cdc.triggerLevel statement.
+STRATEGIES = ["timestamp", "version", "trigger", "trigger_statement", "log_based"]
+CAPTURES_DELETES = {"trigger", "trigger_statement", "log_based"}
+
+
+def cdc_block(strategy: str) -> dict[str, Any]:
+    """The `cdc` keys that name a test strategy (tracking column, trigger level)."""
+    if strategy == "trigger_statement":
+        return {"strategy": "trigger", "triggerLevel": "statement"}
+    tracking = {"timestamp": "updated_at", "version": "version"}
+    return {"strategy": strategy, **({"trackingColumn": tracking[strategy]} if strategy in tracking else {})}
 
 # updated_at defaults to now(): rows written by one transaction share their timestamp.
 SOURCE_DDL = """
@@ -163,7 +172,7 @@ def raw_pipeline(
     cdc_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cdc: dict[str, Any] = {
-        "strategy": strategy,
+        **cdc_block(strategy),
         "primaryKeys": ["id"],
         "pollIntervalSeconds": 2,
         "batchSize": 100,
@@ -172,10 +181,6 @@ def raw_pipeline(
         "idleWindowSeconds": 0,
         **(cdc_options or {}),
     }
-    if strategy == "timestamp":
-        cdc["trackingColumn"] = "updated_at"
-    elif strategy == "version":
-        cdc["trackingColumn"] = "version"
     return {
         "id": pipeline_id,
         "name": "Users CDC",

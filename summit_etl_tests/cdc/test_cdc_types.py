@@ -12,7 +12,7 @@ import pytest
 
 from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.registry import parse_pipeline
-from summit_etl_tests.cdc.cdc_support import raw_pipeline
+from summit_etl_tests.cdc.cdc_support import STRATEGIES, cdc_block, raw_pipeline
 from summit_etl_tests.support import run_sql
 from summit_etl_tests.types.geo import (
     check,
@@ -33,7 +33,7 @@ from summit_etl_tests.types.wide import (
     update_to_edges,
 )
 
-CDC_STRATEGIES = ["timestamp", "version", "trigger", "log_based"]
+CDC_STRATEGIES = STRATEGIES
 # Every CDC strategy applies with every loading strategy; append loads keep each version.
 LOAD_STRATEGIES = ["bulk", "append_only", "upsert", "scd_type1", "scd_type2", "delta"]
 APPENDS = {"bulk", "append_only"}
@@ -101,9 +101,7 @@ def test_postgis_round_trips_through_every_cdc_strategy(
     with_postgis(target_url)
     pipelines = {}
     for strategy in CDC_STRATEGIES:
-        cdc: dict[str, Any] = {"strategy": strategy, "primaryKeys": ["id"], "batchSize": 100}
-        if strategy in ("timestamp", "version"):
-            cdc["trackingColumn"] = "updated_at" if strategy == "timestamp" else "version"
+        cdc: dict[str, Any] = {**cdc_block(strategy), "primaryKeys": ["id"], "batchSize": 100}
         pipelines[strategy] = places_pipeline(
             source,
             target_url,
