@@ -176,6 +176,7 @@ class TriggerCapture:
             table.schema, STATEMENT_FUNCTION if self.statement_level else FUNCTION
         )
         self.trigger = f"summit_cdc_{table.name}"[:63]
+        self._reading: psycopg.Connection | None = None  # the connection of the read under way
         # Every name a capture trigger of this table may have, whichever the level.
         self._names = [self.trigger, *(f"summit_cdc_{table.name}"[:61] + s for s in ("_u", "_d"))]
 
@@ -268,9 +269,12 @@ class TriggerCapture:
     def probe(self) -> str | None:
         """The newest pending position; None when the capture table is empty."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute(
-                sql.SQL("SELECT max(position)::text FROM {}").format(self.changes.ident)
-            ).fetchone()
+            return self._head(conn)
+
+    def _head(self, conn: psycopg.Connection) -> str | None:
+        row = conn.execute(
+            sql.SQL("SELECT max(position)::text FROM {}").format(self.changes.ident)
+        ).fetchone()
         return row[0] if row else None
 
     def identity(self) -> str | None:
@@ -288,7 +292,8 @@ class TriggerCapture:
         applied again: the snapshot holds them already.
         """
         with psycopg.connect(self.url, autocommit=True) as conn:
-            head = self.probe()
+            self._reading = conn
+            head = self._head(conn)
             after = 0
             while head is not None:
                 rows = conn.execute(
@@ -321,11 +326,13 @@ class TriggerCapture:
         """The target committed the batch: its captured rows are no longer needed."""
         if not batch.release:
             return
+        delete = sql.SQL("DELETE FROM {} WHERE position = ANY(%s)").format(self.changes.ident)
+        # On the read's own connection while the read is under way (logical.py does the same).
+        if self._reading is not None and not self._reading.closed:
+            self._reading.execute(delete, (batch.release,))
+            return
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE position = ANY(%s)").format(self.changes.ident),
-                (batch.release,),
-            )
+            conn.execute(delete, (batch.release,))
 
     def release(self) -> None:
         """The pipeline is gone: stop capturing (the capture table is left for inspection)."""
