@@ -127,6 +127,23 @@ async def replace_pipeline(request: Request) -> JSONResponse:
     return JSONResponse(serialize.pipeline(await run_in_threadpool(replace)))
 
 
+def _stop_before_retiring(svc: Services, pipeline_id: str, row: pipeline_store.PipelineRow) -> None:
+    """Stop what runs on its own, so nothing starts between delete and reload; a live CDC
+    run ends once it sees that, and its capture is released after."""
+    owned = (schedule_name(pipeline_id), cdc_sensor_name(pipeline_id))
+    schedules, sensors = svc.dagster.instigators()
+    for schedule in schedules:
+        if schedule.status == "RUNNING" and schedule.name in owned:
+            svc.dagster.stop_schedule(schedule)
+    svc.dagster.stop_sensors([s for s in sensors if s.status == "RUNNING" and s.name in owned])
+    try:
+        cdc = pipeline_config(row).cdc
+    except ApiError:  # an invalid stored configuration never ran
+        cdc = None
+    if cdc is not None:
+        wait_for_live_cdc_runs(svc.dagster, pipeline_id, cdc.poll_interval_seconds)
+
+
 def delete_pipeline(request: Request) -> Response:
     pipeline_id = request.path_params["pipeline_id"]
     svc = services(request)
@@ -136,20 +153,12 @@ def delete_pipeline(request: Request) -> Response:
         # Paused first: the summit database's word, which a live CDC run and the CDC sensor
         # honour even where Dagster's daemon undid a sensor stop (api_shim/dagster.py).
         pipeline_store.set_enabled(conn, pipeline_id, False)
-    # Then stop what runs on its own, so nothing starts between delete and reload.
-    owned = (schedule_name(pipeline_id), cdc_sensor_name(pipeline_id))
-    schedules, sensors = svc.dagster.instigators()
-    for schedule in schedules:
-        if schedule.status == "RUNNING" and schedule.name in owned:
-            svc.dagster.stop_schedule(schedule)
-    svc.dagster.stop_sensors([s for s in sensors if s.status == "RUNNING" and s.name in owned])
-    # A live CDC run ends once it sees that; its capture is released after.
     try:
-        cdc = pipeline_config(row).cdc
-    except ApiError:  # an invalid stored configuration never ran
-        cdc = None
-    if cdc is not None:
-        wait_for_live_cdc_runs(svc.dagster, pipeline_id, cdc.poll_interval_seconds)
+        _stop_before_retiring(svc, pipeline_id, row)
+    except Exception:  # Dagster down or refusing: nothing retired, the row as it was
+        with svc.db.connection() as conn:
+            pipeline_store.set_enabled(conn, pipeline_id, row.enabled)
+        raise
     # Then everything else it owned: capture, offset, watermarks, and its row.
     retire_pipeline(row.config, svc.settings.database_url)
     svc.dagster.reload_location()

@@ -26,6 +26,7 @@ from summit_etl.cdc.changes import (
     json_text,
     visible_in,
 )
+from summit_etl.cdc.connections import SourceConnection
 from summit_etl.cdc.pgoutput import Decoder, RowChange, Transaction, lsn_text, lsn_value
 from summit_etl.identifiers import TableName
 
@@ -77,7 +78,7 @@ class LogicalCapture:
         self.slot = slot_name(pipeline_id)
         self.capture_deletes = capture_deletes
         self.include_old = include_old
-        self._reading: psycopg.Connection | None = None  # the connection of the read under way
+        self.connection = SourceConnection(url)
 
     def _publish(self) -> str:
         return "insert, update, delete" if self.capture_deletes else "insert, update"
@@ -193,8 +194,7 @@ class LogicalCapture:
         def seen(transaction: Transaction) -> bool:
             return taken is not None and visible_in(taken, transaction.xid)
 
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            self._reading = conn
+        with self.connection.reading() as conn:
             head = self._head(conn)
             while True:
                 peeked = self._peek(conn, head, batch_size * _BATCHES_PER_PEEK)
@@ -246,15 +246,10 @@ class LogicalCapture:
         return [(row.operation, key, row.old, row.new)]
 
     def confirm(self, batch: ChangeBatch) -> None:
-        """The target committed the batch: the slot may forget it (on the read's own
-        connection while the read is under way: a connection per batch cost ~10 ms)."""
-        if not batch.release:
-            return
-        if self._reading is not None and not self._reading.closed:
-            self._advance(self._reading, lsn_text(batch.release[-1]))
-            return
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            self._advance(conn, lsn_text(batch.release[-1]))
+        """The target committed the batch: the slot may forget it."""
+        if batch.release:
+            with self.connection.current() as conn:
+                self._advance(conn, lsn_text(batch.release[-1]))
 
     def release(self) -> None:
         """The pipeline is gone: drop the slot (it would retain WAL forever) and publication."""

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from summit_etl.cdc.changes import Change, ChangeBatch, Offset
+from summit_etl.cdc.connections import SourceConnection
 from summit_etl.cdc.documents import CARRIED_AS_TEXT
 from summit_etl.identifiers import TableName
 
@@ -124,6 +125,8 @@ _ROW, _INSERT, _DELETE, _UPDATE = 1, 4, 8, 16
 
 @dataclass(frozen=True)
 class _Trigger:
+    """A capture trigger as pg_trigger knows it, and the statement that creates it."""
+
     name: str
     tgtype: int
     old_table: str | None = None
@@ -176,7 +179,7 @@ class TriggerCapture:
             table.schema, STATEMENT_FUNCTION if self.statement_level else FUNCTION
         )
         self.trigger = f"summit_cdc_{table.name}"[:63]
-        self._reading: psycopg.Connection | None = None  # the connection of the read under way
+        self.connection = SourceConnection(url)
         # Every name a capture trigger of this table may have, whichever the level.
         self._names = [self.trigger, *(f"summit_cdc_{table.name}"[:61] + s for s in ("_u", "_d"))]
 
@@ -230,7 +233,7 @@ class TriggerCapture:
                     ).format(self.function.ident, sql.SQL(_SEARCH_PATH), sql.Literal(body))
                 )
             wanted = self._triggers()
-            if self._installed(conn) != {t.name: (t, self._arguments()) for t in wanted}:
+            if self._installed(conn) != {t.name: (t, self._arguments(), True) for t in wanted}:
                 # Swapped in one transaction: its lock holds writers off, so no change falls
                 # between the old triggers and the new (a level changed, deletes switched).
                 with conn.transaction():
@@ -238,7 +241,9 @@ class TriggerCapture:
                     for trigger in wanted:
                         conn.execute(trigger.create(self.table, self.function, self._arguments()))
 
-    def _installed(self, conn: psycopg.Connection) -> dict[str, tuple[_Trigger, list[str]]]:
+    def _installed(self, conn: psycopg.Connection) -> dict[str, tuple[_Trigger, list[str], bool]]:
+        """Each capture trigger on the table: its shape, arguments, and whether it calls
+        this level's function."""
         rows = conn.execute(
             """
             SELECT tgname, tgtype, tgoldtable, tgnewtable, tgargs, tgfoid = to_regprocedure(%s)
@@ -253,7 +258,8 @@ class TriggerCapture:
         return {
             name: (
                 _Trigger(name, tgtype & (_ROW | _INSERT | _DELETE | _UPDATE), old, new),
-                bytes(args).decode().split("\x00")[:-1] if ours else ["another function"],
+                bytes(args).decode().split("\x00")[:-1],
+                bool(ours),
             )
             for name, tgtype, old, new, args, ours in rows
         }
@@ -291,8 +297,7 @@ class TriggerCapture:
         Changes whose transaction the initial snapshot saw are released without being
         applied again: the snapshot holds them already.
         """
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            self._reading = conn
+        with self.connection.reading() as conn:
             head = self._head(conn)
             after = 0
             while head is not None:
@@ -326,13 +331,11 @@ class TriggerCapture:
         """The target committed the batch: its captured rows are no longer needed."""
         if not batch.release:
             return
-        delete = sql.SQL("DELETE FROM {} WHERE position = ANY(%s)").format(self.changes.ident)
-        # On the read's own connection while the read is under way (logical.py does the same).
-        if self._reading is not None and not self._reading.closed:
-            self._reading.execute(delete, (batch.release,))
-            return
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(delete, (batch.release,))
+        with self.connection.current() as conn:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE position = ANY(%s)").format(self.changes.ident),
+                (batch.release,),
+            )
 
     def release(self) -> None:
         """The pipeline is gone: stop capturing (the capture table is left for inspection)."""

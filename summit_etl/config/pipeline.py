@@ -114,10 +114,10 @@ class CdcConfig(Model):
     )
     trigger_level: Literal["row", "statement"] = Field(
         default="row",
-        description="trigger strategy: capture per row (the default: cheapest for writers "
+        description="trigger strategy: capture per row (the default, cheapest for writers "
         "that change one row per statement) or per statement over its transition tables "
-        "(5.6x faster for multi-row INSERT/UPDATE/DELETE statements, 25 % slower for "
-        "single-row ones; docs/benchmarks.md, 'Trigger capture on the source').",
+        "(faster for multi-row statements; docs/benchmarks.md, 'Trigger capture on the "
+        "source').",
     )
     # log_based: drop the replication slot on cdc/stop, so a stopped pipeline retains no
     # WAL; the next start then snapshots again.

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from summit_etl_tests.api_shim.conftest import Stack
+from summit_etl_tests.api_shim.conftest import Stack, free_port
 from summit_etl_tests.support import run_sql
 
 
@@ -93,3 +93,17 @@ def test_summit_tables_and_clashing_dagster_names_are_409(api: httpx.Client, sta
     assert response.status_code == 409 and response.json()["details"] == {"field": "id"}
     assert api.get("/pipelines/users_sync").status_code == 404
     assert run_sql(stack.summit_url, "SELECT count(*) FROM pipelines WHERE pipeline_id IN ('users_sync', 'steals-quarantine')") == [(0,)]
+
+
+def test_a_delete_that_cannot_reach_dagster_changes_nothing(api: httpx.Client, stack: Stack) -> None:
+    """DELETE pauses the row before it stops the schedules and sensors in Dagster; when
+    Dagster does not answer, it answers 503 and leaves the row as it was (enabled, there)."""
+    assert api.post("/pipelines", json=new_pipeline("delete-no-dagster")).status_code == 201
+    try:
+        with stack.api(DAGSTER_GRAPHQL_URL=f"http://127.0.0.1:{free_port()}/graphql") as url:
+            response = httpx.delete(f"{url}/pipelines/delete-no-dagster", timeout=60)
+        assert response.status_code == 503 and "dagster" in response.json()["error"]
+        enabled = "SELECT enabled FROM pipelines WHERE pipeline_id = 'delete-no-dagster'"
+        assert run_sql(stack.summit_url, enabled) == [(True,)]
+    finally:
+        assert api.delete("/pipelines/delete-no-dagster").status_code == 204
