@@ -55,14 +55,28 @@ def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Fiel
         text = uuid_text(storage)
         return field.with_type(text.type), text
     if metadata.get(PG_TYPE) == b"numeric":
-        shape = numeric_precision_scale(int(metadata.get(PG_TYPMOD, b"-1")))
-        if shape and shape[0] <= _MAX_DECIMAL128_PRECISION:
-            decimal = pa.decimal128(*shape)
-            try:
-                return field.with_type(decimal), storage.cast(decimal)
-            except pa.ArrowInvalid as exc:  # NaN, which decimal128 cannot hold
-                raise TypeTravelError(field.name, "numeric", str(exc)) from exc
+        decimal = decimal_type(int(metadata.get(PG_TYPMOD, b"-1")))
+        if decimal is not None:
+            return field.with_type(decimal), decimal_from_text(field.name, storage, decimal)
     return field.with_type(storage.type), storage
+
+
+def decimal_type(typmod: int) -> pa.Decimal128Type | None:
+    """The decimal128 a numeric(p, s) travels typed in; None when it cannot (p > 38, or
+    unconstrained): such a numeric travels as its text."""
+    shape = numeric_precision_scale(typmod)
+    return pa.decimal128(*shape) if shape and shape[0] <= _MAX_DECIMAL128_PRECISION else None
+
+
+def decimal_from_text(
+    name: str, text: pa.ChunkedArray | pa.Array, decimal: pa.Decimal128Type
+) -> pa.ChunkedArray | pa.Array:
+    """PostgreSQL's text of numeric(p, s) values as `decimal` (exact: the server already
+    rounded them to scale s); NaN, which decimal128 cannot hold, fails naming the column."""
+    try:
+        return text.cast(decimal)
+    except pa.ArrowInvalid as exc:
+        raise TypeTravelError(name, "numeric", str(exc)) from exc
 
 
 _HEX = np.array(list("0123456789abcdef"))

@@ -27,7 +27,8 @@ from summit_etl.extract.arrow import (
     PG_TYPMOD,
     SOURCE_COLUMN,
     TypeTravelError,
-    numeric_precision_scale,
+    decimal_from_text,
+    decimal_type,
 )
 
 # Types Arrow holds exactly, for every value the type allows.
@@ -90,15 +91,21 @@ class ReadPlan:
     def select_list(self) -> sql.Composable:
         return sql.SQL(", ").join(read_expression(c, c.name in self.as_text) for c in self.columns)
 
-    def label(self, schema: pa.Schema) -> pa.Schema:
-        """The read's Arrow schema with each field naming its source column's own type."""
+    def typed(self, table: pa.Table) -> pa.Table:
+        """A batch as read (plain Arrow, extract/arrow.py) in the types its columns travel
+        in, each field naming its source column's own type."""
         by_name = {c.name: c for c in self.columns}
-        fields = []
-        for f in schema:
+        fields, arrays = [], []
+        for f, values in zip(table.schema, table.columns, strict=True):
             column = by_name.get(f.name)
             if column is None:
                 fields.append(f)
+                arrays.append(values)
                 continue
+            decimal = _decimal_via_text(column, f.name in self.as_text)
+            if decimal is not None:
+                values = decimal_from_text(f.name, values, decimal)
+                f = f.with_type(decimal)
             fields.append(
                 f.with_metadata(
                     {
@@ -108,7 +115,9 @@ class ReadPlan:
                     }
                 )
             )
-        return pa.schema(fields, metadata=schema.metadata)
+            arrays.append(values)
+        schema = pa.schema(fields, metadata=table.schema.metadata)
+        return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def plan_read(
@@ -209,15 +218,24 @@ def travels_as_text(column: SourceColumn, lists: Collection[str]) -> bool:
     if column.is_array:
         return column.name not in lists
     if column.base == "numeric":
-        shape = numeric_precision_scale(column.typmod)
         # Wider or unconstrained numerics arrive as their exact text anyway.
-        return not (shape and shape[0] <= 38)
+        return decimal_type(column.typmod) is None
     return column.base not in EXACT_IN_ARROW and column.base not in TYPED_WHEN_NEEDED
 
 
+def _decimal_via_text(column: SourceColumn, as_text: bool) -> pa.Decimal128Type | None:
+    """The decimal128 a numeric travelling typed is cast into from its text. The driver
+    decodes numeric's binary form at about 0.7 µs a value on the run's CPU; the server's
+    text output and Arrow's cast cost a fraction of that (bench/load_throughput.py)."""
+    return None if as_text or column.base != "numeric" else decimal_type(column.typmod)
+
+
 def read_expression(column: SourceColumn, as_text: bool) -> sql.Composable:
-    """The column in the extraction SELECT: itself, or its exact text."""
+    """The column in the extraction SELECT: itself, or its exact text (also that of a
+    numeric travelling typed, see `_decimal_via_text`)."""
     name = sql.Identifier(column.name)
+    if _decimal_via_text(column, as_text) is not None:
+        return sql.SQL("{}::text AS {}").format(name, name)
     if not as_text:
         return name
     # money's text depends on lc_monetary; its numeric form reads back on any server.

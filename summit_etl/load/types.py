@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from summit_etl.extract.arrow import PG_TYPE, PG_TYPMOD, SOURCE_COLUMN, numeric_precision_scale
+from summit_etl.extract.arrow import (
+    PG_TYPE,
+    PG_TYPMOD,
+    SOURCE_COLUMN,
+    decimal_type,
+    numeric_precision_scale,
+)
 
 # Target base types the ADBC COPY writer encodes from a plain Arrow type.
 _BINARY_WRITABLE: dict[str, pa.DataType] = {
@@ -58,8 +64,7 @@ _TEXTUAL = {"json", "jsonb", "uuid", "time", "interval", "varchar", "bpchar", "t
 def arrow_type_for(typname: str, typmod: int) -> pa.DataType | None:
     """The Arrow type to write a `typname` column from, or None if it must go as text."""
     if typname == "numeric":
-        shape = numeric_precision_scale(typmod)
-        return pa.decimal128(*shape) if shape and shape[0] <= 38 else None
+        return decimal_type(typmod)
     return _BINARY_WRITABLE.get(typname)
 
 
