@@ -136,10 +136,11 @@ class LogicalCapture:
 
     def identity(self) -> str | None:
         """The publication's oid, new whenever the slot had to be created again."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute(
+        row = self.connection.query(
+            lambda conn: conn.execute(
                 "SELECT oid::text FROM pg_publication WHERE pubname = %s", (self.slot,)
             ).fetchone()
+        )
         return row[0] if row else None
 
     def _peek(self, conn: psycopg.Connection, upto: str, count: int) -> list[bytes]:
@@ -178,12 +179,15 @@ class LogicalCapture:
         When nothing published was committed up to that position, the slot is advanced to
         it, so that WAL written for other tables is not retained for this slot.
         """
-        with psycopg.connect(self.url, autocommit=True) as conn:
+
+        def pending(conn: psycopg.Connection) -> str | None:
             head = self._head(conn)
             if self._peek(conn, head, 1):
                 return head
             self._advance(conn, head)
-        return None
+            return None
+
+        return self.connection.query(pending)
 
     def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]:
         """Whole transactions committed up to the WAL position at the start of the read;

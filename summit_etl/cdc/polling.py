@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from summit_etl.cdc.changes import UPSERT, Change, ChangeBatch, Offset
+from summit_etl.cdc.connections import SourceConnection
 from summit_etl.cdc.documents import document, text_columns
 from summit_etl.identifiers import TableName
 
@@ -58,6 +59,7 @@ class PollingReader:
         self.column = sql.Identifier(column)
         self.keys = keys
         self.timestamp = timestamp
+        self.connection = SourceConnection(url)
 
     def _bound(self) -> sql.Composable:
         if self.timestamp:
@@ -80,8 +82,7 @@ class PollingReader:
         if offset is not None and offset.value is not None:
             query = sql.SQL("{} WHERE t.{} > %s").format(query, self.column)
             params = (offset.value,)
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute(query, params).fetchone()
+        row = self.connection.query(lambda conn: conn.execute(query, params).fetchone())
         return row[0] if row else None
 
     def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]:

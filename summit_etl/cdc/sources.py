@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
 
 from summit_etl.cdc.changes import ChangeBatch, Offset
+from summit_etl.cdc.connections import SourceConnection
 from summit_etl.cdc.logical import LogicalCapture, retained_bytes, slot_name
 from summit_etl.cdc.polling import PollingReader, snapshot
 from summit_etl.cdc.triggers import TriggerCapture
@@ -33,7 +35,8 @@ class ChangeSource(Protocol):
     `prepare` installs what capture needs on the source (idempotent); `probe` is the
     sensor's cheap question "is there anything past this offset?" (None: no); `read`
     yields batches in order from the target's committed offset; `confirm` runs after the
-    target committed a batch; `release` removes the capture when the pipeline is deleted.
+    target committed a batch; `release` removes the capture when the pipeline is deleted;
+    `held` keeps one source connection for the probes and reads made until it ends.
 
     A read from no offset starts a new generation: every position it logs carries it, so
     the target's change log never mistakes a new start for a replay of an old one.
@@ -44,9 +47,12 @@ class ChangeSource(Protocol):
     def read(self, offset: Offset | None) -> Iterator[ChangeBatch]: ...
     def confirm(self, batch: ChangeBatch) -> None: ...
     def release(self) -> None: ...
+    def held(self) -> AbstractContextManager[None]: ...
 
 
 class _Capture(Protocol):
+    connection: SourceConnection
+
     def prepare(self) -> None: ...
     def identity(self) -> str | None: ...
     def probe(self) -> str | None: ...
@@ -77,6 +83,9 @@ class _Polled:
 
     def release(self) -> None:
         return None
+
+    def held(self) -> AbstractContextManager[None]:
+        return self.reader.connection.held()
 
 
 class _Captured:
@@ -130,6 +139,9 @@ class _Captured:
 
     def release(self) -> None:
         self.capture.release()
+
+    def held(self) -> AbstractContextManager[None]:
+        return self.capture.connection.held()
 
 
 def _new_generation() -> str:

@@ -274,8 +274,7 @@ class TriggerCapture:
 
     def probe(self) -> str | None:
         """The newest pending position; None when the capture table is empty."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            return self._head(conn)
+        return self.connection.query(self._head)
 
     def _head(self, conn: psycopg.Connection) -> str | None:
         row = conn.execute(
@@ -285,10 +284,11 @@ class TriggerCapture:
 
     def identity(self) -> str | None:
         """The capture table's oid: a table dropped and created again restarts positions."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute(
+        row = self.connection.query(
+            lambda conn: conn.execute(
                 "SELECT to_regclass(%s)::oid::text", (self.changes.ident.as_string(conn),)
             ).fetchone()
+        )
         return row[0] if row else None
 
     def read(self, offset: Offset, batch_size: int) -> Iterator[ChangeBatch]:

@@ -77,7 +77,8 @@ def run_cdc(ctx: RunContext) -> None:
     gate = ctx.gate
     row_check = RowCheck(gate.fields, gate.check) if gate is not None and gate.fields else None
     caught_up_at: datetime | None = None
-    with psycopg.connect(target.url) as conn:
+    # One source connection for the run's passes and probes (cdc/connections.py).
+    with psycopg.connect(target.url) as conn, source.held():
         while True:
             reading_began = datetime.now(UTC)
             read_before = ctx.counts.records_extracted
