@@ -66,6 +66,15 @@ def _in_background(work: Callable[[], None]) -> tuple[threading.Thread, list[Bas
     return thread, failures
 
 
+def _live(
+    strategy: str, source: str, target_url: str, summit_url: str, instance: DagsterInstance, idle: float
+) -> Harness:
+    """A pipeline of `strategy` over three source rows, whose live runs idle `idle` seconds."""
+    create_source(source, rows=3)
+    raw = raw_pipeline(strategy, source, target_url, cdc_options={**LIVE, "idleWindowSeconds": idle})
+    return Harness(raw, summit_url, instance)
+
+
 @pytest.fixture
 def long_window(
     make_database: Callable[[str], str], target_url: str, summit_url: str, instance: DagsterInstance
@@ -73,9 +82,7 @@ def long_window(
     """A trigger pipeline over three rows whose live runs would idle for two minutes: the
     tests end them some other way. The source's URL and the pipeline."""
     source = make_database("src")
-    create_source(source, rows=3)
-    raw = raw_pipeline("trigger", source, target_url, cdc_options={**LIVE, "idleWindowSeconds": 120})
-    return source, Harness(raw, summit_url, instance)
+    return source, _live("trigger", source, target_url, summit_url, instance, idle=120)
 
 
 def _observed(instance: DagsterInstance, cdc: Harness) -> list[dict[str, Any]]:
@@ -89,18 +96,10 @@ def _observed(instance: DagsterInstance, cdc: Harness) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("strategy", ["trigger", "log_based"])
 def test_a_live_run_applies_later_changes_reports_them_and_ends_when_idle(
-    strategy: str,
-    make_database: Callable[[str], str],
-    logical_database: Callable[[], str],
-    target_url: str,
-    summit_url: str,
-    instance: DagsterInstance,
+    strategy: str, cdc_source: str, target_url: str, summit_url: str, instance: DagsterInstance
 ) -> None:
-    source = logical_database() if strategy == "log_based" else make_database("src")
-    create_source(source, rows=3)
-    idle = 2.0
-    raw = raw_pipeline(strategy, source, target_url, cdc_options={**LIVE, "idleWindowSeconds": idle})
-    cdc = Harness(raw, summit_url, instance)
+    source, idle = cdc_source, 2.0
+    cdc = _live(strategy, source, target_url, summit_url, instance, idle)
     open_transactions: list[str] = []
 
     def write_while_live() -> None:
@@ -266,18 +265,10 @@ def _sessions(url: str) -> int:
 
 @pytest.mark.parametrize("strategy", ["trigger", "log_based"])
 def test_a_live_run_holds_one_source_connection_and_reconnects_when_it_is_lost(
-    strategy: str,
-    make_database: Callable[[str], str],
-    logical_database: Callable[[], str],
-    target_url: str,
-    summit_url: str,
-    instance: DagsterInstance,
+    strategy: str, cdc_source: str, target_url: str, summit_url: str, instance: DagsterInstance
 ) -> None:
-    source = logical_database() if strategy == "log_based" else make_database("src")
-    create_source(source, rows=3)
-    idle = 3.0
-    raw = raw_pipeline(strategy, source, target_url, cdc_options={**LIVE, "idleWindowSeconds": idle})
-    cdc = Harness(raw, summit_url, instance)
+    source = cdc_source
+    cdc = _live(strategy, source, target_url, summit_url, instance, idle=3.0)
     terminated: list[int] = []
 
     def lose_the_connection_then_write() -> None:
