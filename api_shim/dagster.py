@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,16 @@ class InstigatorState:
     status: str  # RUNNING | STOPPED
     origin_id: str
     selector_id: str
+
+
+def _names(groups: Sequence[Sequence[InstigatorState]]) -> list[str]:
+    return sorted(s.name for group in groups for s in group)
+
+
+def _running(now: list[InstigatorState], stopped: list[InstigatorState]) -> list[InstigatorState]:
+    """Those of the `stopped` instigators that `now` finds running again."""
+    names = {s.name for s in stopped}
+    return [s for s in now if s.status == "RUNNING" and s.name in names]
 
 
 class DagsterClient:
@@ -313,22 +324,6 @@ class DagsterClient:
             f"start schedule {name}",
         )
 
-    def stop_schedule(self, state: InstigatorState) -> None:
-        self._expect(
-            self.query(
-                """
-                mutation Stop($origin: String!, $selector: String!) {
-                  stopRunningSchedule(scheduleOriginId: $origin, scheduleSelectorId: $selector) {
-                    __typename ... on PythonError { message }
-                  }
-                }
-                """,
-                {"origin": state.origin_id, "selector": state.selector_id},
-            )["stopRunningSchedule"],
-            "ScheduleStateResult",
-            f"stop schedule {state.name}",
-        )
-
     def start_sensor(self, name: str) -> None:
         self._expect(
             self.query(
@@ -343,31 +338,55 @@ class DagsterClient:
             f"start sensor {name}",
         )
 
-    def stop_sensors(self, states: list[InstigatorState]) -> None:
-        """Stop the sensors, and check that the stops held.
+    def stop_instigators(
+        self,
+        schedules: Sequence[InstigatorState] = (),
+        sensors: Sequence[InstigatorState] = (),
+    ) -> None:
+        """Stop the schedules and sensors, and check that the stops held.
 
-        At the start of each tick Dagster's sensor daemon writes the sensor's state back from
-        a copy it read a moment before; a stop that lands in between is undone, and the sensor
-        keeps ticking (seen under load: a deleted CDC pipeline's live run went on for its
-        whole idle window). So the states are read again after the ticks in flight wrote
-        theirs, and a sensor found running again is stopped again."""
-        pending = list(states)
-        if not pending:
-            return
+        Dagster's daemons write an instigator's state back from a copy they read a moment
+        before: the sensor daemon at the start of every tick, the scheduler at its hourly
+        checkpoint. A stop that lands in between is undone and the instigator keeps going
+        (seen under load: a deleted CDC pipeline's live run went on for its whole idle
+        window). So the states are read again after the writes in flight landed, and what
+        runs again is stopped again."""
+        pending: tuple[list[InstigatorState], list[InstigatorState]] = (
+            list(schedules),
+            list(sensors),
+        )
         for attempt in range(_STOP_ATTEMPTS):
-            for state in pending:
+            if not any(pending):
+                return
+            for state in pending[0]:
+                self._stop_schedule(state)
+            for state in pending[1]:
                 self._stop_sensor(state)
             time.sleep(_STOP_SETTLE_SECONDS)
-            names = {state.name for state in pending}
-            pending = [s for s in self.instigators()[1] if s.name in names and s.status == "RUNNING"]
-            if not pending:
-                return
-            log.warning(
-                "Dagster's sensor daemon undid a stop during a tick; stopping again",
-                extra={"sensors": sorted(s.name for s in pending), "attempt": attempt + 1},
-            )
-        raise ApiError(
-            502, f"Dagster kept sensor(s) {sorted(s.name for s in pending)} running; stop again"
+            schedules_now, sensors_now = self.instigators()
+            pending = (_running(schedules_now, pending[0]), _running(sensors_now, pending[1]))
+            if any(pending):
+                log.warning(
+                    "a Dagster daemon undid a stop; stopping again",
+                    extra={"instigators": _names(pending), "attempt": attempt + 1},
+                )
+        if any(pending):
+            raise ApiError(502, f"Dagster kept {_names(pending)} running; stop again")
+
+    def _stop_schedule(self, state: InstigatorState) -> None:
+        self._expect(
+            self.query(
+                """
+                mutation Stop($origin: String!, $selector: String!) {
+                  stopRunningSchedule(scheduleOriginId: $origin, scheduleSelectorId: $selector) {
+                    __typename ... on PythonError { message }
+                  }
+                }
+                """,
+                {"origin": state.origin_id, "selector": state.selector_id},
+            )["stopRunningSchedule"],
+            "ScheduleStateResult",
+            f"stop schedule {state.name}",
         )
 
     def _stop_sensor(self, state: InstigatorState) -> None:

@@ -30,13 +30,10 @@ def _is_cdc_sensor(name: str) -> bool:
 def stop_all(request: Request) -> JSONResponse:
     svc = services(request)
     schedules, sensors = svc.dagster.instigators()
-    stopped: list[Stopped] = []
-    for schedule in schedules:
-        if schedule.status == "RUNNING":
-            svc.dagster.stop_schedule(schedule)
-            stopped.append(Stopped("schedule", schedule.name, None))
+    running_schedules = [s for s in schedules if s.status == "RUNNING"]
     running_cdc = [s for s in sensors if s.status == "RUNNING" and _is_cdc_sensor(s.name)]
-    svc.dagster.stop_sensors(running_cdc)
+    svc.dagster.stop_instigators(running_schedules, running_cdc)
+    stopped = [Stopped("schedule", schedule.name, None) for schedule in running_schedules]
     stopped += [Stopped("sensor", sensor.name, None) for sensor in running_cdc]
     # Backfills first, so that none launches another run while their runs are stopped.
     backfills = [b["id"] for b in svc.dagster.backfills("REQUESTED")]

@@ -80,7 +80,7 @@ def _switch(request: Request, start: bool) -> JSONResponse:
             svc.dagster.start_sensor(name)
     else:
         if state.status == "RUNNING":
-            svc.dagster.stop_sensors([state])
+            svc.dagster.stop_instigators(sensors=[state])
         if config.cdc is not None and _drops_slot(config):
             wait_for_live_cdc_runs(svc.dagster, pipeline_id, config.cdc.poll_interval_seconds)
             _drop_slot(config, svc.settings.database_url)

@@ -132,10 +132,10 @@ def _stop_before_retiring(svc: Services, pipeline_id: str, row: pipeline_store.P
     run ends once it sees that, and its capture is released after."""
     owned = (schedule_name(pipeline_id), cdc_sensor_name(pipeline_id))
     schedules, sensors = svc.dagster.instigators()
-    for schedule in schedules:
-        if schedule.status == "RUNNING" and schedule.name in owned:
-            svc.dagster.stop_schedule(schedule)
-    svc.dagster.stop_sensors([s for s in sensors if s.status == "RUNNING" and s.name in owned])
+    svc.dagster.stop_instigators(
+        [s for s in schedules if s.status == "RUNNING" and s.name in owned],
+        [s for s in sensors if s.status == "RUNNING" and s.name in owned],
+    )
     try:
         cdc = pipeline_config(row).cdc
     except ApiError:  # an invalid stored configuration never ran

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
+import pytest
+from dagster._core.scheduler.instigation import InstigatorType
 
 from summit_etl_tests.api_shim.conftest import Stack
 from summit_etl_tests.support import run_sql
@@ -14,16 +19,35 @@ def schedule_statuses(stack: Stack) -> dict[str, str]:
     return {s["name"]: s["scheduleState"]["status"] for n in nodes for s in n["schedules"]}
 
 
-def test_stop_all_then_resume_all_from_a_restarted_api(stack: Stack) -> None:
-    assert schedule_statuses(stack)["pipeline_users_sync_schedule"] == "RUNNING"
-    with stack.api() as first:
-        stopped = httpx.post(f"{first}/admin/stop-all", timeout=60).json()
-    assert "pipeline_users_sync_schedule" in stopped["stopped"]["schedules"]
-    assert schedule_statuses(stack)["pipeline_users_sync_schedule"] == "STOPPED"
+def test_stop_all_then_resume_all_from_a_restarted_api(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "pipeline_users_sync_schedule"
+    assert schedule_statuses(stack)[name] == "RUNNING"
+    with stack.dagster(monkeypatch) as instance:
+        states = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+        read_by_scheduler = next(s for s in states if s.instigator_name == name)
+        undone = threading.Event()
+
+        def write_back_when_stopped() -> None:
+            """The scheduler's hourly checkpoint writes the state it read before the stop."""
+            deadline = time.monotonic() + 60
+            while schedule_statuses(stack)[name] != "STOPPED" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            instance.update_instigator_state(read_by_scheduler)
+            undone.set()
+
+        scheduler = threading.Thread(target=write_back_when_stopped, daemon=True)
+        scheduler.start()
+        with stack.api() as first:
+            stopped = httpx.post(f"{first}/admin/stop-all", timeout=60).json()
+        scheduler.join()
+    assert undone.is_set()
+    assert name in stopped["stopped"]["schedules"]
+    assert schedule_statuses(stack)[name] == "STOPPED"  # stopped again after the stale write
+    assert "a Dagster daemon undid a stop" in stack.log_file.read_text()
     assert run_sql(stack.summit_url, "SELECT count(*) FROM etl_admin_stops WHERE resumed_at IS NULL AND kind = 'schedule'")[0][0] >= 1
     with stack.api() as second:  # a new process: what was stopped is read back from the database
         resumed = httpx.post(f"{second}/admin/resume-all", timeout=60).json()
-        assert "pipeline_users_sync_schedule" in resumed["resumed"]["schedules"]
+        assert name in resumed["resumed"]["schedules"]
         assert schedule_statuses(stack)["pipeline_users_sync_schedule"] == "RUNNING"
         again = httpx.post(f"{second}/admin/resume-all", timeout=60).json()
     assert again["resumed"]["schedules"] == []  # only what stop-all stopped, once

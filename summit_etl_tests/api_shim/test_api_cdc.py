@@ -146,7 +146,7 @@ def test_a_sensor_stop_that_the_daemon_undoes_mid_tick_is_stopped_again(
         assert stopped.status_code == 200, stopped.text
         assert undone.is_set()
         assert state().status == InstigatorStatus.STOPPED
-        assert "undid a stop during a tick" in stack.log_file.read_text()
+        assert "a Dagster daemon undid a stop" in stack.log_file.read_text()
 
 
 def test_slot_retention_is_in_metrics_and_health_and_stop_can_drop_the_slot(
