@@ -3,8 +3,8 @@
 Opening a connection costs the source a backend process (about 10 ms). So a read shares
 its connection with the batch confirmations made while it is under way, and a live run
 holds one connection for its whole idle window: at the default `runPollMs` its probes
-would otherwise open five connections a second on the source. Outside those, each use
-opens a connection of its own and closes it.
+would otherwise open up to ten connections a second on the source (a capture's identity,
+then its head). Outside those, each use opens a connection of its own and closes it.
 """
 
 from __future__ import annotations
