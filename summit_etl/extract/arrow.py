@@ -37,7 +37,8 @@ def numeric_precision_scale(typmod: int) -> tuple[int, int] | None:
     if typmod < 4:
         return None
     packed = typmod - 4
-    return (packed >> 16) & 0xFFFF, packed & 0xFFFF
+    # The scale is 11 bits, signed since PostgreSQL 15 (numeric(5,-2) rounds to hundreds).
+    return (packed >> 16) & 0xFFFF, ((packed & 0x7FF) ^ 0x400) - 0x400
 
 
 def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Field, pa.Array]:
@@ -62,10 +63,12 @@ def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Fiel
 
 
 def decimal_type(typmod: int) -> pa.Decimal128Type | None:
-    """The decimal128 a numeric(p, s) travels typed in; None when it cannot (p > 38, or
-    unconstrained): such a numeric travels as its text."""
+    """The decimal128 a numeric(p, s) travels typed in; None when it travels as its text:
+    unconstrained, p > 38, or a scale below 0 or above p (PostgreSQL 15 allows both)."""
     shape = numeric_precision_scale(typmod)
-    return pa.decimal128(*shape) if shape and shape[0] <= _MAX_DECIMAL128_PRECISION else None
+    if shape is None or not 0 <= shape[1] <= shape[0] <= _MAX_DECIMAL128_PRECISION:
+        return None
+    return pa.decimal128(*shape)
 
 
 def decimal_from_text(

@@ -9,7 +9,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pytest
 
-from summit_etl.extract.arrow import TypeTravelError
+from summit_etl.extract.arrow import TypeTravelError, decimal_type, numeric_precision_scale
 from summit_etl.extract.postgres import read_plan, select_sql, stream_batches
 from summit_etl.registry import parse_pipeline
 from summit_etl_tests.support import run_sql
@@ -63,3 +63,19 @@ def test_a_typed_numeric_travels_as_the_servers_text_into_an_exact_decimal(sourc
     with adbc.connect(source_url) as conn, pytest.raises(TypeTravelError, match="'amount'"):
         _, batches = stream_batches(conn, query, 10, plan)  # planned before the NaN came
         list(batches)
+
+
+def test_numeric_shapes_decode_every_typmod_postgresql_makes(source_url: str) -> None:
+    run_sql(
+        source_url,
+        "CREATE TABLE public.shapes (a numeric(12,2), b numeric(5,-2), c numeric(3,5), d numeric(40,0))",
+    )
+    typmods = run_sql(
+        source_url,
+        "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'public.shapes'::regclass AND attnum > 0 "
+        "ORDER BY attnum",
+    )
+    shapes = [numeric_precision_scale(typmod) for (typmod,) in typmods]
+    assert shapes == [(12, 2), (5, -2), (3, 5), (40, 0)]
+    # Typed only where decimal128 holds every value exactly; the rest travel as their text.
+    assert [decimal_type(typmod) for (typmod,) in typmods] == [pa.decimal128(12, 2), None, None, None]

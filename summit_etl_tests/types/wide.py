@@ -19,6 +19,8 @@ COLUMNS: dict[str, str] = {
     "n": "numeric",
     "n_wide": "numeric(50,10)",
     "n_ps": "numeric(10,2)",
+    "n_neg": "numeric(5,-2)",  # PostgreSQL 15: a negative scale rounds to hundreds
+    "n_tiny": "numeric(3,5)",  # and a scale above the precision
     "f4": "real",
     "f8": "double precision",
     "vc": "varchar(10) NOT NULL",
@@ -66,6 +68,8 @@ _EDGES = {
     "n": "'NaN'",
     "n_wide": "'1234567890123456789012345678901234567890.0123456789'",
     "n_ps": "'NaN'",
+    "n_neg": "'-9999900'",
+    "n_tiny": "'0.00999'",
     "f4": "'-Infinity'",
     "f8": "'NaN'",
     "vc": "'abcdefghij'",
@@ -109,6 +113,8 @@ _ORDINARY = {
     "n": "'-0.000000000000000000000000000000000000000001'",
     "n_wide": "'-99.5'",
     "n_ps": "'12345678.91'",
+    "n_neg": "'1250'",
+    "n_tiny": "'-0.00012'",
     "f4": "'1.1'",
     "f8": "'0.1'",
     "vc": "'é中'",
