@@ -49,6 +49,21 @@ class InstigatorState:
     selector_id: str
 
 
+# Per kind: the stop mutation, its arguments and the type of its answer on success.
+_STOP_MUTATIONS = {
+    "schedule": (
+        "stopRunningSchedule",
+        "scheduleOriginId: $origin, scheduleSelectorId: $selector",
+        "ScheduleStateResult",
+    ),
+    "sensor": (
+        "stopSensor",
+        "jobOriginId: $origin, jobSelectorId: $selector",
+        "StopSensorMutationResult",
+    ),
+}
+
+
 def _names(groups: Sequence[Sequence[InstigatorState]]) -> list[str]:
     return sorted(s.name for group in groups for s in group)
 
@@ -359,9 +374,9 @@ class DagsterClient:
             if not any(pending):
                 return
             for state in pending[0]:
-                self._stop_schedule(state)
+                self._stop("schedule", state)
             for state in pending[1]:
-                self._stop_sensor(state)
+                self._stop("sensor", state)
             time.sleep(_STOP_SETTLE_SECONDS)
             schedules_now, sensors_now = self.instigators()
             pending = (_running(schedules_now, pending[0]), _running(sensors_now, pending[1]))
@@ -373,37 +388,18 @@ class DagsterClient:
         if any(pending):
             raise ApiError(502, f"Dagster kept {_names(pending)} running; stop again")
 
-    def _stop_schedule(self, state: InstigatorState) -> None:
-        self._expect(
-            self.query(
-                """
-                mutation Stop($origin: String!, $selector: String!) {
-                  stopRunningSchedule(scheduleOriginId: $origin, scheduleSelectorId: $selector) {
-                    __typename ... on PythonError { message }
-                  }
-                }
-                """,
-                {"origin": state.origin_id, "selector": state.selector_id},
-            )["stopRunningSchedule"],
-            "ScheduleStateResult",
-            f"stop schedule {state.name}",
-        )
-
-    def _stop_sensor(self, state: InstigatorState) -> None:
-        self._expect(
-            self.query(
-                """
-                mutation Stop($origin: String!, $selector: String!) {
-                  stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
-                    __typename ... on PythonError { message }
-                  }
-                }
-                """,
-                {"origin": state.origin_id, "selector": state.selector_id},
-            )["stopSensor"],
-            "StopSensorMutationResult",
-            f"stop sensor {state.name}",
-        )
+    def _stop(self, kind: str, state: InstigatorState) -> None:
+        """Stop one schedule or sensor (`kind`) by the ids Dagster gave its state."""
+        mutation, arguments, answered = _STOP_MUTATIONS[kind]
+        result = self.query(
+            f"""
+            mutation Stop($origin: String!, $selector: String!) {{
+              {mutation}({arguments}) {{ __typename ... on PythonError {{ message }} }}
+            }}
+            """,
+            {"origin": state.origin_id, "selector": state.selector_id},
+        )[mutation]
+        self._expect(result, answered, f"stop {kind} {state.name}")
 
     @staticmethod
     def _expect(result: dict[str, Any], typename: str, action: str) -> None:

@@ -91,32 +91,38 @@ class ReadPlan:
     def select_list(self) -> sql.Composable:
         return sql.SQL(", ").join(read_expression(c, c.name in self.as_text) for c in self.columns)
 
-    def typed(self, table: pa.Table) -> pa.Table:
-        """A batch as read (plain Arrow, extract/arrow.py) in the types its columns travel
-        in, each field naming its source column's own type."""
+    def typed_schema(self, read: pa.Schema) -> pa.Schema:
+        """The read's plain Arrow schema (extract/arrow.py) in the types its columns travel
+        in, each field naming its source column's own type: made once per read."""
         by_name = {c.name: c for c in self.columns}
-        fields, arrays = [], []
-        for f, values in zip(table.schema, table.columns, strict=True):
+        fields = []
+        for f in read:
             column = by_name.get(f.name)
             if column is None:
                 fields.append(f)
-                arrays.append(values)
                 continue
             decimal = _decimal_via_text(column, f.name in self.as_text)
-            if decimal is not None:
-                values = decimal_from_text(f.name, values, decimal)
-                f = f.with_type(decimal)
+            typed = f if decimal is None else f.with_type(decimal)
             fields.append(
-                f.with_metadata(
+                typed.with_metadata(
                     {
                         PG_TYPE: column.typname.encode(),
                         PG_TYPMOD: str(column.typmod).encode(),
-                        SOURCE_COLUMN: column.metadata(str(f.type)),
+                        SOURCE_COLUMN: column.metadata(str(typed.type)),
                     }
                 )
             )
-            arrays.append(values)
-        schema = pa.schema(fields, metadata=table.schema.metadata)
+        return pa.schema(fields, metadata=read.metadata)
+
+    @staticmethod
+    def typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+        """A batch as read, in `schema` (`typed_schema`): numerics read as text are cast."""
+        arrays = [
+            decimal_from_text(f.name, values, f.type)
+            if pa.types.is_decimal(f.type) and pa.types.is_string(values.type)
+            else values
+            for f, values in zip(schema, table.columns, strict=True)
+        ]
         return pa.Table.from_arrays(arrays, schema=schema)
 
 

@@ -89,7 +89,7 @@ def stream_batches(
     reader = cursor.fetch_record_batch()
     schema = plain_table(reader.schema.empty_table()).schema
     if plan is not None:
-        schema = plan.typed(schema.empty_table()).schema
+        schema = plan.typed_schema(schema)
 
     def batches() -> Generator[pa.Table]:
         try:
@@ -97,7 +97,7 @@ def stream_batches(
                 table = plain_table(record_batch)
                 reject_end_of_day(table)
                 if plan is not None:
-                    table = plan.typed(table)
+                    table = plan.typed(table, schema)
                 for offset in range(0, table.num_rows, batch_size):
                     yield table.slice(offset, batch_size)
         finally:
