@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from api_shim import middleware, openapi
+from api_shim.answers import Answers
 from api_shim.dagster import DagsterClient
 from api_shim.database import Database
 from api_shim.errors import http_error, unexpected_error
@@ -50,26 +51,26 @@ TABLE = RouteTable(
         # that they need a token.
         "/openapi.json": {"GET": Operation(openapi_document, None)},
         "/pipelines": {
-            "GET": Operation(pipelines.list_pipelines, READ),
+            "GET": Operation(pipelines.list_pipelines, READ, stored=True),
             "POST": Operation(pipelines.create_pipeline, ADMIN),
         },
         _P: {
-            "GET": Operation(pipelines.get_pipeline, READ),
+            "GET": Operation(pipelines.get_pipeline, READ, stored=True),
             "PUT": Operation(pipelines.replace_pipeline, ADMIN),
             "DELETE": Operation(pipelines.delete_pipeline, ADMIN),
         },
         f"{_P}/execute": {"POST": Operation(runs.execute, OPERATE)},
         f"{_P}/backfill": {"POST": Operation(runs.backfill, OPERATE)},
-        f"{_P}/runs": {"GET": Operation(runs.list_runs, READ)},
-        f"{_P}/runs/{{run_id}}": {"GET": Operation(runs.get_run, READ)},
+        f"{_P}/runs": {"GET": Operation(runs.list_runs, READ, stored=True)},
+        f"{_P}/runs/{{run_id}}": {"GET": Operation(runs.get_run, READ, stored=True)},
         f"{_P}/runs/{{run_id}}/cancel": {"POST": Operation(runs.cancel_run, OPERATE)},
         f"{_P}/verify": {"POST": Operation(verify.verify, OPERATE)},
         f"{_P}/cdc/start": {"POST": Operation(cdc.start, OPERATE)},
         f"{_P}/cdc/stop": {"POST": Operation(cdc.stop, OPERATE)},
         f"{_P}/runs/{{run_id}}/quarantine/replay": {"POST": Operation(quality.replay, OPERATE)},
-        "/quality/reports/latest": {"GET": Operation(quality.latest, READ)},
-        "/quality/reports/{run_id}": {"GET": Operation(quality.for_run, READ)},
-        "/alerts": {"GET": Operation(alerts.list_alerts, READ)},
+        "/quality/reports/latest": {"GET": Operation(quality.latest, READ, stored=True)},
+        "/quality/reports/{run_id}": {"GET": Operation(quality.for_run, READ, stored=True)},
+        "/alerts": {"GET": Operation(alerts.list_alerts, READ, stored=True)},
         "/alerts/{alert_id}/ack": {"POST": Operation(alerts.acknowledge, OPERATE)},
         "/admin/stop-all": {"POST": Operation(admin.stop_all, ADMIN)},
         "/admin/resume-all": {"POST": Operation(admin.resume_all, ADMIN)},
@@ -92,6 +93,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         dagster = DagsterClient(settings.dagster_graphql_url, settings.dagster_timeout_seconds)
         snapshot = Snapshot(settings, db, dagster)
         app.state.services = Services(settings=settings, db=db, dagster=dagster, snapshot=snapshot)
+        app.state.answers = Answers(settings.database_url, settings.cache_bytes)
         # A reading now and every ETL_API_REFRESH_SECONDS, in the background: start-up does
         # not wait for Dagster; /health and /metrics wait for the first reading.
         refreshing = asyncio.create_task(snapshot.run())
@@ -101,6 +103,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             refreshing.cancel()
             with suppress(asyncio.CancelledError):
                 await refreshing
+            await app.state.answers.close()
             db.close()
             dagster.close()
 

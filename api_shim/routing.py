@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from api_shim.answers import Answers
 from api_shim.settings import Role
 
 Endpoint = Callable[[Request], Awaitable[Response] | Response]
@@ -30,12 +31,22 @@ READ_THREADS = 8
 class Operation:
     endpoint: Endpoint
     role: Role | None  # None: open to everyone, also when tokens are configured
+    # A read whose 200 answer depends only on the summit database and the request's path and
+    # query: kept in the process's answer store (api_shim/answers.py) until the next write.
+    stored: bool = False
 
 
 def _dispatch(operations: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        target = operations[method].endpoint
+        operation = operations[method]
+        target = operation.endpoint
+        if operation.stored and method == "GET":
+            answers: Answers = request.app.state.answers
+            return await answers.serve(
+                request,
+                lambda: to_thread.run_sync(target, request, limiter=request.app.state.reads),  # type: ignore[arg-type]  # stored reads are sync
+            )
         if inspect.iscoroutinefunction(target):
             result: Any = await target(request)
         elif method == "GET":

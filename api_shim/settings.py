@@ -40,6 +40,7 @@ class ApiSettings:
     refresh_seconds: float = 1.0  # how old /health and /metrics may be (api_shim/snapshot.py)
     wait_timeout_seconds: float = 900.0
     cdc_slot_degraded_bytes: int = 1 << 30  # /health is degraded when a slot retains more
+    cache_bytes: int = 32 << 20  # each process's store of database answers; 0 turns it off
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -63,6 +64,7 @@ class ApiSettings:
             workers=int(env.get("ETL_API_WORKERS", "2")),
             refresh_seconds=float(env.get("ETL_API_REFRESH_SECONDS", "1")),
             cdc_slot_degraded_bytes=int(env.get("ETL_CDC_SLOT_DEGRADED_BYTES", str(1 << 30))),
+            cache_bytes=int(float(env.get("ETL_API_CACHE_MB", "32")) * (1 << 20)),
         )
 
     def check_bind(self) -> None:
