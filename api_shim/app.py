@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from functools import cache
@@ -97,6 +98,11 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         # A reading now and every ETL_API_REFRESH_SECONDS, in the background: start-up does
         # not wait for Dagster; /health and /metrics wait for the first reading.
         refreshing = asyncio.create_task(snapshot.run())
+        # What start-up built (the modules of Dagster, pydantic and the engine: some 230,000
+        # objects) lives as long as the process: out of the collector's sight, a full collection
+        # scans only what requests made, instead of pausing a worker for 100-150 ms.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

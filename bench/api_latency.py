@@ -475,9 +475,40 @@ async def drain_runs(service: Service, run_ids: list[str]) -> str:
     return f"{len(run_ids)} launched runs ended within {time.monotonic() - started:.0f} s: {summary}"
 
 
+@contextlib.asynccontextmanager
+async def committing(service: Service, per_second: float) -> AsyncIterator[None]:
+    """A writer that commits `per_second` times a second to the summit database while the
+    reads run, as recording runs do: each commit empties the API's answer store."""
+    if per_second <= 0:
+        yield
+        return
+
+    async def write() -> None:
+        async with await psycopg.AsyncConnection.connect(service.summit_url, autocommit=True) as conn:
+            while True:
+                await conn.execute("UPDATE pipelines SET updated_at = updated_at WHERE pipeline_id = %s",
+                                   (PIPELINE_ID,))
+                await asyncio.sleep(1 / per_second)
+
+    writer = asyncio.create_task(write())
+    try:
+        yield
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
 async def benchmark(service: Service, paths: list[str], reads: dict[int, int], executes: int,
-                    kind: str, cross_check: bool, quiet_timeout: float,
+                    kind: str, cross_check: bool, quiet_timeout: float, writes_per_second: float,
                     ) -> tuple[list[Result], list[Result], str]:
+    async with committing(service, writes_per_second):
+        return await _phases(service, paths, reads, executes, kind, cross_check, quiet_timeout)
+
+
+async def _phases(service: Service, paths: list[str], reads: dict[int, int], executes: int,
+                  kind: str, cross_check: bool, quiet_timeout: float,
+                  ) -> tuple[list[Result], list[Result], str]:
     results = []
     for clients in CONCURRENCY:
         print(f"reads at {clients} concurrent client(s):", flush=True)
@@ -581,6 +612,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"(default {QUIET_TIMEOUT_S:.0f})")
     parser.add_argument("--no-cross-check", action="store_true",
                         help="skip the raw-client cross-check of the reads at 50 clients")
+    parser.add_argument("--writes-per-second", type=float, default=0.0,
+                        help="commits to the summit database per second during the reads, each "
+                        "emptying the API's answer store (default 0: a quiet service)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="print the service's output directory and keep it")
     return parser.parse_args(argv)
@@ -605,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                      if not words or any(w in route for w in words)]
             results, checks, drained = asyncio.run(benchmark(
                 service, paths, reads, args.executes, args.client, not args.no_cross_check,
-                args.quiet_timeout))
+                args.quiet_timeout, args.writes_per_second))
             report(results, checks, drained)
     except (BenchmarkError, ServiceError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
