@@ -124,28 +124,42 @@ class Answers:
     async def close(self) -> None:
         for task in list(self._pending):
             task.cancel()
+        if self._next is not None and not self._next.done():
+            self._next.set_result(None)  # requests still waiting go uncached
         if self._connection is not None:
             await self._connection.close()
 
     async def _take(self, future: asyncio.Future[str | None]) -> None:
-        async with self._turn:
-            self._next = None  # later arrivals wait for a reading that starts after them
-            try:
-                reading: str | None = await asyncio.wait_for(self._read(), self._timeout)
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                log.warning(
-                    "answer store: no snapshot reading, serving uncached",
-                    extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
-                )
-                await self._drop_connection()
-                self._retry_at = time.monotonic() + _RETRY_SECONDS
-                reading = None
-            if reading != self._reading:
-                self._stored.clear()
-                self._bytes = 0
-                self._reading = reading
+        reading: str | None = None
+        try:
+            async with self._turn:
+                self._next = None  # later arrivals wait for a reading that starts after them
+                reading = await self._fresh_reading()
+        finally:  # also when cancelled at shutdown: nobody is left waiting
             if not future.done():
                 future.set_result(reading)
+
+    async def _fresh_reading(self) -> str | None:
+        try:
+            reading: str | None = await asyncio.wait_for(self._read(), self._timeout)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            if self._retry_at == 0.0:  # once per outage, not once a second
+                log.warning(
+                    "answer store: no snapshot reading, serving uncached",
+                    extra={"error": str(exc).splitlines()[0] if str(exc) else "timeout"},
+                )
+            await self._drop_connection()
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
+            reading = None
+        else:
+            if self._retry_at:
+                log.info("answer store: snapshot readings are back")
+            self._retry_at = 0.0
+        if reading != self._reading:
+            self._stored.clear()
+            self._bytes = 0
+            self._reading = reading
+        return reading
 
     async def _read(self) -> str:
         if self._connection is None or self._connection.closed:

@@ -4,6 +4,7 @@ database's server has committed nothing since it was read, whoever writes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
@@ -83,7 +84,7 @@ def test_the_store_keeps_to_its_budget_and_refuses_large_answers(summit_url: str
     asyncio.run(scenario())
 
 
-def test_without_a_reachable_server_requests_go_uncached_and_fast() -> None:
+def test_without_a_reachable_server_requests_go_uncached_and_fast(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         answers = Answers("postgresql://postgres@127.0.0.1:1/summit", budget_bytes=1 << 20)
         try:
@@ -92,10 +93,15 @@ def test_without_a_reachable_server_requests_go_uncached_and_fast() -> None:
             assert await answers.reading() is None  # within the retry pause: no new attempt
             assert time.monotonic() - started < 3
             assert answers.get(None, "/alerts?") is None and not answers.put(None, "/alerts?", b"[]")
+            await asyncio.sleep(1.1)
+            assert await answers.reading() is None  # tried again, failed again
         finally:
             await answers.close()
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.INFO, logger="summit_etl.api"):
+        asyncio.run(scenario())
+    failures = [r for r in caplog.records if "no snapshot reading" in r.getMessage()]
+    assert len(failures) == 1, "one warning per outage, not one per attempt"
 
 
 def test_a_zero_budget_turns_the_store_off(summit_url: str) -> None:
