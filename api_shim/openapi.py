@@ -231,13 +231,25 @@ def _components() -> dict[str, Any]:
     return dict(defs.get("$defs", {}))
 
 
-def _operation(path: str, method: str, role: Role | None, auth: bool) -> dict[str, Any]:
+_CACHE_STATUS = {
+    "description": "RFC 9211: `summit-api; hit` when the answer came from the API's store of "
+    "answers (valid while the database has committed nothing since it was read), "
+    "`summit-api; fwd=miss` when read now, `summit-api; fwd=bypass` without a reading",
+    "schema": {"type": "string"},
+}
+
+
+def _operation(
+    path: str, method: str, role: Role | None, auth: bool, stored: bool
+) -> dict[str, Any]:
     doc = DOCS[(path, method)]
     responses: dict[str, Any] = {}
     for status, body in doc.ok.items():
         response: dict[str, Any] = {"description": "OK" if status < 300 else "unhealthy"}
         if body is not None or path == "/openapi.json":
             response["content"] = {"application/json": {"schema": _schema_of(body)}}
+        if stored and status == 200:
+            response["headers"] = {"Cache-Status": _CACHE_STATUS}
         if status in doc.links:
             response["links"] = doc.links[status]
         responses[str(status)] = response
@@ -290,7 +302,7 @@ def document(table: RouteTable, auth: bool) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for path, operations in table.paths.items():
         paths[path] = {
-            method.lower(): _operation(path, method, operation.role, auth)
+            method.lower(): _operation(path, method, operation.role, auth, operation.stored)
             for method, operation in operations.items()
         }
     components: dict[str, Any] = {"schemas": _components()}

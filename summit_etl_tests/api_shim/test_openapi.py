@@ -34,6 +34,15 @@ def test_bodies_are_the_models_that_validate_and_serialize() -> None:
     assert schemas["ExecuteRequest"]["additionalProperties"] is False
 
 
+def test_stored_reads_document_their_cache_status_and_only_they() -> None:
+    stored = {(path, method) for path, ops in TABLE.paths.items() for method, op in ops.items() if op.stored}
+    assert ("/pipelines/{pipeline_id}/runs", "GET") in stored and ("/health", "GET") not in stored
+    for path, ops in OPEN["paths"].items():
+        for method, operation in ops.items():
+            headers = operation["responses"].get("200", {}).get("headers", {})
+            assert ("Cache-Status" in headers) == ((path, method.upper()) in stored), (path, method)
+
+
 def test_delete_answers_204_without_content() -> None:
     deleted = OPEN["paths"]["/pipelines/{pipeline_id}"]["delete"]["responses"]["204"]
     assert "content" not in deleted
