@@ -479,7 +479,7 @@ async def drain_runs(service: Service, run_ids: list[str]) -> str:
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return f"{len(run_ids)} launched runs ended within {time.monotonic() - started:.0f} s: {summary}"
+    return f"the {len(run_ids)} runs ended within {time.monotonic() - started:.0f} s: {summary}"
 
 
 @contextlib.asynccontextmanager
@@ -537,7 +537,9 @@ async def _phases(service: Service, paths: list[str], reads: dict[int, int], exe
         results.append(await measure(
             service, "POST", f"/pipelines/{PIPELINE_ID}/execute", 1, executes, 1, kind, quiet_timeout,
             expect=202, target_ms=EXECUTE_TARGET_MS, on_body=lambda body: run_ids.append(body["id"])))
-        drained = await drain_runs(service, run_ids)
+        # A launch while the pipeline's run still queues gets that run back (api_shim/launch.py).
+        distinct = list(dict.fromkeys(run_ids))
+        drained = f"{len(run_ids)} launches made {len(distinct)} runs; " + await drain_runs(service, distinct)
     return results, checks, drained
 
 
