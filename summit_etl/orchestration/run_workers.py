@@ -5,8 +5,9 @@ multiprocessing context is fixed to "spawn"), which imports Dagster, its Postgre
 and the engine all over again: on a quiet 2-core machine about 2.5 s of the 4.5 s from
 execute to `running` (docs/benchmarks.md, "Run start"). In the code server's process, with
 `SUMMIT_WARM_RUN_WORKERS=1` (`summit-etl serve` sets it), that context is pointed at a
-forkserver that imported those modules once (the first run after each start or reload of
-the code server starts it, and waits for it). Each run still gets a process of its own,
+forkserver that imported those modules once, started in the background as the code server
+loads (a pipeline created and run at once would otherwise wait the 1.5-3 s of its start:
+docs/benchmarks.md, "Full reload through the service"). Each run still gets a process of its own,
 forked from one with no threads and no pipeline loaded: the run worker builds its
 definitions from the pipelines of that moment, as a spawned one does.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+from multiprocessing import forkserver
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,10 @@ def warm_run_workers() -> bool:
     warm.set_forkserver_preload(PRELOAD)
     # The context object Dagster's server holds: its Process now comes from the forkserver.
     setattr(spawn, "Process", warm.Process)  # noqa: B010 (an instance attribute on purpose)
-    # Started by the first run, not here: every pipeline create or delete reloads the code
-    # server, and a warm process per reload would cost seconds of CPU even with no run.
+    # Started now, beside the code server's own loading: every pipeline create or delete
+    # reloads the code server, and its first run would wait for this start. A reload that
+    # no run follows pays a second or two of CPU; an idle forkserver only memory.
+    threading.Thread(target=forkserver.ensure_running, name="warm-run-workers", daemon=True).start()
     log.info("run workers fork from a warm process", extra={"preloaded": PRELOAD})
     return True
 

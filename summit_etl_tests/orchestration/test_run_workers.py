@@ -30,6 +30,7 @@ def test_a_worker_forked_from_the_warm_process_has_the_engine_but_no_pipelines()
     found = probe("1")
     assert found == {
         "warmed": True,
+        "started_before_a_run": True,  # the first run after a reload does not wait for it
         "exitcode": 0,
         "engine": True,
         "dagster_postgres": True,
@@ -42,5 +43,6 @@ def test_a_worker_forked_from_the_warm_process_has_the_engine_but_no_pipelines()
 def test_without_the_setting_workers_are_spawned_fresh() -> None:
     found = probe(None)
     assert found["warmed"] is False and found["exitcode"] == 0
+    assert found["started_before_a_run"] is False
     assert found["engine"] is False and found["dagster_postgres"] is False
     assert found["forked_warm"] is False
