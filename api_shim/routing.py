@@ -36,25 +36,26 @@ class Operation:
     stored: bool = False
 
 
+async def _call(target: Endpoint, request: Request, method: str) -> Response:
+    """The endpoint's answer: awaited, or on a thread (reads on their own limiter)."""
+    if inspect.iscoroutinefunction(target):
+        result: Any = await target(request)
+    elif method == "GET":
+        result = await to_thread.run_sync(target, request, limiter=request.app.state.reads)
+    else:
+        result = await run_in_threadpool(target, request)
+    response: Response = result
+    return response
+
+
 def _dispatch(operations: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         operation = operations[method]
-        target = operation.endpoint
-        if operation.stored and method == "GET":
+        if operation.stored:
             answers: Answers = request.app.state.answers
-            return await answers.serve(
-                request,
-                lambda: to_thread.run_sync(target, request, limiter=request.app.state.reads),  # type: ignore[arg-type]  # stored reads are sync
-            )
-        if inspect.iscoroutinefunction(target):
-            result: Any = await target(request)
-        elif method == "GET":
-            result = await to_thread.run_sync(target, request, limiter=request.app.state.reads)
-        else:
-            result = await run_in_threadpool(target, request)
-        response: Response = result
-        return response
+            return await answers.serve(request, lambda: _call(operation.endpoint, request, method))
+        return await _call(operation.endpoint, request, method)
 
     return endpoint
 
@@ -62,6 +63,16 @@ def _dispatch(operations: dict[str, Operation]) -> Callable[[Request], Awaitable
 @dataclass(frozen=True, eq=False)  # hashed by identity: one table per process
 class RouteTable:
     paths: dict[str, dict[str, Operation]]
+
+    def __post_init__(self) -> None:
+        writes = [
+            f"{m} {p}"
+            for p, ops in self.paths.items()
+            for m, op in ops.items()
+            if op.stored and m != "GET"
+        ]
+        if writes:  # a stored answer to a write would skip the write
+            raise ValueError(f"only GET answers may be stored: {', '.join(writes)}")
 
     def routes(self) -> list[Route]:
         return [
