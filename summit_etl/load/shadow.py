@@ -8,6 +8,11 @@ target away, rename the shadow in, hand over owned sequences, drop the old table
 names, grants, triggers and comments. Readers keep reading the old table until the commit
 (they wait only for the short swap at the end, never see a half-loaded table).
 
+`LIKE` drops the planner's tuning, so the shadow gets it before its ANALYZE: column
+statistics targets and n_distinct overrides, extended statistics' targets (their objects
+then take back their names, schema, owner and comments) and the index the table is
+clustered on.
+
 COPY FREEZE would save the later hint-bit writes, but `adbc_ingest` has no way to ask
 for it, so the rows go in with a plain COPY BINARY.
 
@@ -89,6 +94,10 @@ UNION
 SELECT format('the loading role is not a member of its owner %s', c.relowner::regrole)
   FROM t, pg_class c WHERE c.oid = t.oid AND NOT pg_has_role(c.relowner, 'USAGE')
 UNION
+SELECT format('the loading role is not a member of %s, owner of its statistics object %I',
+              s.stxowner::regrole, s.stxname)
+  FROM t, pg_statistic_ext s WHERE s.stxrelid = t.oid AND NOT pg_has_role(s.stxowner, 'USAGE')
+UNION
 SELECT format('index %I is not in the form a shadow can rebuild', i.relname)
   FROM t, pg_index x JOIN pg_class i ON i.oid = x.indexrelid
  WHERE x.indrelid = t.oid AND NOT starts_with(pg_get_indexdef(x.indexrelid), {head})
@@ -102,7 +111,7 @@ SELECT i.relname, c.conname,
        coalesce(pg_get_constraintdef(c.oid),
                 'USING ' || substr(pg_get_indexdef(x.indexrelid), length({head}) + 1)),
        x.indisunique, obj_description(x.indexrelid, 'pg_class'),
-       obj_description(c.oid, 'pg_constraint')
+       obj_description(c.oid, 'pg_constraint'), x.indisclustered
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
   LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
        AND c.contype IN ('p', 'u', 'x')
@@ -129,6 +138,29 @@ SELECT a.attname, s.relname, d.deptype = 'i'
   JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
  WHERE a.attrelid = to_regclass({target})
  ORDER BY a.attnum
+"""
+
+# Per-column planner settings `LIKE` does not copy: a statistics target other than the
+# default and n_distinct overrides.
+_COLUMN_TUNING = """
+SELECT a.attname, CASE WHEN a.attstattarget >= 0 THEN a.attstattarget END, o.options
+  FROM pg_attribute a,
+       LATERAL (SELECT coalesce(array_agg(v), '{{}}') AS options FROM unnest(a.attoptions) v
+                 WHERE starts_with(v, 'n_distinct=') OR starts_with(v, 'n_distinct_inherited=')) o
+ WHERE a.attrelid = to_regclass({target}) AND a.attnum > 0 AND NOT a.attisdropped
+   AND (a.attstattarget >= 0 OR o.options <> '{{}}')
+ ORDER BY a.attnum
+"""
+
+# Extended statistics in creation order, the order `LIKE ... INCLUDING STATISTICS` copies
+# them in; the column list tells a copy from its original.
+_STATISTICS = """
+SELECT n.nspname, s.stxname, r.rolname, CASE WHEN s.stxstattarget >= 0 THEN s.stxstattarget END,
+       obj_description(s.oid, 'pg_statistic_ext'), pg_get_statisticsobjdef_columns(s.oid)
+  FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+  JOIN pg_roles r ON r.oid = s.stxowner
+ WHERE s.stxrelid = to_regclass({target})
+ ORDER BY s.oid
 """
 
 _TABLE = """
@@ -161,7 +193,22 @@ class _Index:
     unique: bool
     comment: str | None
     constraint_comment: str | None
+    clustered: bool
     temporary: str = ""  # its name on the shadow until the old table is gone
+
+
+@dataclass
+class _Statistics:
+    schema: str
+    name: str
+    owner: str
+    target: int | None  # None: the columns' own targets
+    comment: str | None
+    columns: str  # pg_get_statisticsobjdef_columns()
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
 
 
 @dataclass
@@ -175,6 +222,8 @@ class _Target:
     triggers: list[tuple[str, str, str | None]] = field(default_factory=list)
     sequences: list[tuple[str, str, bool]] = field(default_factory=list)
     grants: list[tuple[str | None, str, bool]] = field(default_factory=list)
+    column_tuning: list[tuple[str, int | None, list[str]]] = field(default_factory=list)
+    statistics: list[_Statistics] = field(default_factory=list)
 
 
 def reload(conn: adbc.Connection, table: TableName, copy: Callable[[TableName], int]) -> int:
@@ -201,10 +250,11 @@ def reload(conn: adbc.Connection, table: TableName, copy: Callable[[TableName], 
             ),
         )
     _continue_identities(conn, shadow, target)
+    copied_statistics = _tune(conn, shadow, target)
     rows = copy(shadow)
     _build(conn, shadow, target, token)
     execute(conn, sql.SQL("ANALYZE {}").format(shadow.ident))
-    _swap(conn, table, shadow, old, target)
+    _swap(conn, table, shadow, old, target, copied_statistics)
     log.info(
         "full reload swapped in a shadow table",
         extra={"stage": "loading", "table": str(table), "rows": rows},
@@ -236,7 +286,42 @@ def _describe(conn: adbc.Connection, table: TableName) -> _Target:
         triggers=[(r[0], r[1], r[2]) for r in rows(_TRIGGERS)],
         sequences=[(r[0], r[1], bool(r[2])) for r in rows(_SEQUENCES)],
         grants=[(r[0], r[1], bool(r[2])) for r in rows(_GRANTS)],
+        column_tuning=[(r[0], r[1], list(r[2])) for r in rows(_COLUMN_TUNING)],
+        statistics=[_Statistics(*r) for r in rows(_STATISTICS)],
     )
+
+
+def _tune(
+    conn: adbc.Connection, shadow: TableName, target: _Target
+) -> list[tuple[_Statistics, _Statistics]]:
+    """The target's planner tuning on the shadow, before its ANALYZE; the shadow's copies
+    of the target's extended statistics, each beside its original."""
+    for column, statistics_target, options in target.column_tuning:
+        alter = sql.SQL("ALTER TABLE {} ALTER COLUMN {} ").format(
+            shadow.ident, sql.Identifier(column)
+        )
+        if statistics_target is not None:
+            execute(conn, alter + sql.SQL("SET STATISTICS {}").format(statistics_target))
+        for option in options:
+            name, value = option.split("=", 1)  # one of _COLUMN_TUNING's two names
+            execute(
+                conn,
+                alter + sql.SQL("SET ({} = {})").format(sql.SQL(name), sql.Literal(value)),
+            )
+    copies = [_Statistics(*r) for r in _query(conn, _STATISTICS, shadow)]
+    if [c.columns for c in copies] != [s.columns for s in target.statistics]:
+        raise RuntimeError(
+            f"the shadow of {shadow} did not get the target's extended statistics in their order"
+        )
+    for copy, original in zip(copies, target.statistics, strict=True):
+        if original.target is not None:
+            execute(
+                conn,
+                sql.SQL("ALTER STATISTICS {} SET STATISTICS {}").format(
+                    copy.ident, original.target
+                ),
+            )
+    return list(zip(copies, target.statistics, strict=True))
 
 
 def _continue_identities(conn: adbc.Connection, shadow: TableName, target: _Target) -> None:
@@ -286,7 +371,12 @@ def _build(conn: adbc.Connection, shadow: TableName, target: _Target, token: str
 
 
 def _swap(
-    conn: adbc.Connection, table: TableName, shadow: TableName, old: str, target: _Target
+    conn: adbc.Connection,
+    table: TableName,
+    shadow: TableName,
+    old: str,
+    target: _Target,
+    copied_statistics: list[tuple[_Statistics, _Statistics]],
 ) -> None:
     schema = target.schema
     live = TableName(schema, table.name)
@@ -313,6 +403,7 @@ def _swap(
     new_sequences = {column: name for column, name, identity in _owned(conn, live) if identity}
     execute(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)))
     _restore(conn, live, target, new_sequences)
+    _restore_statistics(conn, target, copied_statistics)
 
 
 def _owned(conn: adbc.Connection, table: TableName) -> list[tuple]:
@@ -351,6 +442,13 @@ def _restore(
         _comment(conn, "INDEX", sql.Identifier(schema, index.name), index.comment)
         if index.constraint is not None:
             _comment_constraint(conn, index.constraint, live, index.constraint_comment)
+        if index.clustered:
+            execute(
+                conn,
+                sql.SQL("ALTER TABLE {} CLUSTER ON {}").format(
+                    live.ident, sql.Identifier(index.name)
+                ),
+            )
     for name, _, comment in target.foreign_keys:
         _comment_constraint(conn, name, live, comment)
     for grantee, privilege, grantable in target.grants:
@@ -374,6 +472,37 @@ def _restore(
                 ),
             )
     _comment(conn, "TABLE", live.ident, target.comment)
+
+
+def _restore_statistics(
+    conn: adbc.Connection, target: _Target, copied: list[tuple[_Statistics, _Statistics]]
+) -> None:
+    """The extended statistics' names, schema, owner and comment, once the originals went
+    with the old table."""
+    for copy, original in copied:
+        moved = copy.ident
+        if copy.schema != original.schema:
+            execute(
+                conn,
+                sql.SQL("ALTER STATISTICS {} SET SCHEMA {}").format(
+                    moved, sql.Identifier(original.schema)
+                ),
+            )
+            moved = sql.Identifier(original.schema, copy.name)
+        execute(
+            conn,
+            sql.SQL("ALTER STATISTICS {} RENAME TO {}").format(
+                moved, sql.Identifier(original.name)
+            ),
+        )
+        if original.owner != target.loading_role:
+            execute(
+                conn,
+                sql.SQL("ALTER STATISTICS {} OWNER TO {}").format(
+                    original.ident, sql.Identifier(original.owner)
+                ),
+            )
+        _comment(conn, "STATISTICS", original.ident, original.comment)
 
 
 def _comment(conn: adbc.Connection, kind: str, name: sql.Composable, comment: str | None) -> None:

@@ -21,7 +21,9 @@ TABLE = TableName("dw", "people")
 PLAN = LoadPlan(LoadStrategy.bulk, key=["id"], replace=True)
 
 # Everything a swap must carry over: keys, indexes, a CHECK, an outgoing foreign key,
-# defaults, a serial and an identity, an UPDATE trigger, comments everywhere.
+# defaults, a serial and an identity, an UPDATE trigger, comments everywhere, and the
+# planner's tuning (which `LIKE` drops): column statistics targets and n_distinct, the
+# clustering index, extended statistics under their own names, schema, target and comment.
 TARGET_DDL = """
 CREATE SCHEMA dw;
 CREATE TABLE dw.cities (name text PRIMARY KEY);
@@ -47,6 +49,14 @@ COMMENT ON CONSTRAINT people_pkey ON dw.people IS 'the key';
 COMMENT ON CONSTRAINT people_city_fk ON dw.people IS 'a known city';
 COMMENT ON TRIGGER people_touch ON dw.people IS 'counts updates';
 GRANT SELECT ON dw.people TO PUBLIC;
+ALTER TABLE dw.people ALTER COLUMN name SET STATISTICS 500;
+ALTER TABLE dw.people ALTER COLUMN city SET (n_distinct = -0.25);
+ALTER TABLE dw.people CLUSTER ON people_name_city;
+CREATE SCHEMA dw_stats;
+CREATE STATISTICS dw_stats.people_name_city (ndistinct, dependencies) ON name, city FROM dw.people;
+ALTER STATISTICS dw_stats.people_name_city SET STATISTICS 300;
+COMMENT ON STATISTICS dw_stats.people_name_city IS 'name and city go together';
+CREATE STATISTICS dw.people_lower (mcv) ON lower(name), city FROM dw.people;
 """
 
 # The table's shape as the catalog describes it, with nothing that names its oid.
@@ -69,6 +79,20 @@ SELECT 'table', relowner::regrole::text || ' '
        || (SELECT string_agg(g::text, ',' ORDER BY g::text) FROM unnest(relacl) g),
        obj_description(oid, 'pg_class')
   FROM pg_class WHERE oid = 'dw.people'::regclass
+UNION ALL
+SELECT 'tuning ' || attname, attstattarget::text,
+       array_to_string(
+         ARRAY(SELECT o FROM unnest(attoptions) o WHERE starts_with(o, 'n_distinct')), ',')
+  FROM pg_attribute WHERE attrelid = 'dw.people'::regclass AND attnum > 0
+UNION ALL
+SELECT 'clustered on', indexrelid::regclass::text, NULL
+  FROM pg_index WHERE indrelid = 'dw.people'::regclass AND indisclustered
+UNION ALL
+SELECT 'statistics ' || stxnamespace::regnamespace::text || '.' || stxname,
+       pg_get_statisticsobjdef_columns(oid) || ' ' || stxkind::text || ' '
+       || stxstattarget::text || ' ' || stxowner::regrole::text,
+       obj_description(oid, 'pg_statistic_ext')
+  FROM pg_statistic_ext WHERE stxrelid = 'dw.people'::regclass
 UNION ALL
 SELECT 'sequence ' || a.attname, pg_get_serial_sequence('dw.people', a.attname), NULL
   FROM pg_attribute a WHERE a.attrelid = 'dw.people'::regclass AND a.attname IN ('serial_no', 'ident')
@@ -150,6 +174,10 @@ def test_a_reload_swaps_in_a_new_table_that_keeps_everything(target: str) -> Non
     assert run_sql(target, "SELECT reltuples FROM pg_class WHERE oid = 'dw.people'::regclass") == [
         (2.0,)
     ]
+    # The second reload swaps out what the first swapped in, and keeps it all again.
+    load(target, TABLE, PLAN, [people([(5, "Eve", "Rome")])])
+    assert run_sql(target, SHAPE) == shape
+    assert leftovers(target) == []
 
 
 def test_readers_see_the_old_rows_until_the_commit(target: str) -> None:
