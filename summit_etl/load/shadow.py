@@ -10,8 +10,8 @@ names, grants, triggers and comments. Readers keep reading the old table until t
 
 `LIKE` drops the planner's tuning, so the shadow gets it before its ANALYZE: column
 statistics targets and n_distinct overrides, extended statistics' targets (their objects
-then take back their names, schema, owner and comments) and the index the table is
-clustered on.
+then take back their names, schema, owner and comments), the index the table is
+clustered on, and each index's tablespace and expression statistics targets.
 
 COPY FREEZE would save the later hint-bit writes, but `adbc_ingest` has no way to ask
 for it, so the rows go in with a plain COPY BINARY.
@@ -98,6 +98,12 @@ SELECT format('the loading role is not a member of %s, owner of its statistics o
               s.stxowner::regrole, s.stxname)
   FROM t, pg_statistic_ext s WHERE s.stxrelid = t.oid AND NOT pg_has_role(s.stxowner, 'USAGE')
 UNION
+SELECT format('index %I is in tablespace %I, where the loading role may not create', i.relname,
+              s.spcname)
+  FROM t, pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+  JOIN pg_tablespace s ON s.oid = i.reltablespace
+ WHERE x.indrelid = t.oid AND NOT has_tablespace_privilege(s.oid, 'CREATE')
+UNION
 SELECT format('index %I is not in the form a shadow can rebuild', i.relname)
   FROM t, pg_index x JOIN pg_class i ON i.oid = x.indexrelid
  WHERE x.indrelid = t.oid AND NOT starts_with(pg_get_indexdef(x.indexrelid), {head})
@@ -105,13 +111,18 @@ ORDER BY 1
 """
 
 # The target's indexes: constraint-backed ones come back with the constraint's definition
-# (PRIMARY KEY (...), UNIQUE (...), EXCLUDE ...), the others from `USING ...` on.
+# (PRIMARY KEY (...), UNIQUE (...), EXCLUDE ...), the others from `USING ...` on. Neither
+# definition names the index's tablespace, nor the statistics targets of its expression
+# columns (`attnum=target`): those come apart.
 _INDEXES = """
 SELECT i.relname, c.conname,
        coalesce(pg_get_constraintdef(c.oid),
                 'USING ' || substr(pg_get_indexdef(x.indexrelid), length({head}) + 1)),
        x.indisunique, obj_description(x.indexrelid, 'pg_class'),
-       obj_description(c.oid, 'pg_constraint'), x.indisclustered
+       obj_description(c.oid, 'pg_constraint'), x.indisclustered,
+       (SELECT spcname FROM pg_tablespace WHERE oid = i.reltablespace),
+       ARRAY(SELECT a.attnum || '=' || a.attstattarget FROM pg_attribute a
+              WHERE a.attrelid = x.indexrelid AND a.attstattarget >= 0 ORDER BY a.attnum)
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
   LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
        AND c.contype IN ('p', 'u', 'x')
@@ -194,6 +205,8 @@ class _Index:
     comment: str | None
     constraint_comment: str | None
     clustered: bool
+    tablespace: str | None  # None: the database's default
+    statistics_targets: list[str]  # `column number=target` of its expression columns
     temporary: str = ""  # its name on the shadow until the old table is gone
 
 
@@ -281,7 +294,10 @@ def _describe(conn: adbc.Connection, table: TableName) -> _Target:
         owner=owner,
         comment=comment,
         loading_role=loading_role,
-        indexes=[_Index(*r) for r in rows(_INDEXES)],
+        indexes=[
+            _Index(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], list(r[8]))
+            for r in rows(_INDEXES)
+        ],
         foreign_keys=[(r[0], r[1], r[2]) for r in rows(_FOREIGN_KEYS)],
         triggers=[(r[0], r[1], r[2]) for r in rows(_TRIGGERS)],
         sequences=[(r[0], r[1], bool(r[2])) for r in rows(_SEQUENCES)],
@@ -345,9 +361,16 @@ def _continue_identities(conn: adbc.Connection, shadow: TableName, target: _Targ
 def _build(conn: adbc.Connection, shadow: TableName, target: _Target, token: str) -> None:
     """The target's indexes and key constraints, built on the loaded shadow under
     temporary names (index names are per schema, the target still holds the real ones);
-    definitions are the server's own text from pg_get_indexdef/pg_get_constraintdef."""
+    definitions are the server's own text from pg_get_indexdef/pg_get_constraintdef, each
+    built in the tablespace the target's index is in."""
     for number, index in enumerate(target.indexes):
         index.temporary = f"summit_shadow_{token}_{number}"
+        execute(
+            conn,
+            sql.SQL("SET LOCAL default_tablespace = {}").format(
+                sql.Identifier(index.tablespace) if index.tablespace else sql.Literal("")
+            ),
+        )
         if index.constraint is not None:
             statement = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
                 shadow.ident, sql.Identifier(index.temporary), sql.SQL(index.definition)
@@ -360,6 +383,17 @@ def _build(conn: adbc.Connection, shadow: TableName, target: _Target, token: str
                 sql.SQL(index.definition),
             )
         execute(conn, statement)
+        for setting in index.statistics_targets:
+            column, statistics_target = setting.split("=")
+            execute(
+                conn,
+                sql.SQL("ALTER INDEX {} ALTER COLUMN {} SET STATISTICS {}").format(
+                    sql.Identifier(target.schema, index.temporary),
+                    sql.Literal(int(column)),
+                    sql.Literal(int(statistics_target)),
+                ),
+            )
+    execute(conn, sql.SQL("RESET default_tablespace"))
     for name, definition, _ in target.foreign_keys:
         # Constraint names are per table: the shadow's may be the final ones at once.
         execute(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +27,8 @@ PLAN = LoadPlan(LoadStrategy.bulk, key=["id"], replace=True)
 # Everything a swap must carry over: keys, indexes, a CHECK, an outgoing foreign key,
 # defaults, a serial and an identity, an UPDATE trigger, comments everywhere, and the
 # planner's tuning (which `LIKE` drops): column statistics targets and n_distinct, the
-# clustering index, extended statistics under their own names, schema, target and comment.
+# clustering index, extended statistics under their own names, schema, target and comment,
+# expression statistics targets of indexes (and, below, indexes in their own tablespace).
 TARGET_DDL = """
 CREATE SCHEMA dw;
 CREATE TABLE dw.cities (name text PRIMARY KEY);
@@ -57,6 +62,7 @@ CREATE STATISTICS dw_stats.people_name_city (ndistinct, dependencies) ON name, c
 ALTER STATISTICS dw_stats.people_name_city SET STATISTICS 300;
 COMMENT ON STATISTICS dw_stats.people_name_city IS 'name and city go together';
 CREATE STATISTICS dw.people_lower (mcv) ON lower(name), city FROM dw.people;
+ALTER INDEX dw.people_lower_name ALTER COLUMN 1 SET STATISTICS 200;
 """
 
 # The table's shape as the catalog describes it, with nothing that names its oid.
@@ -84,6 +90,12 @@ SELECT 'tuning ' || attname, attstattarget::text,
        array_to_string(
          ARRAY(SELECT o FROM unnest(attoptions) o WHERE starts_with(o, 'n_distinct')), ',')
   FROM pg_attribute WHERE attrelid = 'dw.people'::regclass AND attnum > 0
+UNION ALL
+SELECT 'index ' || i.relname, a.attnum || '=' || a.attstattarget, t.spcname
+  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+  LEFT JOIN pg_tablespace t ON t.oid = i.reltablespace
+  LEFT JOIN pg_attribute a ON a.attrelid = i.oid AND a.attstattarget >= 0
+ WHERE x.indrelid = 'dw.people'::regclass
 UNION ALL
 SELECT 'clustered on', indexrelid::regclass::text, NULL
   FROM pg_index WHERE indrelid = 'dw.people'::regclass AND indisclustered
@@ -178,6 +190,35 @@ def test_a_reload_swaps_in_a_new_table_that_keeps_everything(target: str) -> Non
     load(target, TABLE, PLAN, [people([(5, "Eve", "Rome")])])
     assert run_sql(target, SHAPE) == shape
     assert leftovers(target) == []
+
+
+@pytest.fixture
+def tablespace(target_url: str) -> Iterator[str]:
+    """A tablespace of the shared server's, in a directory of its own (the server is local
+    here), emptied back into the default one and dropped afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a tablespace directory for the server's user needs root")
+    name = f"summit_test_{uuid.uuid4().hex[:8]}"
+    folder = tempfile.mkdtemp(prefix="summit-tablespace-")
+    os.chown(folder, pwd.getpwnam("postgres").pw_uid, -1)
+    run_sql(target_url, f"CREATE TABLESPACE {name} LOCATION '{folder}'")
+    try:
+        yield name
+    finally:
+        run_sql(target_url, f"ALTER INDEX ALL IN TABLESPACE {name} SET TABLESPACE pg_default")
+        run_sql(target_url, f"DROP TABLESPACE {name}")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_indexes_are_rebuilt_in_their_own_tablespace(tablespace: str, target: str) -> None:
+    # pg_get_indexdef and pg_get_constraintdef leave the tablespace out.
+    run_sql(target, f"ALTER INDEX dw.people_pkey SET TABLESPACE {tablespace}")
+    run_sql(target, f"ALTER INDEX dw.people_lower_name SET TABLESPACE {tablespace}")
+    shape = run_sql(target, SHAPE)
+    assert ("index people_pkey", None, tablespace) in shape
+    load(target, TABLE, PLAN, [people([(3, "Cid", "Bern")])])
+    assert run_sql(target, SHAPE) == shape
+    assert names(target) == [(3, "Cid", "Bern")]
 
 
 def test_readers_see_the_old_rows_until_the_commit(target: str) -> None:
