@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 
 STAGE = sql.Identifier("summit_stage")
 _SEQ = sql.Identifier("_summit_seq")
+# PostgreSQL prices each index probe as a read from disk, so even a stage a tenth of the
+# target's size gets a merge or hash join that reads the whole target (or its key index)
+# and sorts or hashes the stage. While the target fits in effective_cache_size, probing
+# the key once per staged row is faster: 100k staged rows into a 1M-row target, the
+# UPDATE took 1.01-1.12 s probing against 1.22-1.32 s merge-joining, the new keys'
+# anti-join 155 ms against 218 ms (docs/benchmarks.md, "Merges").
+_PROBE_AT_MOST = 0.1  # staged rows per target row
 
 
 class LoadError(ValueError):
@@ -250,6 +257,55 @@ def _merge(
         execute(conn, _drop_superseded(plan.key))
         # The key's statistics are all the planner needs to size the joins with the target.
         execute(conn, sql.SQL("ANALYZE {} ({})").format(STAGE, columns_sql(plan.key)))
+    probe = bool(plan.key) and _probing_pays(conn, table, plan.key, result.rows_written)
+    if probe:
+        for join in ("enable_mergejoin", "enable_hashjoin"):
+            execute(conn, sql.SQL("SET LOCAL {} = off").format(sql.SQL(join)))
+    _merge_statements(conn, table, plan, written, result)
+    if probe:  # what runs after the merge (before_commit) plans as it would have
+        for join in ("enable_mergejoin", "enable_hashjoin"):
+            execute(conn, sql.SQL("RESET {}").format(sql.SQL(join)))
+
+
+# The target's estimated rows; whether it fits in effective_cache_size; whether a plain
+# btree index leads with the key's columns (in any order), so that a probe is a descent.
+_PROBE_FACTS = """
+SELECT c.reltuples,
+       pg_total_relation_size(c.oid) <= pg_size_bytes(current_setting('effective_cache_size')),
+       EXISTS (SELECT FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                 JOIN pg_am m ON m.oid = i.relam
+                WHERE x.indrelid = c.oid AND x.indisvalid AND x.indpred IS NULL
+                  AND m.amname = 'btree'
+                  AND (SELECT count(*) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
+                         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                        WHERE k.ord <= {n} AND a.attname = ANY({key})) = {n})
+  FROM pg_class c WHERE c.oid = to_regclass({target})
+"""
+
+
+def _probing_pays(conn, table: TableName, key: list[str], staged: int) -> bool:  # noqa: ANN001
+    """Whether to join the stage to the target by probing the target's key index (see
+    `_PROBE_AT_MOST`): few rows against a target the server can keep in memory."""
+    rows = execute(
+        conn,
+        sql.SQL(_PROBE_FACTS).format(
+            n=sql.Literal(len(key)),
+            key=sql.Literal(key),
+            target=sql.Literal(table.ident.as_string(None)),
+        ),
+    )
+    if not rows:
+        return False
+    target_rows, cached, indexed = rows[0]
+    # reltuples is -1 (or 0) before the target's first VACUUM or ANALYZE: size unknown.
+    return (
+        bool(cached and indexed) and target_rows > 0 and staged <= _PROBE_AT_MOST * target_rows
+    )
+
+
+def _merge_statements(
+    conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
+) -> None:  # noqa: ANN001
     typed = sql.SQL(", ").join(
         sql.SQL("{}::{} AS {}").format(
             sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pytest
 
 from summit_etl.config import LoadStrategy
+from summit_etl.extract.postgres import adbc_connection
 from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName
 from summit_etl.load.locks import target_lock
-from summit_etl.load.writer import LoadError, LoadPlan, load
+from summit_etl.load.writer import LoadError, LoadPlan, _probing_pays, load
 from summit_etl_tests.support import run_sql
 
 TABLE = TableName("dw", "people")
@@ -283,3 +284,71 @@ def test_a_bulk_load_within_a_range_replaces_that_range_only(target_url: str) ->
     keyless = LoadPlan(LoadStrategy.bulk, key=[], replace=True, within=ReadRange(None, None, "(1,0)"))
     with pytest.raises(LoadError, match="without a primary key"):
         load(target_url, TABLE, keyless, [people([(3, "Cy", "Pula")])])
+
+
+def _joins_seen(url: str, staged: int, target: int, index: str) -> list[tuple]:
+    """Upsert `staged` changed rows into a `target`-row dw.people (ANALYZEd); what the
+    target's scans and the join settings were in the load's transaction, before its commit."""
+    run_sql(
+        url,
+        f"CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint NOT NULL, name text, city text);"
+        f" {index} INSERT INTO dw.people SELECT g, 'n' || g, 'c' FROM generate_series(1, {target}) g;"
+        " ANALYZE dw.people",
+    )
+    seen: list[tuple] = []
+
+    def look(conn) -> None:  # noqa: ANN001
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT idx_scan, seq_scan, current_setting('enable_mergejoin'),"
+                " current_setting('enable_hashjoin')"
+                " FROM pg_stat_xact_user_tables WHERE relid = 'dw.people'::regclass"
+            )
+            seen.extend(cursor.fetchall())
+
+    changed = people([(i, f"new {i}", "d") for i in range(1, staged + 1)])
+    result = load(url, TABLE, LoadPlan(LoadStrategy.upsert, key=["id"]), [changed],
+                  before_commit=look)
+    assert result.updated == staged
+    assert run_sql(url, "SELECT count(*) FROM dw.people WHERE city = 'd'") == [(staged,)]
+    return seen
+
+
+def test_a_small_stage_is_merged_by_probing_the_targets_key(target_url: str) -> None:
+    [(index_scans, _, mergejoin, hashjoin)] = _joins_seen(
+        target_url, 2_000, 40_000, "ALTER TABLE dw.people ADD PRIMARY KEY (id);"
+    )
+    # One probe per staged row for the new keys' anti-join and one for the update, where
+    # the planner left alone merge-joins or hash-joins the whole target.
+    assert index_scans >= 2 * 2_000
+    assert (mergejoin, hashjoin) == ("on", "on")  # reset for what runs after the merge
+
+
+def test_a_large_stage_is_left_to_the_planner(target_url: str) -> None:
+    [(index_scans, _, _, _)] = _joins_seen(
+        target_url, 20_000, 40_000, "ALTER TABLE dw.people ADD PRIMARY KEY (id);"
+    )
+    assert (index_scans or 0) < 20_000  # joined whole, not probed per row
+
+
+@pytest.mark.parametrize(
+    ("index", "key", "probes"),
+    [
+        ("PRIMARY KEY (id, name)", ["name", "id"], True),  # the key's columns, in any order
+        ("UNIQUE (id, name, city)", ["id", "name"], True),  # leading the index
+        ("UNIQUE (city, id)", ["id"], False),  # not leading: a probe would scan it all
+        ("CHECK (id > 0)", ["id"], False),  # no index at all
+    ],
+)
+def test_probing_needs_an_index_that_leads_with_the_key(
+    target_url: str, index: str, key: list[str], probes: bool
+) -> None:
+    run_sql(
+        target_url,
+        f"CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint, name text, city text, {index});"
+        " INSERT INTO dw.people SELECT g, 'n' || g, 'c' || g FROM generate_series(1, 1000) g;"
+        " ANALYZE dw.people",
+    )
+    with adbc_connection(target_url) as conn:
+        assert _probing_pays(conn, TABLE, key, 100) is probes
+        assert _probing_pays(conn, TABLE, key, 101) is False  # over a tenth of the target
