@@ -257,7 +257,8 @@ def _merge(
         execute(conn, _drop_superseded(plan.key))
         # The key's statistics are all the planner needs to size the joins with the target.
         execute(conn, sql.SQL("ANALYZE {} ({})").format(STAGE, columns_sql(plan.key)))
-    probe = bool(plan.key) and _probing_pays(conn, table, plan.key, result.rows_written)
+    scd2 = plan.strategy is LoadStrategy.scd_type2
+    probe = bool(plan.key) and _probing_pays(conn, table, plan.key, result.rows_written, scd2)
     if probe:
         for join in ("enable_mergejoin", "enable_hashjoin"):
             execute(conn, sql.SQL("SET LOCAL {} = off").format(sql.SQL(join)))
@@ -269,12 +270,15 @@ def _merge(
 
 # The target's estimated rows; whether it fits in effective_cache_size; whether a plain
 # btree index leads with the key's columns (in any order), so that a probe is a descent.
+# An scd_type2 merge only looks for current versions: their partial index serves it.
 _PROBE_FACTS = """
 SELECT c.reltuples,
        pg_total_relation_size(c.oid) <= pg_size_bytes(current_setting('effective_cache_size')),
        EXISTS (SELECT FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
                  JOIN pg_am m ON m.oid = i.relam
-                WHERE x.indrelid = c.oid AND x.indisvalid AND x.indpred IS NULL
+                WHERE x.indrelid = c.oid AND x.indisvalid
+                  AND (x.indpred IS NULL
+                       OR {current_only} AND pg_get_expr(x.indpred, x.indrelid) = 'is_current')
                   AND m.amname = 'btree'
                   AND (SELECT count(*) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
                          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
@@ -283,12 +287,19 @@ SELECT c.reltuples,
 """
 
 
-def _probing_pays(conn, table: TableName, key: list[str], staged: int) -> bool:  # noqa: ANN001
+def _probing_pays(
+    conn,  # noqa: ANN001
+    table: TableName,
+    key: list[str],
+    staged: int,
+    current_only: bool = False,
+) -> bool:
     """Whether to join the stage to the target by probing the target's key index (see
     `_PROBE_AT_MOST`): few rows against a target the server can keep in memory."""
     rows = execute(
         conn,
         sql.SQL(_PROBE_FACTS).format(
+            current_only=sql.Literal(current_only),
             n=sql.Literal(len(key)),
             key=sql.Literal(key),
             target=sql.Literal(table.ident.as_string(None)),

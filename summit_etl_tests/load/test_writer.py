@@ -352,3 +352,36 @@ def test_probing_needs_an_index_that_leads_with_the_key(
     with adbc_connection(target_url) as conn:
         assert _probing_pays(conn, TABLE, key, 100) is probes
         assert _probing_pays(conn, TABLE, key, 101) is False  # over a tenth of the target
+
+
+def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -> None:
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint, name text, city text,"
+        " effective_from timestamptz NOT NULL DEFAULT now(), effective_to timestamptz,"
+        " is_current boolean NOT NULL DEFAULT true);"
+        " CREATE UNIQUE INDEX people_current ON dw.people (id) WHERE is_current;"
+        " INSERT INTO dw.people (id, name, city)"
+        " SELECT g, 'n' || g, 'c' FROM generate_series(1, 40000) g; ANALYZE dw.people",
+    )
+    seen: list[tuple] = []
+
+    def look(conn) -> None:  # noqa: ANN001
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'dw.people'::regclass"
+            )
+            seen.extend(cursor.fetchall())
+
+    changed = people([(i, f"new {i}", "d") for i in range(1, 2_001)])
+    result = load(
+        target_url, TABLE, LoadPlan(LoadStrategy.scd_type2, key=["id"]), [changed],
+        before_commit=look,
+    )
+    assert result.updated == 2_000
+    assert run_sql(
+        target_url, "SELECT count(*), count(*) FILTER (WHERE is_current) FROM dw.people"
+    ) == [(42_000, 40_000)]
+    assert seen[0][0] >= 2 * 2_000  # the new keys' anti-join and the close, per staged row
+    with adbc_connection(target_url) as conn:  # the partial index serves scd_type2 only
+        assert _probing_pays(conn, TABLE, ["id"], 2_000, current_only=False) is False
