@@ -106,6 +106,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         try:
             yield
         finally:
+            snapshot.stop()
             refreshing.cancel()
             with suppress(asyncio.CancelledError):
                 await refreshing

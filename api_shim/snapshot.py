@@ -84,6 +84,7 @@ class Snapshot:
         # Its own thread: never waiting behind requests that hold anyio's default threads.
         self._thread = CapacityLimiter(1)
         self._first = asyncio.Event()  # set once the first refresh has ended
+        self._stopped = False
 
     @property
     def stale_after(self) -> float:
@@ -122,11 +123,21 @@ class Snapshot:
             self._first.set()
             await asyncio.sleep(self.settings.refresh_seconds)
 
+    def stop(self) -> None:
+        """At shutdown, before the clients close. A refresh may still be running on its
+        thread (cancelling the task does not stop it, and waiting for it would hold up the
+        shutdown by a refresh); it then fails on the closed clients, and ends without a word."""
+        self._stopped = True
+
     def refresh(self) -> None:
         try:
-            self.reading = self._read()
+            reading = self._read()
         except Exception:  # a bug must not end the refreshing: the next pass tries again
-            log.exception("the API's status refresh failed")
+            if not self._stopped:
+                log.exception("the API's status refresh failed")
+            return
+        if not self._stopped:
+            self.reading = reading
 
     def _read(self) -> Reading:
         timeout = self.settings.health_timeout_seconds
