@@ -286,38 +286,50 @@ def test_a_bulk_load_within_a_range_replaces_that_range_only(target_url: str) ->
         load(target_url, TABLE, keyless, [people([(3, "Cy", "Pula")])])
 
 
-def _joins_seen(url: str, staged: int, target: int, index: str) -> list[tuple]:
-    """Upsert `staged` changed rows into a `target`-row dw.people (ANALYZEd); what the
-    target's scans and the join settings were in the load's transaction, before its commit."""
+KEYED = "ALTER TABLE dw.people ADD PRIMARY KEY (id);"
+HISTORY = (
+    ", effective_from timestamptz NOT NULL DEFAULT now(), effective_to timestamptz,"
+    " is_current boolean NOT NULL DEFAULT true"
+)
+
+
+def _joins_seen(
+    url: str,
+    staged: int,
+    target: int,
+    index: str,
+    strategy: LoadStrategy = LoadStrategy.upsert,
+) -> tuple[int, int, str, str]:
+    """Merge `staged` changed rows into a `target`-row dw.people (ANALYZEd); the target's
+    index and sequential scans and the join settings in the load's transaction, before its
+    commit."""
+    history = HISTORY if strategy is LoadStrategy.scd_type2 else ""
     run_sql(
         url,
-        f"CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint NOT NULL, name text, city text);"
-        f" {index} INSERT INTO dw.people SELECT g, 'n' || g, 'c' FROM generate_series(1, {target}) g;"
-        " ANALYZE dw.people",
+        f"CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint NOT NULL, name text, city text"
+        f"{history}); {index} INSERT INTO dw.people (id, name, city)"
+        f" SELECT g, 'n' || g, 'c' FROM generate_series(1, {target}) g; ANALYZE dw.people",
     )
-    seen: list[tuple] = []
+    seen: list[tuple[int, int, str, str]] = []
 
     def look(conn) -> None:  # noqa: ANN001
         with conn.cursor() as cursor:
             cursor.execute(
-                "SELECT idx_scan, seq_scan, current_setting('enable_mergejoin'),"
+                "SELECT coalesce(idx_scan, 0), seq_scan, current_setting('enable_mergejoin'),"
                 " current_setting('enable_hashjoin')"
                 " FROM pg_stat_xact_user_tables WHERE relid = 'dw.people'::regclass"
             )
             seen.extend(cursor.fetchall())
 
     changed = people([(i, f"new {i}", "d") for i in range(1, staged + 1)])
-    result = load(url, TABLE, LoadPlan(LoadStrategy.upsert, key=["id"]), [changed],
-                  before_commit=look)
+    result = load(url, TABLE, LoadPlan(strategy, key=["id"]), [changed], before_commit=look)
     assert result.updated == staged
     assert run_sql(url, "SELECT count(*) FROM dw.people WHERE city = 'd'") == [(staged,)]
-    return seen
+    return seen[0]
 
 
 def test_a_small_stage_is_merged_by_probing_the_targets_key(target_url: str) -> None:
-    [(index_scans, _, mergejoin, hashjoin)] = _joins_seen(
-        target_url, 2_000, 40_000, "ALTER TABLE dw.people ADD PRIMARY KEY (id);"
-    )
+    index_scans, _, mergejoin, hashjoin = _joins_seen(target_url, 2_000, 40_000, KEYED)
     # One probe per staged row for the new keys' anti-join and one for the update, where
     # the planner left alone merge-joins or hash-joins the whole target.
     assert index_scans >= 2 * 2_000
@@ -325,10 +337,8 @@ def test_a_small_stage_is_merged_by_probing_the_targets_key(target_url: str) -> 
 
 
 def test_a_large_stage_is_left_to_the_planner(target_url: str) -> None:
-    [(index_scans, _, _, _)] = _joins_seen(
-        target_url, 20_000, 40_000, "ALTER TABLE dw.people ADD PRIMARY KEY (id);"
-    )
-    assert (index_scans or 0) < 20_000  # joined whole, not probed per row
+    index_scans, _, _, _ = _joins_seen(target_url, 20_000, 40_000, KEYED)
+    assert index_scans < 20_000  # joined whole, not probed per row
 
 
 @pytest.mark.parametrize(
@@ -355,33 +365,13 @@ def test_probing_needs_an_index_that_leads_with_the_key(
 
 
 def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -> None:
-    run_sql(
-        target_url,
-        "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint, name text, city text,"
-        " effective_from timestamptz NOT NULL DEFAULT now(), effective_to timestamptz,"
-        " is_current boolean NOT NULL DEFAULT true);"
-        " CREATE UNIQUE INDEX people_current ON dw.people (id) WHERE is_current;"
-        " INSERT INTO dw.people (id, name, city)"
-        " SELECT g, 'n' || g, 'c' FROM generate_series(1, 40000) g; ANALYZE dw.people",
+    current = "CREATE UNIQUE INDEX people_current ON dw.people (id) WHERE is_current;"
+    index_scans, _, _, _ = _joins_seen(
+        target_url, 2_000, 40_000, current, LoadStrategy.scd_type2
     )
-    seen: list[tuple] = []
-
-    def look(conn) -> None:  # noqa: ANN001
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'dw.people'::regclass"
-            )
-            seen.extend(cursor.fetchall())
-
-    changed = people([(i, f"new {i}", "d") for i in range(1, 2_001)])
-    result = load(
-        target_url, TABLE, LoadPlan(LoadStrategy.scd_type2, key=["id"]), [changed],
-        before_commit=look,
-    )
-    assert result.updated == 2_000
+    assert index_scans >= 2 * 2_000  # the new keys' anti-join and the close, per staged row
     assert run_sql(
         target_url, "SELECT count(*), count(*) FILTER (WHERE is_current) FROM dw.people"
     ) == [(42_000, 40_000)]
-    assert seen[0][0] >= 2 * 2_000  # the new keys' anti-join and the close, per staged row
     with adbc_connection(target_url) as conn:  # the partial index serves scd_type2 only
         assert _probing_pays(conn, TABLE, ["id"], 2_000, current_only=False) is False
