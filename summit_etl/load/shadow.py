@@ -98,6 +98,12 @@ SELECT format('the loading role is not a member of %s, owner of its statistics o
               s.stxowner::regrole, s.stxname)
   FROM t, pg_statistic_ext s WHERE s.stxrelid = t.oid AND NOT pg_has_role(s.stxowner, 'USAGE')
 UNION
+SELECT format('its statistics object %I is in schema %s, where the loading role may not create',
+              s.stxname, s.stxnamespace::regnamespace)
+  FROM t, pg_class c, pg_statistic_ext s
+ WHERE c.oid = t.oid AND s.stxrelid = t.oid AND s.stxnamespace <> c.relnamespace
+   AND NOT has_schema_privilege(s.stxnamespace, 'CREATE')
+UNION
 SELECT format('index %I is in tablespace %I, where the loading role may not create', i.relname,
               s.spcname)
   FROM t, pg_index x JOIN pg_class i ON i.oid = x.indexrelid

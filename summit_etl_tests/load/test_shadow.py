@@ -15,9 +15,12 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from summit_etl.config import LoadStrategy
+from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName
+from summit_etl.load import shadow
 from summit_etl.load.writer import LoadPlan, load
 from summit_etl_tests.support import run_sql
 
@@ -312,3 +315,25 @@ def test_an_unqualified_target_is_swapped_in_its_own_schema(target_url: str) -> 
         target_url,
         "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'items'::regclass",
     ) == [("items_pkey",)]
+
+
+def test_statistics_the_loader_may_not_move_back_block_the_swap(target: str) -> None:
+    """After the swap each extended statistics object goes back to its own schema: a
+    loading role that may not create there gets TRUNCATE in place instead of a failed load."""
+    role = f"summit_loader_{uuid.uuid4().hex[:8]}"
+    run_sql(
+        target,
+        f"CREATE ROLE {role} LOGIN; GRANT USAGE, CREATE ON SCHEMA dw TO {role};"
+        f" GRANT USAGE ON SCHEMA dw_stats TO {role}; ALTER TABLE dw.people OWNER TO {role};"
+        f" ALTER STATISTICS dw_stats.people_name_city OWNER TO {role};"
+        f" ALTER STATISTICS dw.people_lower OWNER TO {role}",
+    )
+    try:
+        with adbc_connection(make_conninfo(target, user=role)) as conn:
+            assert shadow.blockers(conn, TABLE) == [
+                "its statistics object people_name_city is in schema dw_stats,"
+                " where the loading role may not create"
+            ]
+    finally:
+        run_sql(target, f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role};"
+                f" DROP ROLE {role}")
