@@ -52,6 +52,11 @@ SELECT format('view %s reads it', r.ev_class::regclass)
  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
    AND d.refobjid = t.oid AND r.ev_class <> t.oid
 UNION
+SELECT format('%s depends on it', pg_describe_object(d.classid, d.objid, d.objsubid))
+  FROM t, pg_depend d
+ WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.deptype = 'n'
+   AND d.classid NOT IN ('pg_rewrite'::regclass, 'pg_constraint'::regclass)
+UNION
 SELECT format('foreign key %I of %s references it', c.conname, c.conrelid::regclass)
   FROM t, pg_constraint c WHERE c.contype = 'f' AND c.confrelid = t.oid
 UNION

@@ -277,6 +277,11 @@ def test_a_failing_blocking_rule_leaves_the_old_table_untouched(target: str) -> 
             " FOR EACH ROW EXECUTE FUNCTION dw.stamp()",
             "trigger people_stamp fires on INSERT or TRUNCATE",
         ),
+        (  # its body is parsed at creation: DROP TABLE of the old one would refuse
+            "CREATE FUNCTION dw.people_count() RETURNS bigint LANGUAGE sql"
+            " BEGIN ATOMIC SELECT count(*) FROM dw.people; END",
+            "function dw.people_count() depends on it",
+        ),
     ],
 )
 def test_what_a_swap_would_lose_makes_it_truncate_in_place(
