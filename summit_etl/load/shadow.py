@@ -74,6 +74,10 @@ SELECT format('publication %I lists it', p.pubname)
   FROM t, pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
  WHERE pr.prrelid = t.oid
 UNION
+SELECT format('publication %I publishes every table (it would publish the shadow''s rows)',
+              p.pubname)
+  FROM pg_publication p WHERE p.puballtables
+UNION
 SELECT 'it has row-level security policies'
   FROM t, pg_class c
  WHERE c.oid = t.oid AND (c.relrowsecurity OR EXISTS (SELECT FROM pg_policy WHERE polrelid = t.oid))
@@ -202,9 +206,22 @@ SELECT CASE WHEN g.grantee = 0 THEN NULL ELSE g.grantee::regrole::text END,
 """
 
 
+# PostgreSQL 15 and later: publications of whole schemas.
+_SCHEMA_PUBLICATIONS = """
+SELECT format('publication %I publishes its schema (it would publish the shadow''s rows)',
+              p.pubname)
+  FROM pg_class c, pg_publication_namespace pn JOIN pg_publication p ON p.oid = pn.pnpubid
+ WHERE c.oid = to_regclass({target}) AND pn.pnnspid = c.relnamespace
+"""
+
+
 def blockers(conn: adbc.Connection, table: TableName) -> list[str]:
     """Why `table` cannot be replaced by a swapped-in shadow; empty when it can."""
-    return [r[0] for r in _query(conn, _BLOCKERS, table)]
+    reasons = [r[0] for r in _query(conn, _BLOCKERS, table)]
+    version = execute(conn, sql.SQL("SELECT current_setting('server_version_num')::int"))
+    if version[0][0] >= 150000:
+        reasons += [r[0] for r in _query(conn, _SCHEMA_PUBLICATIONS, table)]
+    return reasons
 
 
 @dataclass

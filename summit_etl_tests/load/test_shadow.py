@@ -282,6 +282,9 @@ def test_a_failing_blocking_rule_leaves_the_old_table_untouched(target: str) -> 
             " BEGIN ATOMIC SELECT count(*) FROM dw.people; END",
             "function dw.people_count() depends on it",
         ),
+        # A subscriber would be sent the shadow's rows, under a table name it lacks.
+        ("CREATE PUBLICATION everything FOR ALL TABLES", "publication everything publishes"),
+        ("CREATE PUBLICATION dw FOR TABLES IN SCHEMA dw", "publication dw publishes its schema"),
     ],
 )
 def test_what_a_swap_would_lose_makes_it_truncate_in_place(
