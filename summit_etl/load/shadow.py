@@ -465,7 +465,7 @@ def _swap(
     new_sequences = {column: name for column, name, identity in _owned(conn, live) if identity}
     execute(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)))
     _restore(conn, live, target, new_sequences)
-    _restore_statistics(conn, target, copied_statistics)
+    _restore_statistics(conn, copied_statistics)
 
 
 def _owned(conn: adbc.Connection, table: TableName) -> list[tuple]:
@@ -537,7 +537,7 @@ def _restore(
 
 
 def _restore_statistics(
-    conn: adbc.Connection, target: _Target, copied: list[tuple[_Statistics, _Statistics]]
+    conn: adbc.Connection, copied: list[tuple[_Statistics, _Statistics]]
 ) -> None:
     """The extended statistics' names, schema, owner and comment, once the originals went
     with the old table."""
@@ -557,7 +557,7 @@ def _restore_statistics(
                 moved, sql.Identifier(original.name)
             ),
         )
-        if original.owner != target.loading_role:
+        if original.owner != copy.owner:
             execute(
                 conn,
                 sql.SQL("ALTER STATISTICS {} OWNER TO {}").format(

@@ -150,7 +150,11 @@ def target(target_url: str, owned_by_role: bool) -> Iterator[str]:
     run_sql(target_url, TARGET_DDL)
     run_sql(target_url, f"CREATE ROLE {role}; GRANT UPDATE, INSERT ON dw.people TO {role}")
     if owned_by_role:  # owned by another role than the loading one: the swap keeps it
-        run_sql(target_url, f"ALTER TABLE dw.people OWNER TO {role}")
+        run_sql(
+            target_url,
+            f"ALTER TABLE dw.people OWNER TO {role};"
+            f" ALTER STATISTICS dw_stats.people_name_city OWNER TO {role}",
+        )
     run_sql(
         target_url,
         "INSERT INTO dw.people (id, name, city) VALUES (1, 'Ann', 'Oslo'), (2, 'Bob', 'Rome')",
