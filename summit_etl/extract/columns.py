@@ -5,15 +5,19 @@ those travel in COPY BINARY. The rest (arrays, intervals, time zones, ranges, ne
 types, enums, composites, bit strings, xml, tsvector, PostGIS...) travel as PostgreSQL's
 own text output and are cast back into the column's real type on the target. Dates,
 timestamps, times and numeric(p<=38) are exact in Arrow except for ±infinity, NaN and
-24:00: they travel typed unless the rows being read hold such a value (probed first).
-When a transformation or quality rule needs every column typed there is no probe: such a
+24:00: they travel typed unless the rows being read hold such a value. The read finds
+out itself: such a value fails the batch that holds it (extract/arrow.py), and a run
+whose read may start over (runs/batch.py) reads again with that column as text, after
+probing the other such columns once. That saves a scan of the source on every run whose
+rows hold none; a run with a quality gate, which cannot start over, probes first. When a
+transformation or quality rule needs every column typed there is no probe: such a
 value fails the read itself, naming its column.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 import psycopg
@@ -26,7 +30,6 @@ from summit_etl.extract.arrow import (
     PG_TYPE,
     PG_TYPMOD,
     SOURCE_COLUMN,
-    TypeTravelError,
     decimal_from_text,
     decimal_type,
 )
@@ -87,6 +90,24 @@ class ReadPlan:
 
     columns: list[SourceColumn]
     as_text: frozenset[str]
+    # Read typed without a probe: a value Arrow lacks in one of them starts the read over
+    # (`after_travel_error`), where the run can.
+    unprobed: frozenset[str] = frozenset()
+    # Which of the given columns hold such a value in the rows to be read (one scan).
+    probe: Callable[[list[SourceColumn]], set[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def after_travel_error(self, column: str) -> ReadPlan | None:
+        """The plan to read again with once `column` held a value its typed Arrow form
+        lacks: that column as text, and the other unprobed ones probed now, so a read
+        starts over at most once (a column found clean stays unprobed: a row committed
+        after the probe could still hold one). None: the column must travel typed."""
+        if column not in self.unprobed:
+            return None
+        rest = [c for c in self.columns if c.name in self.unprobed and c.name != column]
+        special = {column} | (self.probe(rest) if self.probe and rest else set())
+        return replace(self, as_text=self.as_text | special, unprobed=self.unprobed - special)
 
     def select_list(self) -> sql.Composable:
         return sql.SQL(", ").join(read_expression(c, c.name in self.as_text) for c in self.columns)
@@ -135,33 +156,29 @@ def plan_read(
 ) -> ReadPlan:
     """Read typed what Arrow holds exactly; as text what it cannot, and dates, timestamps,
     times and numerics whose rows to be read hold a value Arrow lacks (±infinity, NaN,
-    24:00), unless a transformation, rule or watermark needs them typed: then the run
-    fails, naming the column. `where`: the read's filter; None: no probe (a schema
-    read without rows)."""
+    24:00: found by the read itself, or probed first where a quality gate cannot start
+    over), unless a transformation, rule or watermark needs them typed: then the run
+    fails, naming the column. `where`: the read's filter; None: nothing is found out (a
+    schema read without rows)."""
     columns = source_columns(url, relation, is_table)
     if config.loading.enums_as_text:
         columns = [_enum_as_text(c) for c in columns]
     lists = flattened_columns(config)
     typed = typed_columns(config)
+    as_text = frozenset(c.name for c in columns if travels_as_text(c, lists))
     # When every column must arrive typed, the read itself fails on the first value Arrow
-    # lacks, naming its column (extract/arrow.py), as the probe would: no second scan.
-    special = (
-        _special_values(url, relation, where, columns)
-        if where is not None and typed is not None
-        else set()
-    )
-    for column in columns:
-        if column.name in special and column.name in (typed or ()):
-            raise TypeTravelError(
-                column.name,
-                column.typname,
-                "±infinity, NaN or 24:00 has no typed Arrow value, and a transformation, "
-                "quality rule or watermark needs this column typed",
-            )
-    return ReadPlan(
-        columns,
-        frozenset(c.name for c in columns if travels_as_text(c, lists) or c.name in special),
-    )
+    # lacks, naming its column (extract/arrow.py): nothing to probe.
+    if where is None or typed is None:
+        return ReadPlan(columns, as_text)
+    chosen = [c for c in columns if c.base in _SPECIAL and c.name not in as_text | set(typed)]
+
+    def probe(candidates: list[SourceColumn]) -> set[str]:
+        return _special_values(url, relation, where, candidates)
+
+    if config.quality.min_overall_score is None:
+        return ReadPlan(columns, as_text, frozenset(c.name for c in chosen), probe)
+    # A quality gate's counts cannot start over with the read: probe before it.
+    return ReadPlan(columns, as_text | probe(chosen))
 
 
 def _enum_as_text(column: SourceColumn) -> SourceColumn:
@@ -186,9 +203,9 @@ _SPECIAL = {
 def _special_values(
     url: str, relation: sql.Composable, where: sql.Composable, columns: list[SourceColumn]
 ) -> set[str]:
-    """The columns whose rows to be read hold a value their typed Arrow form cannot: one
-    aggregate scan, far cheaper than reading every such column as text."""
-    probed = [c for c in columns if c.base in _SPECIAL and not travels_as_text(c, ())]
+    """Which of `columns` hold, in the rows to be read, a value their typed Arrow form
+    cannot: one aggregate scan, far cheaper than reading every such column as text."""
+    probed = [c for c in columns if c.base in _SPECIAL]
     if not probed:
         return set()
     tests = sql.SQL(", ").join(

@@ -60,6 +60,10 @@ class HighWaterMark:
         if self._best is None or pc.greater(batch_max, self._best).as_py():
             self._best = batch_max
 
+    def forget(self) -> None:
+        """Start over: the read whose batches were observed was rolled back."""
+        self._best = None
+
     def value(self) -> str | None:
         """The new watermark, never below the stored one (re-read lookback rows)."""
         if self._best is None:

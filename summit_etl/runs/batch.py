@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from decimal import Decimal
+from functools import partial
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
+from psycopg import sql
 
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
 from summit_etl.extract import postgres as source_db
+from summit_etl.extract.arrow import TypeTravelError
 from summit_etl.extract.columns import ReadPlan
 from summit_etl.extract.ranges import split_read
 from summit_etl.extract.readers import read_ahead
@@ -71,7 +73,13 @@ def run_batch(ctx: RunContext) -> None:
 
     # Connecting to and querying the source count as extraction.
     read = clock.run(Stage.extraction, lambda: source_db.read_plan(config, column, start))
-    queries = clock.run(Stage.extraction, lambda: _queries(config, source_url, column, start, read))
+    parts = clock.run(Stage.extraction, lambda: _parts(config, source_url))
+
+    def queries(read: ReadPlan) -> list[str]:
+        if parts is None:
+            return [source_db.select_sql(config.source, column, start, read)]
+        return [source_db.select_sql(config.source, None, None, read, p) for p in parts]
+
     result = stream_into_target(
         ctx, queries, read, plan, transformer, before_commit, observe=high_mark
     )
@@ -107,15 +115,18 @@ def run_batch(ctx: RunContext) -> None:
 
 def stream_into_target(
     ctx: RunContext,
-    queries: list[str],
+    queries: Callable[[ReadPlan], list[str]],
     read: ReadPlan,
     plan: LoadPlan,
     transformer: Transformer,
     before_commit: Callable[[adbc.Connection], None],
     observe: HighWaterMark | None = None,
 ) -> LoadResult:
-    """Read `queries` → transform → (quality gate) → load into the pipeline's target, each
-    stage on the run's clock; the schema changes the load met are recorded either way."""
+    """Read `queries(read)` → transform → (quality gate) → load into the pipeline's
+    target, each stage on the run's clock; the schema changes the load met are recorded
+    either way. A value that cannot travel typed in a column read typed without a probe
+    rolls the load back and starts the read over with that column as text
+    (extract/columns.py)."""
     config, counts, clock = ctx.config, ctx.counts, ctx.clock
     target, source_url = config.loading.target_name, timed_url(config.source.url, config.timeouts)
 
@@ -141,14 +152,15 @@ def stream_into_target(
             if number == 0:  # the loader asks for more: the first batch is in its COPY
                 failpoint("loading")
 
-    def extract_and_load() -> LoadResult:
-        for query in queries:
+    def extract_and_load(read: ReadPlan) -> LoadResult:
+        selects = queries(read)
+        for query in selects:
             log.debug(
                 "extract query", extra={**ctx.log_context, "stage": "extraction", "sql": query}
             )
         # The source is read on reader threads while the loader writes; the time the
         # stages below wait for their batches is the run's extraction time (runs/clock.py).
-        with read_ahead(source_url, queries, config.extraction.batch_size, read) as batches:
+        with read_ahead(source_url, selects, config.extraction.batch_size, read) as batches:
             stream = clock.each(Stage.extraction, extracted(batches))
             stream = clock.each(Stage.transformation, transformed(stream))
             if ctx.gate is not None:
@@ -163,12 +175,22 @@ def stream_into_target(
     def record(changes: Sequence[SchemaChange]) -> None:
         schema_store.record(ctx.summit_url, config.id, ctx.request.run_id, str(target), changes)
 
-    try:
-        result = clock.run(Stage.extraction, extract_and_load)
-    except StageFailure as failure:
-        if isinstance(failure.cause, SchemaContractError):
-            record(failure.cause.changes)
-        raise
+    while True:
+        try:
+            result = clock.run(Stage.extraction, partial(extract_and_load, read))
+            break
+        except StageFailure as failure:
+            if isinstance(failure.cause, SchemaContractError):
+                record(failure.cause.changes)
+            again = _read_again(ctx, read, failure.cause)
+            if again is None:
+                raise
+            read = again
+            # Nothing of the failed read was committed: count and observe from scratch.
+            clock.failure = None
+            counts.records_extracted = counts.records_transformed = counts.bytes_processed = 0
+            if observe:
+                observe.forget()
     failpoint("target-committed")
     record(result.schema_changes)
     counts.records_filtered = transformer.rows_filtered
@@ -176,21 +198,33 @@ def stream_into_target(
     return result
 
 
-def _queries(
-    config: PipelineConfig,
-    source_url: str,
-    column: str | None,
-    start: str | Decimal | None,
-    read: ReadPlan,
-) -> list[str]:
-    """The reader's SELECT, or with `extraction.parallelism` (full reads of a table only,
-    the configuration checks) one per range of the table."""
+def _read_again(ctx: RunContext, read: ReadPlan, error: BaseException) -> ReadPlan | None:
+    """The plan to start the read over with after `error`; None: the run fails with it."""
+    if not isinstance(error, TypeTravelError):
+        return None
+    again = read.after_travel_error(error.column)
+    if again is not None:
+        log.info(
+            "a column holds a value its typed form cannot carry exactly: reading again "
+            "with it as text (nothing was committed)",
+            extra={
+                **ctx.log_context,
+                "stage": "extraction",
+                "column": error.column,
+                "asText": sorted(again.as_text - read.as_text),
+            },
+        )
+    return again
+
+
+def _parts(config: PipelineConfig, source_url: str) -> list[sql.Composable] | None:
+    """With `extraction.parallelism` (full reads of a table only, the configuration
+    checks), the predicate of each range of the table, one reader each; else None."""
     table = config.source.table_name
     if config.extraction.parallelism == 1 or table is None:
-        return [source_db.select_sql(config.source, column, start, read)]
+        return None
     return [
-        source_db.select_sql(config.source, None, None, read, part.predicate())
-        for part in split_read(source_url, table, config.extraction.parallelism)
+        part.predicate() for part in split_read(source_url, table, config.extraction.parallelism)
     ]
 
 

@@ -146,9 +146,13 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
     def read_plan() -> ReadPlan:
         return plan_read(source_url, source.ident, True, config, where)
 
+    def queries(read: ReadPlan) -> list[str]:
+        return [source_db.select_sql(config.source, None, None, read, within.predicate())]
+
     read = clock.run(Stage.extraction, read_plan)
-    query = source_db.select_sql(config.source, None, None, read, within.predicate())
-    ctx.outcome.load = stream_into_target(ctx, [query], read, load_plan, transformer, before_commit)
+    ctx.outcome.load = stream_into_target(
+        ctx, queries, read, load_plan, transformer, before_commit
+    )
 
 
 def _refuse(config: PipelineConfig, part: Slice) -> None:

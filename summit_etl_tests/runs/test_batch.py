@@ -213,3 +213,112 @@ def test_a_cancel_mid_read_stops_the_reader_and_leaves_the_target_as_it_was(
     assert run_sql(target_url, "SELECT * FROM dw.dst ORDER BY id") == [(1, 1), (2, 0)]
     assert readers_alive() == 0
     assert sessions(source_url) == 0
+
+
+# A source whose every scan is counted: public.tick() runs once per row read.
+COUNTED = """
+CREATE SEQUENCE public.reads;
+CREATE FUNCTION public.tick() RETURNS boolean VOLATILE LANGUAGE sql
+    AS $$ SELECT nextval('public.reads') > 0 $$;
+CREATE TABLE public.events (id int PRIMARY KEY, at timestamptz, amount numeric(12,2), t time);
+INSERT INTO public.events
+SELECT g, timestamptz '2024-01-01' + g * interval '1 minute', g / 100.0, time '08:00'
+  FROM generate_series(1, {rows}) g;
+"""
+COUNTED_QUERY = "SELECT id, at, amount, t FROM public.events WHERE public.tick()"
+
+
+def counted_source(url: str, rows: int) -> None:
+    run_sql(url, COUNTED.replace("{rows}", str(int(rows))))
+
+
+def rows_read(url: str) -> int:
+    """Rows the counted source's scans have read so far."""
+    return int(run_sql(url, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM public.reads")[0][0])
+
+
+def events_as_text(url: str, table: str) -> list[tuple]:
+    return run_sql(url, f"SELECT id::text, at::text, amount::text, t::text FROM {table} ORDER BY id")  # noqa: S608
+
+
+def test_a_read_without_special_values_scans_the_source_once(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    """Dates, timestamps, times and numerics travel typed without a probe scan first."""
+    counted_source(source_url, 5_000)
+    config = pipeline(source_url, target_url, 1, table=None, query=COUNTED_QUERY)
+    for run in (1, 2):
+        assert run_pipeline(config, RunRequest(uuid.uuid4().hex), summit_url).status == "success"
+        assert rows_read(source_url) == 5_000 * run
+    assert events_as_text(target_url, "dw.dst") == events_as_text(source_url, "public.events")
+    types = run_sql(
+        target_url,
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'dw.dst'::regclass AND attnum > 0 ORDER BY attnum",
+    )
+    assert types == [
+        ("id", "integer"),
+        ("at", "timestamp with time zone"),
+        ("amount", "numeric(12,2)"),
+        ("t", "time without time zone"),
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["bulk", "incremental upsert"])
+def test_special_values_found_mid_read_start_the_read_over_once_as_text(
+    source_url: str, target_url: str, summit_url: str, strategy: str, caplog: Any
+) -> None:
+    """NaN, 24:00 and infinity in three columns: the batch holding the first fails, the
+    load rolls back, one probe finds the other two columns, and the read starts over once
+    with all three as text: every value lands exactly, run after run."""
+    rows = 5_000
+    counted_source(source_url, rows)
+    run_sql(
+        source_url,
+        "UPDATE public.events SET amount = 'NaN' WHERE id = 2;"
+        "UPDATE public.events SET t = '24:00' WHERE id = 2500;"
+        f"UPDATE public.events SET at = 'infinity' WHERE id = {rows}",
+    )
+    config = pipeline(source_url, target_url, 1, table=None, query=COUNTED_QUERY)
+    if strategy != "bulk":
+        raw = config.model_dump(by_alias=True, exclude_none=True)
+        raw["extraction"] = {"strategy": "incremental", "incrementalColumn": "id", "batchSize": 1_000}
+        raw["watermark"] = {"type": "numeric"}
+        raw["loading"] |= {"strategy": "upsert", "upsertKey": ["id"]}
+        config = parse_pipeline(raw, "test")
+    expected = events_as_text(source_url, "public.events")
+    # The incremental run's second read is the boundary row only, which holds the infinity.
+    second = ["amount", "at", "t"] if strategy == "bulk" else ["at"]
+    for as_text in (["amount", "at", "t"], second):
+        before = rows_read(source_url)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="summit_etl.engine"):
+            outcome = run_pipeline(config, RunRequest(uuid.uuid4().hex), summit_url)
+        assert outcome.status == "success"
+        assert events_as_text(target_url, "dw.dst") == expected
+        restarts = [r for r in caplog.records if "reading again with it as text" in r.message]
+        assert [r.asText for r in restarts] == [as_text]
+        assert restarts[0].column in as_text
+        # At most one wasted read: its part, the probe, the whole read again.
+        read_now = outcome.counts.records_extracted
+        assert read_now == (rows if outcome.watermark_from is None else 1)
+        assert rows_read(source_url) - before <= 3 * read_now
+    if strategy != "bulk":
+        assert outcome.watermark_to == str(rows)
+
+
+def test_a_watermark_column_holding_infinity_fails_naming_it(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    """The watermark must be read typed: ±infinity there fails the run, nothing loaded."""
+    counted_source(source_url, 100)
+    run_sql(source_url, "UPDATE public.events SET at = 'infinity' WHERE id = 100")
+    raw = pipeline(source_url, target_url, 1, table=None, query=COUNTED_QUERY).model_dump(
+        by_alias=True, exclude_none=True
+    )
+    raw["extraction"] = {"strategy": "incremental", "incrementalColumn": "at"}
+    raw["loading"] |= {"strategy": "upsert", "upsertKey": ["id"]}
+    with pytest.raises(StageFailure) as failure:
+        run_pipeline(parse_pipeline(raw, "test"), RunRequest(uuid.uuid4().hex), summit_url)
+    assert "column 'at' (source type timestamptz)" in str(failure.value)
+    assert run_sql(target_url, "SELECT to_regclass('dw.dst')") == [(None,)]
