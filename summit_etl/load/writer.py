@@ -139,8 +139,9 @@ def load(
                 result.rows_written = _copy(conn, table, written, rows)
             result.inserted = result.rows_written
         elif first is not None or plan.delete_missing:
-            _stage(conn, written, rows, result)
-            _merge(conn, table, plan, written, result)
+            keys = _StagedKeys(plan.key, written)
+            _stage(conn, written, rows, result, keys)
+            _merge(conn, table, plan, written, result, keys.unique())
         # else: merging no rows changes nothing (an upsert slice whose range is now empty)
         if before_commit is not None:
             before_commit(conn)
@@ -212,6 +213,57 @@ def _direct(plan: LoadPlan, written: list[TargetColumn]) -> bool:
     )
 
 
+# Key types whose values, as COPY sends them, are equal exactly when the staged values
+# are (text under the stage's default collation, which is deterministic): keys distinct in
+# Arrow are distinct in the stage. Not floats (-0 = 0), numerics, text cast by the server,
+# nor a type modifier the server applies on the way in (varchar(n) drops trailing blanks
+# past n, timestamp(p) rounds).
+_EXACT_KEY_TYPES = frozenset(
+    {"int2", "int4", "int8", "text", "varchar", "date", "timestamp", "timestamptz", "bytea"}
+)
+_KEYS_AT_MOST = 64 << 20  # bytes of key values kept to prove the stage's keys unique
+
+
+class _StagedKeys:
+    """The key values of the rows going into the stage, while they take at most
+    `_KEYS_AT_MOST`: when all differ, no staged row supersedes another and the merge skips
+    that pass (a sort of the whole stage: 0.95 s of a 1M-row delta, 75 ms of 100k rows)."""
+
+    def __init__(self, key: list[str], written: list[TargetColumn]) -> None:
+        by_name = {c.name: c for c in written}
+        exact = bool(key) and all(
+            k in by_name
+            and by_name[k].arrow_type is not None
+            and by_name[k].typname in _EXACT_KEY_TYPES
+            and "(" not in by_name[k].sql_type
+            for k in key
+        )
+        self._key = key
+        self._seen: list[pa.RecordBatch] | None = [] if exact else None
+        self._bytes = 0
+
+    def passing(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """`batches`, as COPY sends them, with their keys noted."""
+        for batch in batches:
+            if self._seen is not None:
+                keys = batch.select(self._key)
+                self._bytes += keys.nbytes
+                if self._bytes > _KEYS_AT_MOST:
+                    self._seen = None  # too many to keep: the server sorts them out
+                else:
+                    self._seen.append(keys)
+            yield batch
+
+    def unique(self) -> bool:
+        """Whether every staged row has a key of its own (NULL counting as one key)."""
+        if self._seen is None:
+            return False
+        if not self._seen:
+            return True
+        staged = pa.Table.from_batches(self._seen)
+        return staged.group_by(self._key).aggregate([]).num_rows == staged.num_rows
+
+
 def _copy(
     conn,
     table: TableName,
@@ -219,10 +271,14 @@ def _copy(
     rows: Iterator[pa.Table],
     *,
     temporary: bool = False,
+    keys: _StagedKeys | None = None,
 ) -> int:  # noqa: ANN001
     if not written:
         return 0
-    reader = pa.RecordBatchReader.from_batches(schema_for(written), conform(rows, written))
+    batches = conform(rows, written)
+    reader = pa.RecordBatchReader.from_batches(
+        schema_for(written), keys.passing(batches) if keys else batches
+    )
     with conn.cursor() as cursor:
         return int(
             cursor.adbc_ingest(
@@ -231,7 +287,13 @@ def _copy(
         )
 
 
-def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: LoadResult) -> None:  # noqa: ANN001
+def _stage(
+    conn,  # noqa: ANN001
+    written: list[TargetColumn],
+    rows: Iterator[pa.Table],
+    result: LoadResult,
+    keys: _StagedKeys,
+) -> None:
     """COPY the rows into a temporary table without indexes (merges drop superseded rows there)."""
     staged_columns = [
         sql.SQL("{} {}").format(
@@ -246,15 +308,22 @@ def _stage(conn, written: list[TargetColumn], rows: Iterator[pa.Table], result: 
         ).format(STAGE, sql.SQL(", ").join(staged_columns), _SEQ),
     )
     result.rows_written = _copy(
-        conn, TableName(None, "summit_stage"), written, rows, temporary=True
+        conn, TableName(None, "summit_stage"), written, rows, temporary=True, keys=keys
     )
 
 
 def _merge(
-    conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
-) -> None:  # noqa: ANN001
+    conn,  # noqa: ANN001
+    table: TableName,
+    plan: LoadPlan,
+    written: list[TargetColumn],
+    result: LoadResult,
+    unique: bool,
+) -> None:
+    """Merge the stage into `table`; `unique`: no two staged rows share a key."""
     if plan.key:
-        execute(conn, _drop_superseded(plan.key))
+        if not unique:
+            execute(conn, _drop_superseded(plan.key))
         # The key's statistics are all the planner needs to size the joins with the target.
         execute(conn, sql.SQL("ANALYZE {} ({})").format(STAGE, columns_sql(plan.key)))
     scd2 = plan.strategy is LoadStrategy.scd_type2

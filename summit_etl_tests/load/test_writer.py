@@ -375,3 +375,71 @@ def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -
     ) == [(42_000, 40_000)]
     with adbc_connection(target_url) as conn:  # the partial index serves scd_type2 only
         assert _probing_pays(conn, TABLE, ["id"], 2_000, current_only=False) is False
+
+
+def _statements(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.sql for r in caplog.records if r.getMessage() == "target sql"]
+
+
+def _superseded_pass(statements: list[str]) -> bool:
+    return any("row_number() OVER" in s for s in statements)
+
+
+@pytest.mark.parametrize(
+    ("key_type", "skipped"),
+    [
+        ("bigint", True),
+        ("text", True),
+        ("timestamp with time zone", True),
+        # Equal values with different Arrow forms, or a modifier the server applies.
+        ("numeric", False),
+        ("double precision", False),
+        ("varchar(4)", False),
+    ],
+)
+def test_a_stage_whose_keys_all_differ_skips_the_superseded_rows_pass(
+    target_url: str, caplog: pytest.LogCaptureFixture, key_type: str, skipped: bool
+) -> None:
+    run_sql(target_url, f"CREATE SCHEMA dw; CREATE TABLE dw.t (k {key_type} PRIMARY KEY, v text)")
+    values = {
+        "bigint": [1, 2, 3],
+        "text": ["a", "b", "A"],
+        "timestamp with time zone": [
+            dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+            dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+        ],
+        "numeric": [Decimal(1), Decimal(2), Decimal(3)],
+        "double precision": [1.0, 2.0, 3.0],
+        "varchar(4)": ["a", "b", "c"],
+    }[key_type]
+    plan = LoadPlan(LoadStrategy.upsert, key=["k"])
+    with caplog.at_level("DEBUG", logger="summit_etl.load.target"):
+        load(target_url, TableName("dw", "t"), plan, [pa.table({"k": values, "v": ["x", "y", "z"]})])
+    assert _superseded_pass(_statements(caplog)) is not skipped
+    assert run_sql(target_url, "SELECT count(*) FROM dw.t") == [(3,)]
+
+
+def test_a_stage_with_a_repeated_key_keeps_its_last_row(
+    target_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Across batches, and with NULL keys counting as one key, as the pass counts them."""
+    plan = LoadPlan(LoadStrategy.upsert, key=["id"], create_table=True)
+    batches = [people([(1, "Ann", "Oslo"), (2, "Bo", "Rome")]), people([(3, "Cy", "Bern")])]
+    with caplog.at_level("DEBUG", logger="summit_etl.load.target"):
+        load(target_url, TABLE, plan, batches)
+    assert not _superseded_pass(_statements(caplog))
+    caplog.clear()
+    batches = [people([(1, "Ann", "Lima"), (2, "Bo", "Rome")]), people([(1, "Ann", "Kyiv")])]
+    with caplog.at_level("DEBUG", logger="summit_etl.load.target"):
+        load(target_url, TABLE, plan, batches)
+    assert _superseded_pass(_statements(caplog))
+    assert target_rows(target_url) == [(1, "Ann", "Kyiv"), (2, "Bo", "Rome"), (3, "Cy", "Bern")]
+
+    run_sql(target_url, "CREATE TABLE dw.nullable (k int UNIQUE, v text)")
+    nulls = pa.table({"k": pa.array([None, None], pa.int32()), "v": ["first", "last"]})
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="summit_etl.load.target"):
+        load(target_url, TableName("dw", "nullable"), LoadPlan(LoadStrategy.delta, key=["k"]), [nulls])
+    assert _superseded_pass(_statements(caplog))
+    assert run_sql(target_url, "SELECT k, v FROM dw.nullable") == [(None, "last")]
