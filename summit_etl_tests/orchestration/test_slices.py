@@ -75,6 +75,12 @@ def _run_slices(defs: Definitions, instance: DagsterInstance, keys: list[str], *
 def test_all_partitions_load_the_table_and_one_reloads_its_range_only(
     tmp_path: Path, source: str, target_url: str, summit_url: str
 ) -> None:
+    # Infinity in the first and last slices: those read again with the column as text.
+    run_sql(
+        source,
+        "ALTER TABLE src.items ADD COLUMN at timestamptz NOT NULL DEFAULT '2024-01-01';"
+        f"UPDATE src.items SET at = 'infinity' WHERE id IN (2, {ROWS - 1})",
+    )
     defs = _definitions(tmp_path, summit_url, _pipeline(source, target_url))
     job = defs.resolve_job_def(slices_job_name(PIPELINE))
     keys = job.partitions_def.get_partition_keys()
@@ -88,6 +94,8 @@ def test_all_partitions_load_the_table_and_one_reloads_its_range_only(
             for r in results
         ]
     assert _rows(target_url) == _rows(source)
+    at = "SELECT id, at::text FROM {} WHERE at = 'infinity' ORDER BY id"
+    assert run_sql(target_url, at.format("dw.items")) == [(2, "infinity"), (ROWS - 1, "infinity")]
     # Each slice loaded its share (the histogram splits the ids evenly).
     assert [m.metadata["slice"].value for m in loaded] == keys
     assert all(
