@@ -182,12 +182,14 @@ def stream_into_target(
         except StageFailure as failure:
             if isinstance(failure.cause, SchemaContractError):
                 record(failure.cause.changes)
+            if not isinstance(failure.cause, TypeTravelError):
+                raise
+            clock.failure = None  # the clock reports what fails from here on
             again = _read_again(ctx, read, failure.cause)
             if again is None:
                 raise
             read = again
             # Nothing of the failed read was committed: count and observe from scratch.
-            clock.failure = None
             counts.records_extracted = counts.records_transformed = counts.bytes_processed = 0
             if observe:
                 observe.forget()
@@ -198,11 +200,11 @@ def stream_into_target(
     return result
 
 
-def _read_again(ctx: RunContext, read: ReadPlan, error: BaseException) -> ReadPlan | None:
+def _read_again(ctx: RunContext, read: ReadPlan, error: TypeTravelError) -> ReadPlan | None:
     """The plan to start the read over with after `error`; None: the run fails with it."""
-    if not isinstance(error, TypeTravelError):
-        return None
-    again = read.after_travel_error(error.column)
+    column = error.column
+    # Its probe queries the source: a failure there is the extraction's.
+    again = ctx.clock.run(Stage.extraction, lambda: read.after_travel_error(column))
     if again is not None:
         log.info(
             "a column holds a value its typed form cannot carry exactly: reading again "
@@ -210,7 +212,7 @@ def _read_again(ctx: RunContext, read: ReadPlan, error: BaseException) -> ReadPl
             extra={
                 **ctx.log_context,
                 "stage": "extraction",
-                "column": error.column,
+                "column": column,
                 "asText": sorted(again.as_text - read.as_text),
             },
         )
