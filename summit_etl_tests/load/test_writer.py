@@ -15,6 +15,7 @@ from summit_etl.config import LoadStrategy
 from summit_etl.extract.postgres import adbc_connection
 from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName
+from summit_etl.load import writer
 from summit_etl.load.locks import target_lock
 from summit_etl.load.writer import LoadError, LoadPlan, _probing_pays, load
 from summit_etl_tests.support import run_sql
@@ -443,3 +444,18 @@ def test_a_stage_with_a_repeated_key_keeps_its_last_row(
         load(target_url, TableName("dw", "nullable"), LoadPlan(LoadStrategy.delta, key=["k"]), [nulls])
     assert _superseded_pass(_statements(caplog))
     assert run_sql(target_url, "SELECT k, v FROM dw.nullable") == [(None, "last")]
+
+
+def test_keys_beyond_the_kept_bytes_leave_the_pass_to_the_server(
+    target_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer keeps at most `_KEYS_AT_MOST` bytes of keys: past that it stops noting
+    them (memory stays flat) and the server drops superseded rows as before."""
+    monkeypatch.setattr(writer, "_KEYS_AT_MOST", 8 * 1_000)  # a thousand int8 keys
+    plan = LoadPlan(LoadStrategy.upsert, key=["id"], create_table=True)
+    rows = [(i, f"n{i}", "c") for i in range(1, 3_001)]
+    batches = [people(rows[:1_000]), people(rows[1_000:2_000]), people(rows[2_000:])]
+    with caplog.at_level("DEBUG", logger="summit_etl.load.target"):
+        load(target_url, TABLE, plan, batches)
+    assert _superseded_pass(_statements(caplog))
+    assert run_sql(target_url, "SELECT count(*), count(DISTINCT id) FROM dw.people") == [(3_000, 3_000)]
