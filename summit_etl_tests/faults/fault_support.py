@@ -15,6 +15,7 @@ from summit_etl_tests.support import run_sql
 MakeDatabase = Callable[[LogicalCluster], str]
 
 ROWS = 2000
+WIDE_ROWS = 6  # change_source(infinity=True): more than the driver's first batch
 # qty is negative for every 50th id (from 7 on): the rows a quarantine rule holds back.
 SOURCE_DDL = """
 CREATE TABLE public.items (
@@ -38,9 +39,12 @@ def create_source(url: str) -> None:
     run_sql(url, _INSERT, (1, ROWS))
 
 
-def change_source(url: str, *, deletes: bool) -> None:
+def change_source(url: str, *, deletes: bool, infinity: bool = False) -> None:
     """Between two runs: 300 updates (newer timestamps), 600 inserts, 100 deletes when the
-    pipeline can see deletes (full reads and CDC)."""
+    pipeline can see deletes (full reads and CDC). With `infinity`, then WIDE_ROWS inserts
+    of 1 MiB each and one more update that moves a row to the end of the table with an
+    `updated_at` of 'infinity': a read typed without a probe has handed over the driver's
+    first batch (4 MiB, extract/postgres.py) when it meets that value, and starts over."""
     run_sql(
         url,
         "UPDATE public.items SET name = name || ' v2', "
@@ -50,6 +54,14 @@ def change_source(url: str, *, deletes: bool) -> None:
     run_sql(url, _INSERT, (ROWS + 1, ROWS + 600))
     if deletes:
         run_sql(url, "DELETE FROM public.items WHERE id BETWEEN 1001 AND 1100")
+    if infinity:
+        run_sql(
+            url,
+            "INSERT INTO public.items SELECT g, repeat('wide ', 209716), 1, now() "
+            "FROM generate_series(%s::int, %s::int) g",
+            (ROWS + 601, ROWS + 600 + WIDE_ROWS),
+        )
+        run_sql(url, "UPDATE public.items SET updated_at = 'infinity' WHERE id = 1500")
 
 
 @dataclass(frozen=True)
