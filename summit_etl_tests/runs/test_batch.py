@@ -322,3 +322,28 @@ def test_a_watermark_column_holding_infinity_fails_naming_it(
         run_pipeline(parse_pipeline(raw, "test"), RunRequest(uuid.uuid4().hex), summit_url)
     assert "column 'at' (source type timestamptz)" in str(failure.value)
     assert run_sql(target_url, "SELECT to_regclass('dw.dst')") == [(None,)]
+
+
+def test_a_parallel_read_starts_over_as_text_in_every_range(
+    source_url: str, target_url: str, summit_url: str, caplog: Any
+) -> None:
+    """Readers of two key ranges: the one that meets an infinity fails the load, and the
+    read starts over with that column as text in both ranges, every row exactly once."""
+    counted_source(source_url, ROWS)
+    run_sql(
+        source_url,
+        "UPDATE public.events SET at = '-infinity' WHERE id = 10;"
+        f"UPDATE public.events SET at = 'infinity' WHERE id = {ROWS - 10}",
+    )
+    config = pipeline(source_url, target_url, 2, table="public.events")
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="summit_etl.engine"):
+            outcome = run_pipeline(config, RunRequest(uuid.uuid4().hex), summit_url)
+        assert (outcome.status, outcome.counts.records_loaded) == ("success", ROWS)
+        restarts = [r for r in caplog.records if "reading again with it as text" in r.message]
+        assert [r.asText for r in restarts] == [["at"]]
+        assert events_as_text(target_url, "dw.dst") == events_as_text(source_url, "public.events")
+    # The first attempt's readers and their sessions ended with it.
+    assert readers_alive() == 0
+    assert sessions(source_url) == 0
