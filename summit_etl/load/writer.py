@@ -24,7 +24,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.config import LoadStrategy
-from summit_etl.extract.postgres import adbc_connection
+from summit_etl.extract.postgres import Connector
 from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName, columns_sql
 from summit_etl.load import shadow
@@ -77,75 +77,90 @@ class LoadResult:
 
 
 def load(
-    url: str,
+    target: str | Connector,
     table: TableName,
     plan: LoadPlan,
     batches: Iterable[pa.Table],
     *,
     before_commit: Callable[[adbc.Connection], None] | None = None,
 ) -> LoadResult:
-    """Write `batches` into `table` in one transaction; `before_commit` runs on it once
-    every row is written, and raising there rolls the load back."""
-    stream = iter(batches)
-    first = next(stream, None)
+    """Write `batches` into `table` (at `target`, a URL or a Connector begun earlier) in
+    one transaction; `before_commit` runs on it once every row is written, and raising
+    there rolls the load back."""
+    with target if isinstance(target, Connector) else Connector(target) as connector:
+        # The connection's slow start overlaps the wait for the first batch.
+        stream = iter(batches)
+        first = next(stream, None)
+        with connector.connect() as conn:
+            return _write(conn, table, plan, first, stream, before_commit)
+
+
+def _write(
+    conn: adbc.Connection,
+    table: TableName,
+    plan: LoadPlan,
+    first: pa.Table | None,
+    stream: Iterator[pa.Table],
+    before_commit: Callable[[adbc.Connection], None] | None,
+) -> LoadResult:
+    """load() on its connection, `first` the stream's first batch (None: no rows)."""
     scd2 = plan.strategy is LoadStrategy.scd_type2
-    with adbc_connection(url) as conn:
-        # One writer per target: a concurrent load, CDC apply or replay waits here.
-        # A slice that may create the target takes all of it: that DDL races with no one.
-        execute(conn, target_lock(table, None if plan.create_table else plan.within))
-        columns = targets.inspect(conn, table)
-        changes: list[SchemaChange] = []
-        created = columns is None
-        if columns is None:
-            if not plan.create_table:
-                raise LoadError(
-                    f"target table {table} does not exist; create it or set "
-                    "loading.createTable: true"
-                )
-            if first is None:
-                log.info("no rows and no target table yet: nothing to create or load")
-                return LoadResult()
-            targets.create(conn, table, first.schema, plan.key, scd2)
-            columns = targets.inspect(conn, table) or []
-        elif first is not None:
-            mode = contract.mode_for(plan.schema_changes, conn, table)
-            changes = contract.reconcile(conn, table, columns, first.schema, mode, scd2)
-            if changes:
-                columns = targets.inspect(conn, table) or []
-        incoming = first.column_names if first is not None else []
-        written = [
-            c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)
-        ]
-        written = as_travelled(written, first.schema) if first is not None else written
-        result = LoadResult(
-            ignored_columns=[n for n in incoming if n not in {c.name for c in columns}],
-            schema_changes=changes,
-        )
-        if result.ignored_columns:
-            log.info(
-                "columns not in the target are not written",
-                extra={"columns": result.ignored_columns},
+    # One writer per target: a concurrent load, CDC apply or replay waits here.
+    # A slice that may create the target takes all of it: that DDL races with no one.
+    execute(conn, target_lock(table, None if plan.create_table else plan.within))
+    columns = targets.inspect(conn, table)
+    changes: list[SchemaChange] = []
+    created = columns is None
+    if columns is None:
+        if not plan.create_table:
+            raise LoadError(
+                f"target table {table} does not exist; create it or set "
+                "loading.createTable: true"
             )
-        _check_key(plan, table, columns, written, first is not None)
-        rows = chain([first], stream) if first is not None else iter(())
-        if _direct(plan, written):
-            if plan.replace and plan.within is None and not created and _swappable(conn, table):
-                result.rows_written = shadow.reload(
-                    conn, table, lambda into: _copy(conn, into, written, rows)
-                )
-            else:
-                if plan.replace:
-                    result.deleted = _clear(conn, table, plan)
-                result.rows_written = _copy(conn, table, written, rows)
-            result.inserted = result.rows_written
-        elif first is not None or plan.delete_missing:
-            keys = _StagedKeys(plan.key, written)
-            _stage(conn, written, rows, result, keys)
-            _merge(conn, table, plan, written, result, keys.unique())
-        # else: merging no rows changes nothing (an upsert slice whose range is now empty)
-        if before_commit is not None:
-            before_commit(conn)
-        conn.commit()
+        if first is None:
+            log.info("no rows and no target table yet: nothing to create or load")
+            return LoadResult()
+        targets.create(conn, table, first.schema, plan.key, scd2)
+        columns = targets.inspect(conn, table) or []
+    elif first is not None:
+        mode = contract.mode_for(plan.schema_changes, conn, table)
+        changes = contract.reconcile(conn, table, columns, first.schema, mode, scd2)
+        if changes:
+            columns = targets.inspect(conn, table) or []
+    incoming = first.column_names if first is not None else []
+    written = [
+        c for c in columns if c.name in incoming and not (scd2 and c.name in SCD2_COLUMNS)
+    ]
+    written = as_travelled(written, first.schema) if first is not None else written
+    result = LoadResult(
+        ignored_columns=[n for n in incoming if n not in {c.name for c in columns}],
+        schema_changes=changes,
+    )
+    if result.ignored_columns:
+        log.info(
+            "columns not in the target are not written",
+            extra={"columns": result.ignored_columns},
+        )
+    _check_key(plan, table, columns, written, first is not None)
+    rows = chain([first], stream) if first is not None else iter(())
+    if _direct(plan, written):
+        if plan.replace and plan.within is None and not created and _swappable(conn, table):
+            result.rows_written = shadow.reload(
+                conn, table, lambda into: _copy(conn, into, written, rows)
+            )
+        else:
+            if plan.replace:
+                result.deleted = _clear(conn, table, plan)
+            result.rows_written = _copy(conn, table, written, rows)
+        result.inserted = result.rows_written
+    elif first is not None or plan.delete_missing:
+        keys = _StagedKeys(plan.key, written)
+        _stage(conn, written, rows, result, keys)
+        _merge(conn, table, plan, written, result, keys.unique())
+    # else: merging no rows changes nothing (an upsert slice whose range is now empty)
+    if before_commit is not None:
+        before_commit(conn)
+    conn.commit()
     return result
 
 

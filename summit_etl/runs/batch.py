@@ -160,7 +160,11 @@ def stream_into_target(
             )
         # The source is read on reader threads while the loader writes; the time the
         # stages below wait for their batches is the run's extraction time (runs/clock.py).
-        with read_ahead(source_url, selects, config.extraction.batch_size, read) as batches:
+        # The target connection's slow start overlaps the source's (extract/postgres.py).
+        with (
+            source_db.Connector(ctx.target_url) as writer,
+            read_ahead(source_url, selects, config.extraction.batch_size, read) as batches,
+        ):
             stream = clock.each(Stage.extraction, extracted(batches))
             stream = clock.each(Stage.transformation, transformed(stream))
             if ctx.gate is not None:
@@ -168,7 +172,7 @@ def stream_into_target(
             return clock.run(
                 Stage.loading,
                 lambda: load(
-                    ctx.target_url, target, plan, handed_over(stream), before_commit=before_commit
+                    writer, target, plan, handed_over(stream), before_commit=before_commit
                 ),
             )
 

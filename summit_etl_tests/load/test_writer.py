@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import psycopg
@@ -263,6 +264,32 @@ def test_concurrent_loads_into_a_target_without_unique_index_serialize(
     assert run_sql(
         target_url, f"SELECT count(*), count(DISTINCT id) FROM dw.people WHERE {current}"
     ) == [(2000, 2000)]
+
+
+def test_no_target_transaction_waits_on_a_slow_first_batch(target_url: str) -> None:
+    """The target connection's slow start runs beside the wait for the first batch, but
+    the connection and its transaction open only once that batch is there: a slow source
+    leaves no session idle in a transaction on the target."""
+    states: list[list[tuple]] = []
+
+    def slow_source() -> Iterator[pa.Table]:
+        deadline = time.monotonic() + 10
+        while any(t.name.startswith("summit-catalog") for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the catalog load never ended"
+            time.sleep(0.01)
+        states.append(
+            run_sql(
+                target_url,
+                "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()",
+            )
+        )
+        yield people([(1, "Ann", "Oslo")])
+
+    plan = LoadPlan(LoadStrategy.upsert, key=["id"], create_table=True)
+    assert load(target_url, TABLE, plan, slow_source()).rows_written == 1
+    assert states == [[]]
+    assert target_rows(target_url) == [(1, "Ann", "Oslo")]
 
 
 def test_a_merge_of_no_rows_changes_nothing(target_url: str) -> None:
