@@ -36,9 +36,10 @@ class Connector:
 
     Before the ADBC driver opens a connection, its database object loads the server's type
     catalog over a connection of its own (50-100 ms). Begun early, that overlaps what the
-    run does meanwhile (connecting to the source, waiting for the first batch);
-    `connect()` then opens the connection itself, and its transaction, when there is work
-    for it. Leaving the block releases what no connection took.
+    run does meanwhile (connecting to the source, waiting for the first batch, the other
+    readers' catalog loads); `open()` then opens the connection itself, and its
+    transaction, when there is work for it. Leaving the block releases what no connection
+    took.
     """
 
     def __init__(self, url: str) -> None:
@@ -61,22 +62,19 @@ class Connector:
         if not self._taken:
             self._database.add_done_callback(_close_database)
 
-    @contextmanager
-    def connect(self) -> Iterator[adbc.Connection]:
-        """The connection (once per Connector): raises what the catalog load met."""
+    def open(self) -> adbc.Connection:
+        """The connection (once per Connector; closing it is the caller's, `with` does):
+        raises what the catalog load met."""
         if self._taken:
             raise RuntimeError("a Connector opens one connection")
         self._taken = True
         database = self._database.result()
         try:
-            conn = adbc.Connection(database, adbc_driver_manager.AdbcConnection(database))
+            # The dbapi connection owns the database object from here on.
+            return adbc.Connection(database, adbc_driver_manager.AdbcConnection(database))
         except BaseException:
             database.close()
             raise
-        try:  # the dbapi connection owns the database object from here on
-            yield conn
-        finally:
-            conn.close()
 
 
 def _close_database(database: Future[adbc_driver_manager.AdbcDatabase]) -> None:

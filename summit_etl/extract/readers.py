@@ -33,7 +33,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.extract.columns import ReadPlan
-from summit_etl.extract.postgres import stream_batches
+from summit_etl.extract.postgres import Connector, stream_batches
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,10 @@ def read_ahead(
 
 def _connect(url: str, count: int, opened: ExitStack) -> list[adbc.Connection]:
     """`count` source connections; more than one share one exported snapshot."""
+    # The driver's slow starts side by side, not one after another (extract/postgres.py).
+    connectors = [opened.enter_context(Connector(url)) for _ in range(count)]
     if count == 1:
-        return [opened.enter_context(adbc.connect(url))]
+        return [opened.enter_context(connectors[0].open())]
     with psycopg.connect(url) as exporter:
         exporter.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         exporter.read_only = True
@@ -196,8 +198,8 @@ def _connect(url: str, count: int, opened: ExitStack) -> list[adbc.Connection]:
         assert row is not None
         snapshot = sql.Literal(row[0]).as_string(exporter)
         connections = []
-        for _ in range(count):
-            conn = opened.enter_context(adbc.connect(url))
+        for connector in connectors:
+            conn = opened.enter_context(connector.open())
             connections.append(conn)
             with conn.cursor() as cursor:  # first in the transaction the driver began
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

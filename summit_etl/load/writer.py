@@ -91,7 +91,7 @@ def load(
         # The connection's slow start overlaps the wait for the first batch.
         stream = iter(batches)
         first = next(stream, None)
-        with connector.connect() as conn:
+        with connector.open() as conn:
             return _write(conn, table, plan, first, stream, before_commit)
 
 

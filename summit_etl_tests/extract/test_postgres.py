@@ -56,10 +56,10 @@ def test_a_connector_loads_the_catalog_before_it_is_asked_for_a_connection(
             assert time.monotonic() < deadline, "the catalog load never ended"
             time.sleep(0.01)
         assert catalog_sessions(source_url) == 0  # its connection is gone, none is open yet
-        with connector.connect() as conn, conn.cursor() as cursor:
+        with connector.open() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT 41 + 1")
             assert cursor.fetchone() == (42,)
-        with pytest.raises(RuntimeError, match="one connection"), connector.connect():
+        with pytest.raises(RuntimeError, match="one connection"), connector.open():
             pass
     assert catalog_sessions(source_url) == 0
 
@@ -69,7 +69,7 @@ def test_a_connector_that_cannot_connect_says_why_when_asked(source_url: str) ->
     with (
         Connector(missing) as connector,
         pytest.raises(adbc_driver_manager.Error, match="no_such_database"),
-        connector.connect(),
+        connector.open(),
     ):
         pass
 
