@@ -43,6 +43,7 @@ class Connector:
     """
 
     def __init__(self, url: str) -> None:
+        self.url = url
         pool = ThreadPoolExecutor(1, thread_name_prefix="summit-catalog")
         self._database: Future[adbc_driver_manager.AdbcDatabase] = pool.submit(
             adbc_driver_postgresql.connect, url

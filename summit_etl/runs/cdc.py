@@ -56,20 +56,26 @@ def run_cdc(ctx: RunContext) -> None:
             Stage.transformation,
             ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
         )
-    source = clock.run(Stage.extraction, lambda: change_source(config))
-    live = _Live(ctx, source)
-    if not clock.run(Stage.extraction, live.install_capture):
-        return
-    schema = clock.run(Stage.extraction, lambda: _source_schema(config))
     table, run_id = str(config.loading.target_name), ctx.request.run_id
-    try:
-        target = clock.run(
-            Stage.loading, lambda: cdc_target.prepare(config, ctx.target_url, schema)
-        )
-    except StageFailure as failure:
-        if isinstance(failure.cause, SchemaContractError):
-            schema_store.record(ctx.summit_url, config.id, run_id, table, failure.cause.changes)
-        raise
+    # Both connections' slow starts run beside the capture's set-up (extract/postgres.py).
+    with (
+        source_db.Connector(timed_url(config.source.url, config.timeouts)) as schema_reader,
+        source_db.Connector(ctx.target_url) as target_writer,
+    ):
+        source = clock.run(Stage.extraction, lambda: change_source(config))
+        live = _Live(ctx, source)
+        if not clock.run(Stage.extraction, live.install_capture):
+            return
+        schema = clock.run(Stage.extraction, lambda: _source_schema(config, schema_reader))
+        try:
+            target = clock.run(
+                Stage.loading, lambda: cdc_target.prepare(config, target_writer, schema)
+            )
+        except StageFailure as failure:
+            if isinstance(failure.cause, SchemaContractError):
+                changes = failure.cause.changes
+                schema_store.record(ctx.summit_url, config.id, run_id, table, changes)
+            raise
     schema_store.record(ctx.summit_url, config.id, run_id, table, target.schema_changes)
     outcome.load.schema_changes = list(target.schema_changes)
     offset = clock.run(Stage.loading, lambda: cdc_target.committed_offset(config, ctx.summit_url))
@@ -296,11 +302,11 @@ def mirror(
         )
 
 
-def _source_schema(config: PipelineConfig) -> pa.Schema:
+def _source_schema(config: PipelineConfig, source: source_db.Connector) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
     read = source_db.read_plan(config, probe=False)
     query = source_db.select_sql(config.source, None, None, read) + " LIMIT 0"
-    with source_db.adbc_connection(timed_url(config.source.url, config.timeouts)) as conn:
+    with source.open() as conn:
         schema, batches = source_db.stream_batches(conn, query, 1, read)
         for _ in batches:
             pass
