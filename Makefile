@@ -26,7 +26,7 @@ test: install
 
 # Every benchmark of docs/benchmarks.md, one after another (about an hour on 2 cores); each
 # prints its table with the baselines it ran in the same process. BENCH=name runs one.
-BENCHES ?= load_throughput merge_speed slices cdc_lag run_start api_latency verify_speed quality_overhead
+BENCHES ?= load_throughput merge_speed slices cdc_lag run_start run_overhead api_latency verify_speed quality_overhead
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	@set -e; for b in $(if $(BENCH),$(BENCH),$(BENCHES)); do \
