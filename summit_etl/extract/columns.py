@@ -63,6 +63,8 @@ class SourceColumn:
     typmod: int
     category: str  # pg_type.typcategory: 'A' array, 'E' enum, 'N' numeric...
     not_null: bool
+    # The type the server sends the column's values as: a domain's base type, else its own.
+    wire_oid: int
     element_category: str | None = None  # an array's element typcategory
     # Statements that create the column's user-defined types on a target lacking them,
     # as (schema, quoted qualified type name, statement), dependencies first.
@@ -111,6 +113,23 @@ class ReadPlan:
 
     def select_list(self) -> sql.Composable:
         return sql.SQL(", ").join(read_expression(c, c.name in self.as_text) for c in self.columns)
+
+    @property
+    def built_in_types_only(self) -> bool:
+        """Whether the driver can decode the read without the server's type catalog
+        (extract/postgres.py, Connector): every column arrives as text or in a built-in
+        type read typed, whose decoding its own table has (tests/extract/test_postgres.py
+        checks that against the catalog's). Arrays read typed (a flatten step's) ask for
+        the catalog: their elements may be of a type made on the server."""
+        return all(
+            c.name in self.as_text
+            or (
+                not c.is_array
+                and c.base in EXACT_IN_ARROW | TYPED_WHEN_NEEDED
+                and c.wire_oid < FIRST_USER_OID
+            )
+            for c in self.columns
+        )
 
     def typed_schema(self, read: pa.Schema) -> pa.Schema:
         """The read's plain Arrow schema (extract/arrow.py) in the types its columns travel
@@ -267,11 +286,11 @@ def read_expression(column: SourceColumn, as_text: bool) -> sql.Composable:
 
 
 # Types below it are built in (PostgreSQL's FirstNormalObjectId): nothing to define.
-_FIRST_USER_OID = 16384
+FIRST_USER_OID = 16384
 
 _COLUMNS = """
 SELECT i.ord, t.oid, t.typname, coalesce(b.typname, t.typname), format_type(t.oid, i.typmod),
-       i.typmod, t.typcategory, i.not_null, e.typcategory
+       i.typmod, t.typcategory, i.not_null, e.typcategory, coalesce(b.oid, t.oid)
   FROM (SELECT s.ord, coalesce(a.atttypid, s.ftype) AS typid,
                coalesce(a.atttypmod, s.fmod) AS typmod,
                coalesce(a.attnotnull AND %(table)s, false) AS not_null
@@ -312,10 +331,12 @@ def source_columns(url: str, relation: sql.Composable, is_table: bool) -> list[S
                 typmod=typmod,
                 category=category,
                 not_null=not_null,
+                wire_oid=wire_oid,
                 element_category=elem,
-                defines=tuple(_defines(conn, oid, set())) if oid >= _FIRST_USER_OID else (),
+                defines=tuple(_defines(conn, oid, set())) if oid >= FIRST_USER_OID else (),
             )
-            for ord_, oid, typname, base, sql_type, typmod, category, not_null, elem in rows
+            for ord_, oid, typname, base, sql_type, typmod, category, not_null, elem, wire_oid
+            in rows
         ]
 
 

@@ -31,6 +31,9 @@ def adbc_connection(url: str) -> Iterator[adbc.Connection]:
         conn.close()
 
 
+_TYPE_RESOLVER = "adbc.postgresql.type_resolver_mode"
+
+
 class Connector:
     """One connection to `url`, its slow part begun on a thread as the Connector is made.
 
@@ -40,13 +43,21 @@ class Connector:
     readers' catalog loads); `open()` then opens the connection itself, and its
     transaction, when there is work for it. Leaving the block releases what no connection
     took.
+
+    With `built_in_types` the driver skips that load and uses its own table of
+    PostgreSQL's built-in types (about 5 ms): for a connection that receives no value of
+    a type made on the server (an enum, a composite, an extension's type, arrays of
+    them), which would arrive as opaque bytes. Writing needs no catalog: the server
+    converts what COPY sends into the column's type, whatever it is.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, built_in_types: bool = False) -> None:
         self.url = url
         pool = ThreadPoolExecutor(1, thread_name_prefix="summit-catalog")
         self._database: Future[adbc_driver_manager.AdbcDatabase] = pool.submit(
-            adbc_driver_postgresql.connect, url
+            adbc_driver_postgresql.connect,
+            url,
+            {_TYPE_RESOLVER: "builtin" if built_in_types else "server"},
         )
         pool.shutdown(wait=False)  # the thread ends with the catalog load
         self._taken = False

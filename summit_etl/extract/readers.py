@@ -165,7 +165,8 @@ def read_ahead(
     """Read `queries` on one reader thread each (several: in one snapshot); iterate the
     result for their batches. Leaving the block stops and closes every reader."""
     with ExitStack() as opened:
-        connections = _connect(url, len(queries), opened)
+        built_in = plan is not None and plan.built_in_types_only
+        connections = _connect(url, len(queries), opened, built_in_types=built_in)
         opened.pop_all()  # from here on each reader closes its own connection
     out: queue.Queue[pa.Table | _Done | _Failed] = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()
@@ -185,10 +186,14 @@ def read_ahead(
                 conn.close()
 
 
-def _connect(url: str, count: int, opened: ExitStack) -> list[adbc.Connection]:
+def _connect(
+    url: str, count: int, opened: ExitStack, *, built_in_types: bool
+) -> list[adbc.Connection]:
     """`count` source connections; more than one share one exported snapshot."""
     # The driver's slow starts side by side, not one after another (extract/postgres.py).
-    connectors = [opened.enter_context(Connector(url)) for _ in range(count)]
+    connectors = [
+        opened.enter_context(Connector(url, built_in_types=built_in_types)) for _ in range(count)
+    ]
     if count == 1:
         return [opened.enter_context(connectors[0].open())]
     with psycopg.connect(url) as exporter:

@@ -52,7 +52,14 @@ def execute(conn: adbc.Connection, statement: sql.Composable) -> list[tuple]:
     log.debug("target sql", extra={"stage": "loading", "sql": text})
     with conn.cursor() as cursor:
         cursor.execute(text)
-        return cursor.fetchall() if cursor.description else []
+        if not cursor.description:
+            return []
+        # The writer's connection knows the built-in types only (extract/postgres.py,
+        # Connector): a value of another would come back as opaque bytes, never used.
+        opaque = [d[0] for d in cursor.description if isinstance(d[1], pa.OpaqueType)]
+        if opaque:
+            raise RuntimeError(f"column(s) {opaque} of a target query came back undecoded: {text}")
+        return cursor.fetchall()
 
 
 def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | None:
@@ -74,9 +81,12 @@ def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | Non
     )
     if not rows:
         exists = execute(
-            conn, sql.SQL("SELECT to_regclass({})").format(sql.Literal(table.ident.as_string(None)))
+            conn,
+            sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(
+                sql.Literal(table.ident.as_string(None))
+            ),
         )
-        if exists[0][0] is None:
+        if not exists[0][0]:
             return None
     return [
         TargetColumn(name, typname, sql_type, arrow_type_for(typname, typmod), comparable)
@@ -139,8 +149,10 @@ def define_types(conn: adbc.Connection, declared: Iterable[ColumnDdl]) -> None:
     and the target lacks, with their schemas, as the source's catalog defines them."""
     for ddl in declared:
         for schema, name, statement in ddl.defines:
-            exists = execute(conn, sql.SQL("SELECT to_regtype({})").format(sql.Literal(name)))
-            if exists[0][0] is not None:
+            exists = execute(
+                conn, sql.SQL("SELECT to_regtype({}) IS NOT NULL").format(sql.Literal(name))
+            )
+            if exists[0][0]:
                 continue
             execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             execute(conn, sql.SQL(statement))  # built with psycopg.sql from the source catalog

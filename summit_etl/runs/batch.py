@@ -162,7 +162,7 @@ def stream_into_target(
         # stages below wait for their batches is the run's extraction time (runs/clock.py).
         # The target connection's slow start overlaps the source's (extract/postgres.py).
         with (
-            source_db.Connector(ctx.target_url) as writer,
+            source_db.Connector(ctx.target_url, built_in_types=True) as writer,
             read_ahead(source_url, selects, config.extraction.batch_size, read) as batches,
         ):
             stream = clock.each(Stage.extraction, extracted(batches))

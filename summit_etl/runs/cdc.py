@@ -57,16 +57,13 @@ def run_cdc(ctx: RunContext) -> None:
             ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
         )
     table, run_id = str(config.loading.target_name), ctx.request.run_id
-    # Both connections' slow starts run beside the capture's set-up (extract/postgres.py).
-    with (
-        source_db.Connector(timed_url(config.source.url, config.timeouts)) as schema_reader,
-        source_db.Connector(ctx.target_url) as target_writer,
-    ):
+    # The target connection's slow start runs beside the capture's set-up.
+    with source_db.Connector(ctx.target_url, built_in_types=True) as target_writer:
         source = clock.run(Stage.extraction, lambda: change_source(config))
         live = _Live(ctx, source)
         if not clock.run(Stage.extraction, live.install_capture):
             return
-        schema = clock.run(Stage.extraction, lambda: _source_schema(config, schema_reader))
+        schema = clock.run(Stage.extraction, lambda: _source_schema(config))
         try:
             target = clock.run(
                 Stage.loading, lambda: cdc_target.prepare(config, target_writer, schema)
@@ -302,11 +299,12 @@ def mirror(
         )
 
 
-def _source_schema(config: PipelineConfig, source: source_db.Connector) -> pa.Schema:
+def _source_schema(config: PipelineConfig) -> pa.Schema:
     """The source's columns as Arrow types, to create the target from and match against."""
     read = source_db.read_plan(config, probe=False)
     query = source_db.select_sql(config.source, None, None, read) + " LIMIT 0"
-    with source.open() as conn:
+    url = timed_url(config.source.url, config.timeouts)
+    with source_db.Connector(url, built_in_types=read.built_in_types_only).open() as conn:
         schema, batches = source_db.stream_batches(conn, query, 1, read)
         for _ in batches:
             pass

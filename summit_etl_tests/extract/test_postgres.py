@@ -9,9 +9,21 @@ import time
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
 import pytest
+from psycopg import sql
 
-from summit_etl.extract.postgres import BATCH_BYTES, Connector, stream_batches
+from summit_etl.config import PipelineConfig
+from summit_etl.extract.columns import EXACT_IN_ARROW, TYPED_WHEN_NEEDED
+from summit_etl.extract.postgres import (
+    BATCH_BYTES,
+    Connector,
+    read_plan,
+    select_sql,
+    stream_batches,
+)
+from summit_etl.load.target import execute
+from summit_etl.registry import parse_pipeline
 from summit_etl_tests.support import run_sql
 
 ROWS = 160_000
@@ -82,3 +94,85 @@ def test_an_unused_connector_leaves_no_session_or_thread_behind(source_url: str)
         assert time.monotonic() < deadline, "the catalog load never ended"
         time.sleep(0.01)
     assert catalog_sessions(source_url) == 0
+
+
+MADE_ON_THE_SERVER = """
+CREATE DOMAIN public.positive AS int CHECK (VALUE > 0);
+CREATE TYPE public.mood AS ENUM ('calm', 'glad');
+CREATE TABLE public.moods (id public.positive PRIMARY KEY, mood public.mood, moods public.mood[]);
+INSERT INTO public.moods VALUES (1, 'glad', '{calm,glad}');
+"""
+
+
+def _moods(source_url: str, *steps: dict[str, str]) -> PipelineConfig:
+    return parse_pipeline(
+        {
+            "id": "moods",
+            "name": "moods",
+            "source": {"url": source_url, "table": "public.moods"},
+            "transformation": {"transformations": list(steps)},
+            "loading": {"strategy": "bulk", "targetTable": "dw.moods", "targetUrl": source_url},
+        },
+        "test",
+    )
+
+
+def test_a_read_needs_the_servers_catalog_only_for_a_type_made_there_read_typed(
+    source_url: str,
+) -> None:
+    """The server sends a domain in its base type and the read gets an enum as text, so
+    those need no catalog; an enum array a flatten step explodes travels typed, and then
+    the driver must know the enum from the server's catalog."""
+    run_sql(source_url, MADE_ON_THE_SERVER)
+    plain = read_plan(_moods(source_url))
+    assert plain.built_in_types_only
+    flattening = _moods(source_url, {"type": "flatten", "field": "moods"})
+    exploded = read_plan(flattening)
+    assert not exploded.built_in_types_only
+    query = select_sql(flattening.source, None, None, exploded)
+    for plan, built_in in ((exploded, False), (exploded, True)):
+        with Connector(source_url, built_in_types=built_in).open() as conn:
+            schema, batches = stream_batches(conn, query, 10, plan)
+            moods = pa.Table.from_batches(
+                [b for t in batches for b in t.to_batches()], schema=schema
+            ).column("moods")
+        # Without the catalog the enum's values would arrive as opaque bytes.
+        decoded = moods.to_pylist() == [["calm", "glad"]]
+        assert decoded is not built_in, moods.type
+
+
+def test_a_target_query_answering_in_a_type_the_writer_does_not_know_fails(
+    source_url: str,
+) -> None:
+    run_sql(source_url, MADE_ON_THE_SERVER)
+    with Connector(source_url, built_in_types=True).open() as conn:
+        assert execute(conn, sql.SQL("SELECT id FROM public.moods")) == [(1,)]
+        with pytest.raises(RuntimeError, match=r"\['mood'\] of a target query came back"):
+            execute(conn, sql.SQL("SELECT mood FROM public.moods"))
+
+
+# A value of each type a read can get typed (numeric travels as its text, extract/columns.py).
+TYPED_SAMPLES = {
+    "int2": "1", "int4": "2", "int8": "3", "float4": "1.5", "float8": "2.5", "bool": "true",
+    "text": "t", "varchar": "v", "bpchar": "b", "bytea": "\\x01ff",
+    "uuid": "00000000-0000-0000-0000-000000000001", "json": '{"a": 1}', "jsonb": '{"b": 2}',
+    "date": "2024-02-29", "timestamp": "2024-02-29 01:02:03.456789",
+    "timestamptz": "2024-02-29 01:02:03.456789+00", "time": "23:59:59.999999",
+}
+
+
+def test_the_drivers_own_types_decode_every_typed_read_as_the_servers_catalog_does(
+    source_url: str,
+) -> None:
+    assert set(TYPED_SAMPLES) == (EXACT_IN_ARROW | TYPED_WHEN_NEEDED) - {"numeric"}
+    query = ", ".join(
+        f"{sql.Literal(value).as_string(None)}::{name} AS {name}"
+        for name, value in TYPED_SAMPLES.items()
+    )
+    read = {}
+    for built_in in (False, True):
+        with Connector(source_url, built_in_types=built_in).open() as conn:
+            _, batches = stream_batches(conn, f"SELECT {query}", 10)
+            read[built_in] = pa.concat_tables(list(batches))
+    assert read[True].schema == read[False].schema
+    assert read[True].to_pylist() == read[False].to_pylist()
