@@ -42,6 +42,8 @@ def numeric_precision_scale(typmod: int) -> tuple[int, int] | None:
 
 
 def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Field, pa.Array]:
+    if _has_extension_values(field.type):
+        return _plain_lists(field, column)
     if not isinstance(field.type, pa.BaseExtensionType):
         return field, column
     storage = (
@@ -59,7 +61,43 @@ def _plain(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Fiel
         decimal = decimal_type(int(metadata.get(PG_TYPMOD, b"-1")))
         if decimal is not None:
             return field.with_type(decimal), decimal_from_text(field.name, storage, decimal)
+        # The driver's text of a numeric is PostgreSQL's but for the special values.
+        for driver, server in _NUMERIC_SPECIALS:
+            storage = pc.replace_substring_regex(storage, driver, server)
     return field.with_type(storage.type), storage
+
+
+_NUMERIC_SPECIALS = (("^nan$", "NaN"), ("^inf$", "Infinity"), ("^-inf$", "-Infinity"))
+
+
+def _has_extension_values(data_type: pa.DataType) -> bool:
+    """An array (Arrow list) of an extension type: uuid[], json[], jsonb[], numeric[]."""
+    return pa.types.is_list(data_type) and isinstance(data_type.value_type, pa.BaseExtensionType)
+
+
+def _plain_lists(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> tuple[pa.Field, pa.Array]:
+    """A list column (an array a flatten step explodes) with its values made plain."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    value_field, plain = field.type.value_field, []
+    for chunk in chunks:
+        value_field, values = _plain(field.type.value_field, chunk.values)
+        plain.append(pa.ListArray.from_arrays(chunk.offsets, values, mask=chunk.is_null()))
+    list_type = pa.list_(value_field)
+    return field.with_type(list_type), pa.chunked_array(plain, type=list_type)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """`schema.empty_table()`, which pyarrow cannot make for a list of an extension type."""
+    return pa.Table.from_arrays([_empty(f.type) for f in schema], schema=schema)
+
+
+def _empty(data_type: pa.DataType) -> pa.Array:
+    if isinstance(data_type, pa.BaseExtensionType):
+        return pa.ExtensionArray.from_storage(data_type, _empty(data_type.storage_type))
+    if pa.types.is_list(data_type):
+        offsets = pa.array([0], pa.int32())
+        return pa.ListArray.from_arrays(offsets, _empty(data_type.value_type), type=data_type)
+    return pa.array([], type=data_type)
 
 
 def decimal_type(typmod: int) -> pa.Decimal128Type | None:
@@ -151,7 +189,10 @@ def plain_table(data: pa.Table | pa.RecordBatch) -> pa.Table:
     table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
     for f, column in zip(table.schema, table.columns, strict=True):
         _reject_infinity(f, column)
-    if not any(isinstance(f.type, pa.BaseExtensionType) for f in table.schema):
+    if not any(
+        isinstance(f.type, pa.BaseExtensionType) or _has_extension_values(f.type)
+        for f in table.schema
+    ):
         return table
     fields, columns = zip(
         *(_plain(f, c) for f, c in zip(table.schema, table.columns, strict=True)), strict=True

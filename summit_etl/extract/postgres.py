@@ -16,7 +16,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.config import PipelineConfig, SourceConfig
-from summit_etl.extract.arrow import plain_table, reject_end_of_day
+from summit_etl.extract.arrow import empty_table, plain_table, reject_end_of_day
 from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.identifiers import TableName
 from summit_etl.timeouts import timed_url
@@ -163,7 +163,7 @@ def stream_batches(
     cursor.adbc_statement.set_options(**{_BATCH_BYTES: str(BATCH_BYTES)})
     cursor.execute(query)
     reader = cursor.fetch_record_batch()
-    schema = plain_table(reader.schema.empty_table()).schema
+    schema = plain_table(empty_table(reader.schema)).schema
     if plan is not None:
         schema = plan.typed_schema(schema)
 

@@ -3,12 +3,14 @@ hold fail naming their column."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pytest
 
+from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.extract.arrow import TypeTravelError, decimal_type, numeric_precision_scale
 from summit_etl.extract.postgres import read_plan, select_sql, stream_batches
 from summit_etl.registry import parse_pipeline
@@ -79,3 +81,47 @@ def test_numeric_shapes_decode_every_typmod_postgresql_makes(source_url: str) ->
     assert shapes == [(12, 2), (5, -2), (3, 5), (40, 0)]
     # Typed only where decimal128 holds every value exactly; the rest travel as their text.
     assert [decimal_type(typmod) for (typmod,) in typmods] == [pa.decimal128(12, 2), None, None, None]
+
+
+def test_arrays_of_uuid_json_and_numeric_arrive_as_lists_of_their_text(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    """The driver hands such arrays over as lists of extension types, which pyarrow can
+    neither make empty nor transforms use: they arrive as lists of the values' text, and
+    a flatten step explodes them into exact rows."""
+    run_sql(
+        source_url,
+        "CREATE TABLE public.arrays (id int PRIMARY KEY, ids uuid[], docs jsonb[], amounts numeric[]);"
+        " INSERT INTO public.arrays VALUES"
+        " (1, '{00000000-0000-0000-0000-00000000000a,NULL}', ARRAY['{\"a\": 1}'::jsonb], '{1.50,NaN,-Infinity}'),"
+        " (2, NULL, '{}', NULL)",
+    )
+    with adbc.connect(source_url) as conn:
+        schema, batches = stream_batches(conn, "SELECT * FROM public.arrays ORDER BY id", 10)
+        rows = pa.concat_tables(list(batches)).to_pylist()
+    assert [str(schema.field(n).type) for n in ("ids", "docs", "amounts")] == [
+        "list<item: string>"
+    ] * 3
+    assert rows == [
+        {"id": 1, "ids": ["00000000-0000-0000-0000-00000000000a", None],
+         "docs": ['{"a": 1}'], "amounts": ["1.50", "NaN", "-Infinity"]},
+        {"id": 2, "ids": None, "docs": [], "amounts": None},
+    ]
+    config = parse_pipeline(
+        {
+            "id": "arrays",
+            "name": "arrays",
+            "source": {"url": source_url, "table": "public.arrays"},
+            "transformation": {"transformations": [{"type": "flatten", "field": "ids"}]},
+            "loading": {
+                "strategy": "bulk", "targetTable": "dw.arrays", "targetUrl": target_url,
+                "createTable": True,
+            },
+        },
+        "test",
+    )
+    outcome = run_pipeline(config, RunRequest(uuid.uuid4().hex), summit_url)
+    assert (outcome.status, outcome.counts.records_loaded) == ("success", 3)
+    assert run_sql(target_url, "SELECT id, ids::text FROM dw.arrays ORDER BY id, ids") == [
+        (1, "00000000-0000-0000-0000-00000000000a"), (1, None), (2, None),
+    ]
