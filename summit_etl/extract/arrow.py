@@ -144,14 +144,22 @@ _FIRST_MICROS = -210_866_803_200_000_000
 _FIRST_DAY = -2_440_588
 
 
+def _elements(field: pa.Field, column: pa.ChunkedArray) -> tuple[pa.DataType, pa.ChunkedArray]:
+    """The column's values: an array column's (a flatten step's list) are its elements."""
+    if pa.types.is_list(field.type):
+        return field.type.value_type, pc.list_flatten(column)
+    return field.type, column
+
+
 def _reject_infinity(field: pa.Field, column: pa.ChunkedArray) -> None:
-    if pa.types.is_timestamp(field.type):
+    value_type, values = _elements(field, column)
+    if pa.types.is_timestamp(value_type):
         first, storage = _FIRST_MICROS, pa.int64()
-    elif pa.types.is_date32(field.type):
+    elif pa.types.is_date32(value_type):
         first, storage = _FIRST_DAY, pa.int32()
     else:
         return
-    lowest = pc.min(column.cast(storage)).as_py()
+    lowest = pc.min(values.cast(storage)).as_py()
     if lowest is not None and lowest < first:
         pg_type = (field.metadata or {}).get(PG_TYPE, b"date/time").decode()
         raise TypeTravelError(
@@ -169,11 +177,12 @@ def reject_end_of_day(table: pa.Table) -> None:
     """A time column read typed holding PostgreSQL's 24:00 (one day past midnight, which
     no Arrow time holds) fails naming its column, as ±infinity does in `plain_table`."""
     for f, column in zip(table.schema, table.columns, strict=True):
-        if not pa.types.is_time(f.type):
+        value_type, values = _elements(f, column)
+        if not pa.types.is_time(value_type):
             continue
-        storage = pa.int32() if pa.types.is_time32(f.type) else pa.int64()
-        latest = pc.max(column.cast(storage)).as_py()
-        if latest is not None and latest >= _DAY_IN[f.type.unit]:
+        storage = pa.int32() if pa.types.is_time32(value_type) else pa.int64()
+        latest = pc.max(values.cast(storage)).as_py()
+        if latest is not None and latest >= _DAY_IN[value_type.unit]:
             pg_type = (f.metadata or {}).get(PG_TYPE, b"time").decode()
             raise TypeTravelError(
                 f.name,

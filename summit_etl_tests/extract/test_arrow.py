@@ -125,3 +125,23 @@ def test_arrays_of_uuid_json_and_numeric_arrive_as_lists_of_their_text(
     assert run_sql(target_url, "SELECT id, ids::text FROM dw.arrays ORDER BY id, ids") == [
         (1, "00000000-0000-0000-0000-00000000000a"), (1, None), (2, None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("pg_type", "special"),
+    [("timestamptz[]", "infinity"), ("date[]", "-infinity"), ("time[]", "24:00")],
+)
+def test_an_array_read_typed_refuses_an_element_arrow_cannot_hold(
+    source_url: str, pg_type: str, special: str
+) -> None:
+    """A flatten step's array travels typed: an element without an Arrow value fails
+    naming the column, instead of arriving as another date or time."""
+    query = "SELECT at FROM public.lists"
+    run_sql(source_url, f"CREATE TABLE public.lists (at {pg_type}); INSERT INTO public.lists VALUES (ARRAY[NULL]::{pg_type})")
+    with adbc.connect(source_url) as conn:
+        _, batches = stream_batches(conn, query, 10)
+        assert [b.num_rows for b in batches] == [1]  # NULL elements pass
+    run_sql(source_url, f"INSERT INTO public.lists VALUES (ARRAY[%s]::{pg_type})", (special,))  # noqa: S608
+    with adbc.connect(source_url) as conn, pytest.raises(TypeTravelError, match="'at'"):
+        _, batches = stream_batches(conn, query, 10)
+        list(batches)
