@@ -79,8 +79,8 @@ class Connector:
         raises what the catalog load met."""
         if self._taken:
             raise RuntimeError("a Connector opens one connection")
+        database = self._database.result()  # interrupted here, __exit__ still releases it
         self._taken = True
-        database = self._database.result()
         try:
             # The dbapi connection owns the database object from here on.
             return adbc.Connection(database, adbc_driver_manager.AdbcConnection(database))
