@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from decimal import Decimal
 from types import TracebackType
 
@@ -20,16 +19,6 @@ from summit_etl.extract.arrow import empty_table, plain_table, reject_end_of_day
 from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.identifiers import TableName
 from summit_etl.timeouts import timed_url
-
-
-@contextmanager
-def adbc_connection(url: str) -> Iterator[adbc.Connection]:
-    conn = adbc.connect(url)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
 
 _TYPE_RESOLVER = "adbc.postgresql.type_resolver_mode"
 
@@ -47,8 +36,8 @@ class Connector:
     With `built_in_types` the driver skips that load and uses its own table of
     PostgreSQL's built-in types (about 5 ms): for a connection that receives no value of
     a type made on the server (an enum, a composite, an extension's type, arrays of
-    them), which would arrive as opaque bytes. Writing needs no catalog: the server
-    converts what COPY sends into the column's type, whatever it is.
+    them), which would arrive as opaque bytes. Target writers always use it
+    (load/target.py, `connector`); readers when their ReadPlan allows.
     """
 
     def __init__(self, url: str, *, built_in_types: bool = False) -> None:

@@ -31,7 +31,7 @@ def target_lock(table: TableName, within: ReadRange | None = None) -> sql.Compos
     for a load `within` one range, that key shared and the range's own key exclusively."""
     key = f"summit-target:{table.schema or 'public'}.{table.name}"
     # The lock functions return void: as text, a writer's connection that decodes built-in
-    # types only (extract/postgres.py, Connector) reads their answer too.
+    # types only (load/target.py, `connector`) reads their answer too.
     if within is None:
         taken = sql.SQL("pg_advisory_xact_lock(hashtextextended({}, 0))::text").format(
             sql.Literal(key)

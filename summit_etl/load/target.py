@@ -10,6 +10,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
+from summit_etl.extract.postgres import Connector
 from summit_etl.identifiers import TableName, check_name, columns_sql
 from summit_etl.load.types import ColumnDdl, arrow_type_for, column_ddl
 
@@ -46,6 +47,13 @@ class TargetMissingError(LookupError):
     pass
 
 
+def connector(url: str) -> Connector:
+    """The Connector of a target writer's connection. It knows the built-in types only
+    (extract/postgres.py): COPY needs no catalog, as the server converts what it receives
+    into the column's type, and `execute` refuses an answer it could not decode."""
+    return Connector(url, built_in_types=True)
+
+
 def execute(conn: adbc.Connection, statement: sql.Composable) -> list[tuple]:
     """Run one statement on the target session; rows if it returns any."""
     text = statement.as_string(None)
@@ -54,8 +62,8 @@ def execute(conn: adbc.Connection, statement: sql.Composable) -> list[tuple]:
         cursor.execute(text)
         if not cursor.description:
             return []
-        # The writer's connection knows the built-in types only (extract/postgres.py,
-        # Connector): a value of another would come back as opaque bytes, never used.
+        # A writer's connection knows the built-in types only (`connector`): a value of
+        # another would come back as opaque bytes, never to be used.
         opaque = [d[0] for d in cursor.description if isinstance(d[1], pa.OpaqueType)]
         if opaque:
             raise RuntimeError(f"column(s) {opaque} of a target query came back undecoded: {text}")

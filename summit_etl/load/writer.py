@@ -84,10 +84,10 @@ def load(
     *,
     before_commit: Callable[[adbc.Connection], None] | None = None,
 ) -> LoadResult:
-    """Write `batches` into `table` (at `target`, a URL or a Connector begun earlier, which
-    needs no more than the built-in types) in one transaction; `before_commit` runs on it
+    """Write `batches` into `table` (at `target`, a URL or the target's `connector` begun
+    earlier) in one transaction; `before_commit` runs on it
     once every row is written, and raising there rolls the load back."""
-    begun = target if isinstance(target, Connector) else Connector(target, built_in_types=True)
+    begun = target if isinstance(target, Connector) else targets.connector(target)
     with begun as connector:
         # The connection's slow start overlaps the wait for the first batch.
         stream = iter(batches)

@@ -23,6 +23,7 @@ from summit_etl.extract.ranges import split_read
 from summit_etl.extract.readers import read_ahead
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.faults import failpoint
+from summit_etl.load.target import connector as target_connector
 from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
 from summit_etl.quality.run import blocking_check, check_written_target, confirm_quarantine
 from summit_etl.runs.context import RunContext, Stage, StageFailure
@@ -162,7 +163,7 @@ def stream_into_target(
         # stages below wait for their batches is the run's extraction time (runs/clock.py).
         # The target connection's slow start overlaps the source's (extract/postgres.py).
         with (
-            source_db.Connector(ctx.target_url, built_in_types=True) as writer,
+            target_connector(ctx.target_url) as writer,
             read_ahead(source_url, selects, config.extraction.batch_size, read) as batches,
         ):
             stream = clock.each(Stage.extraction, extracted(batches))

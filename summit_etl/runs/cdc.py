@@ -29,6 +29,7 @@ from summit_etl.cdc.sources import ChangeSource, change_source
 from summit_etl.config import PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.faults import failpoint
+from summit_etl.load.target import connector as target_connector
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGateFailure
 from summit_etl.quality.run import check_written_target
@@ -58,7 +59,7 @@ def run_cdc(ctx: RunContext) -> None:
         )
     table, run_id = str(config.loading.target_name), ctx.request.run_id
     # The target connection's slow start runs beside the capture's set-up.
-    with source_db.Connector(ctx.target_url, built_in_types=True) as target_writer:
+    with target_connector(ctx.target_url) as target_writer:
         source = clock.run(Stage.extraction, lambda: change_source(config))
         live = _Live(ctx, source)
         if not clock.run(Stage.extraction, live.install_capture):

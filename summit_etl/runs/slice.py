@@ -29,7 +29,7 @@ from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.extract.ranges import split_read
 from summit_etl.identifiers import TableName
 from summit_etl.load.locks import target_lock
-from summit_etl.load.target import execute
+from summit_etl.load.target import connector, execute
 from summit_etl.load.writer import LoadPlan
 from summit_etl.runs.batch import stream_into_target
 from summit_etl.runs.context import (
@@ -211,7 +211,7 @@ def _shared_plan(
         )
     # No slice loads while the split changes: each checks the split it read by under its
     # shared lock (before_commit), so slices that load at once all use one split.
-    with source_db.adbc_connection(ctx.target_url) as target:
+    with connector(ctx.target_url).open() as target:
         execute(target, target_lock(config.loading.target_name))
         with connect(ctx.summit_url) as summit:
             stored = slice_store.current(summit, config.id)

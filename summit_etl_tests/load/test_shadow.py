@@ -14,7 +14,6 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from summit_etl.config import LoadStrategy
-from summit_etl.extract.postgres import adbc_connection
 from summit_etl.identifiers import TableName
 from summit_etl.load import shadow
 from summit_etl.load.writer import LoadPlan, load
@@ -340,7 +339,7 @@ def test_statistics_the_loader_may_not_move_back_block_the_swap(target: str) -> 
         f" ALTER STATISTICS dw.people_lower OWNER TO {role}",
     )
     try:
-        with adbc_connection(make_conninfo(target, user=role)) as conn:
+        with adbc.connect(make_conninfo(target, user=role)) as conn:
             assert shadow.blockers(conn, TABLE) == [
                 "its statistics object people_name_city is in schema dw_stats,"
                 " where the loading role may not create"

@@ -8,12 +8,12 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pytest
 
 from summit_etl.config import LoadStrategy
-from summit_etl.extract.postgres import adbc_connection
 from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName
 from summit_etl.load import writer
@@ -387,7 +387,7 @@ def test_probing_needs_an_index_that_leads_with_the_key(
         " INSERT INTO dw.people SELECT g, 'n' || g, 'c' || g FROM generate_series(1, 1000) g;"
         " ANALYZE dw.people",
     )
-    with adbc_connection(target_url) as conn:
+    with adbc.connect(target_url) as conn:
         assert _probing_pays(conn, TABLE, key, 100) is probes
         assert _probing_pays(conn, TABLE, key, 101) is False  # over a tenth of the target
 
@@ -401,7 +401,7 @@ def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -
     assert run_sql(
         target_url, "SELECT count(*), count(*) FILTER (WHERE is_current) FROM dw.people"
     ) == [(42_000, 40_000)]
-    with adbc_connection(target_url) as conn:  # the partial index serves scd_type2 only
+    with adbc.connect(target_url) as conn:  # the partial index serves scd_type2 only
         assert _probing_pays(conn, TABLE, ["id"], 2_000, current_only=False) is False
 
 
