@@ -9,7 +9,8 @@ an empty target with each contender in turn and prints one comparison table:
 
 Each contender runs in a child process (this script with `--contender`), so its peak RSS is
 its own and not the high-water mark of whichever contender ran before it. The child times
-the load only and reports JSON on its last stdout line; the parent verifies the target's
+the load only (wall time and its own CPU time, all threads) and reports JSON on its last
+stdout line; the parent verifies the target's
 row count independently and fails loudly if it is not the number of rows read.
 `summit_service` is the same Summit pipeline through a `summit-etl serve` started for it
 (bench/service.py): created with POST /pipelines, timed from POST .../execute until its run
@@ -380,6 +381,13 @@ def rss_now_kib() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def process_cpu_seconds() -> float:
+    """User plus system CPU time of this process, all its threads: the client's share of
+    the two cores, which the servers' backends need too."""
+    times = os.times()
+    return times.user + times.system
+
+
 def run_child(contender: str, table: str, limit: int | None) -> None:
     """The `--contender` side: load once, print a JSON result line for the parent."""
     import importlib
@@ -387,12 +395,15 @@ def run_child(contender: str, table: str, limit: int | None) -> None:
     for module in WARM_IMPORTS[contender]:
         importlib.import_module(module)
     rss_before = rss_now_kib()
+    cpu_before = process_cpu_seconds()
     started = time.perf_counter()
     reported = LOADERS[contender](table, limit)
     seconds = time.perf_counter() - started
+    cpu_seconds = process_cpu_seconds() - cpu_before
     result = {
         "contender": contender,
         "seconds": seconds,
+        "client_cpu_seconds": cpu_seconds,
         "reported_rows": reported,
         "rss_before_kib": rss_before,
         # Linux reports ru_maxrss in KiB.
@@ -412,6 +423,7 @@ class Result:
     seconds: float
     peak_rss_mib: float  # NaN: not measured (the run worker of a service run)
     rss_before_mib: float
+    client_cpu_seconds: float = math.nan  # NaN: not measured (a service run)
     metrics: dict[str, float] = field(default_factory=dict)
     sampled_from: int | None = None  # the full table size when this ran on a sample
 
@@ -490,6 +502,7 @@ def measure(contender: str, rows: int, limit: int | None = None) -> Result:
         seconds=report["seconds"],
         peak_rss_mib=report["peak_rss_kib"] / 1024,
         rss_before_mib=report["rss_before_kib"] / 1024,
+        client_cpu_seconds=report["client_cpu_seconds"],
         metrics=report.get("metrics") or {},
         sampled_from=rows if expected != rows else None,
     )
@@ -542,22 +555,24 @@ def print_variants(results: list[Result]) -> None:
         print(f"{variant.contender} ÷ contender: " + ", ".join(cells))
 
 
-def mib(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.0f}"
+def cell(value: float, form: str = "{:.0f}") -> str:
+    """A measured figure, or "-" where it was not measured (NaN)."""
+    return "-" if math.isnan(value) else form.format(value)
 
 
 def print_comparison(results: list[Result]) -> None:
     summit = next((r for r in results if r.contender == "summit"), None)
-    header = ("contender", "rows", "seconds", "rows/s", "RSS before MiB", "peak RSS MiB",
-              "Summit ÷ contender")
+    header = ("contender", "rows", "seconds", "client CPU s", "rows/s", "RSS before MiB",
+              "peak RSS MiB", "Summit ÷ contender")
     table = [header] + [
         (
             r.contender + (" *" if r.sampled_from else ""),
             f"{r.rows:,}",
             f"{r.seconds:.2f}",
+            cell(r.client_cpu_seconds, "{:.2f}"),
             f"{r.rows_per_second:,.0f}",
-            mib(r.rss_before_mib),
-            mib(r.peak_rss_mib),
+            cell(r.rss_before_mib),
+            cell(r.peak_rss_mib),
             ratio_cell(summit, r),
         )
         for r in results

@@ -17,7 +17,6 @@ from psycopg import sql
 
 from summit_etl.cdc.changes import Offset
 from summit_etl.config import LoadStrategy, PipelineConfig
-from summit_etl.extract.postgres import Connector
 from summit_etl.identifiers import TableName, check_name
 from summit_etl.load import target as targets
 from summit_etl.load.target import SCD2_COLUMNS
@@ -45,14 +44,12 @@ class CdcTarget:
     schema_changes: tuple[SchemaChange, ...] = ()  # found (and acted on) when prepared
 
 
-def prepare(config: PipelineConfig, connector: Connector, source_schema: pa.Schema) -> CdcTarget:
-    """Create what is missing (target if configured, change log, offsets) and describe it,
-    on the target `connector` was begun for."""
+def prepare(config: PipelineConfig, target_url: str, source_schema: pa.Schema) -> CdcTarget:
+    """Create what is missing (target if configured, change log, offsets) and describe it."""
     table = config.loading.target_name
     scd2 = config.loading.strategy is LoadStrategy.scd_type2
     changes: list[SchemaChange] = []
-    target_url = connector.url
-    with connector.open() as conn:
+    with targets.connect(target_url) as conn:
         columns = targets.inspect(conn, table)
         if columns is not None:  # the source's schema against the target's: its contract
             mode = contract.mode_for(config.schema_changes, conn, table)

@@ -36,8 +36,8 @@ class Connector:
     With `built_in_types` the driver skips that load and uses its own table of
     PostgreSQL's built-in types (about 5 ms): for a connection that receives no value of
     a type made on the server (an enum, a composite, an extension's type, arrays of
-    them), which would arrive as opaque bytes. Target writers always use it
-    (load/target.py, `connector`); readers when their ReadPlan allows.
+    them), which would arrive as opaque bytes: readers whose ReadPlan allows it
+    (extract/columns.py). Target writers talk psycopg (load/target.py).
     """
 
     def __init__(self, url: str, *, built_in_types: bool = False) -> None:

@@ -4,8 +4,7 @@
 A TRUNCATE queued behind a long reader blocks every reader that arrives after it. Here
 the wait ends at `lock_timeout`, the queue moves on while we pause, and we try again.
 The retry loop runs server-side in one statement (each attempt a subtransaction), so it
-works inside the load's transaction on psycopg and ADBC connections alike (ADBC cannot
-roll back to a savepoint after an error).
+works inside the load's transaction with no savepoint of the client's.
 """
 
 from __future__ import annotations

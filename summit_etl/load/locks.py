@@ -30,8 +30,7 @@ def target_lock(table: TableName, within: ReadRange | None = None) -> sql.Compos
     unqualified name counts as `public`), to run first in a transaction that writes it;
     for a load `within` one range, that key shared and the range's own key exclusively."""
     key = f"summit-target:{table.schema or 'public'}.{table.name}"
-    # The lock functions return void: as text, a writer's connection that decodes built-in
-    # types only (load/target.py, `connector`) reads their answer too.
+    # The lock functions return void, which means nothing to a client: ask it as text.
     if within is None:
         taken = sql.SQL("pg_advisory_xact_lock(hashtextextended({}, 0))::text").format(
             sql.Literal(key)

@@ -13,8 +13,8 @@ statistics targets and n_distinct overrides, extended statistics' targets (their
 then take back their names, schema, owner and comments), the index the table is
 clustered on, and each index's tablespace and expression statistics targets.
 
-COPY FREEZE would save the later hint-bit writes, but `adbc_ingest` has no way to ask
-for it, so the rows go in with a plain COPY BINARY.
+The rows go in with COPY FREEZE (the shadow is new in this transaction): already frozen
+and all-visible, so neither the first reader nor VACUUM rewrites every page for them.
 
 Some targets cannot be swapped without losing something (a view or an incoming foreign
 key would need the old table, row triggers on INSERT would be skipped, ...):
@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 from psycopg import sql
 
 from summit_etl.identifiers import TableName
@@ -215,7 +215,7 @@ SELECT format('publication %I publishes its schema (it would publish the shadow'
 """
 
 
-def blockers(conn: adbc.Connection, table: TableName) -> list[str]:
+def blockers(conn: psycopg.Connection, table: TableName) -> list[str]:
     """Why `table` cannot be replaced by a swapped-in shadow; empty when it can."""
     reasons = [r[0] for r in _query(conn, _BLOCKERS, table)]
     version = execute(conn, sql.SQL("SELECT current_setting('server_version_num')::int"))
@@ -267,7 +267,7 @@ class _Target:
     statistics: list[_Statistics] = field(default_factory=list)
 
 
-def reload(conn: adbc.Connection, table: TableName, copy: Callable[[TableName], int]) -> int:
+def reload(conn: psycopg.Connection, table: TableName, copy: Callable[[TableName], int]) -> int:
     """Replace `table` (which `blockers()` found swappable) by a shadow filled by `copy`;
     the number of rows `copy` wrote. Uncommitted: the caller commits or rolls back."""
     target = _describe(conn, table)
@@ -307,12 +307,12 @@ def _literal(table: TableName) -> sql.Literal:
     return sql.Literal(table.ident.as_string(None))
 
 
-def _query(conn: adbc.Connection, query: str, table: TableName) -> list[tuple]:
+def _query(conn: psycopg.Connection, query: str, table: TableName) -> list[tuple]:
     """One of the catalog queries above, about `table`."""
     return execute(conn, sql.SQL(query).format(target=_literal(table), head=sql.SQL(_HEAD)))
 
 
-def _describe(conn: adbc.Connection, table: TableName) -> _Target:
+def _describe(conn: psycopg.Connection, table: TableName) -> _Target:
     def rows(query: str) -> list[tuple]:
         return _query(conn, query, table)
 
@@ -336,7 +336,7 @@ def _describe(conn: adbc.Connection, table: TableName) -> _Target:
 
 
 def _tune(
-    conn: adbc.Connection, shadow: TableName, target: _Target
+    conn: psycopg.Connection, shadow: TableName, target: _Target
 ) -> list[tuple[_Statistics, _Statistics]]:
     """The target's planner tuning on the shadow, before its ANALYZE; the shadow's copies
     of the target's extended statistics, each beside its original."""
@@ -368,7 +368,7 @@ def _tune(
     return list(zip(copies, target.statistics, strict=True))
 
 
-def _continue_identities(conn: adbc.Connection, shadow: TableName, target: _Target) -> None:
+def _continue_identities(conn: psycopg.Connection, shadow: TableName, target: _Target) -> None:
     """The shadow's identity columns go on from where the target's stood, as they would
     after a TRUNCATE (LIKE gives the shadow fresh sequences)."""
     for column, sequence, identity in target.sequences:
@@ -386,7 +386,7 @@ def _continue_identities(conn: adbc.Connection, shadow: TableName, target: _Targ
             )
 
 
-def _build(conn: adbc.Connection, shadow: TableName, target: _Target, token: str) -> None:
+def _build(conn: psycopg.Connection, shadow: TableName, target: _Target, token: str) -> None:
     """The target's indexes and key constraints, built on the loaded shadow under
     temporary names (index names are per schema, the target still holds the real ones);
     definitions are the server's own text from pg_get_indexdef/pg_get_constraintdef, each
@@ -433,7 +433,7 @@ def _build(conn: adbc.Connection, shadow: TableName, target: _Target, token: str
 
 
 def _swap(
-    conn: adbc.Connection,
+    conn: psycopg.Connection,
     table: TableName,
     shadow: TableName,
     old: str,
@@ -468,12 +468,12 @@ def _swap(
     _restore_statistics(conn, copied_statistics)
 
 
-def _owned(conn: adbc.Connection, table: TableName) -> list[tuple]:
+def _owned(conn: psycopg.Connection, table: TableName) -> list[tuple]:
     return _query(conn, _SEQUENCES, table)
 
 
 def _restore(
-    conn: adbc.Connection, live: TableName, target: _Target, new_sequences: dict[str, str]
+    conn: psycopg.Connection, live: TableName, target: _Target, new_sequences: dict[str, str]
 ) -> None:
     """Names, grants, triggers and comments the old table had, on the new one."""
     schema = target.schema
@@ -537,7 +537,7 @@ def _restore(
 
 
 def _restore_statistics(
-    conn: adbc.Connection, copied: list[tuple[_Statistics, _Statistics]]
+    conn: psycopg.Connection, copied: list[tuple[_Statistics, _Statistics]]
 ) -> None:
     """The extended statistics' names, schema, owner and comment, once the originals went
     with the old table."""
@@ -567,7 +567,9 @@ def _restore_statistics(
         _comment(conn, "STATISTICS", original.ident, original.comment)
 
 
-def _comment(conn: adbc.Connection, kind: str, name: sql.Composable, comment: str | None) -> None:
+def _comment(
+    conn: psycopg.Connection, kind: str, name: sql.Composable, comment: str | None
+) -> None:
     if comment is not None:
         execute(
             conn,
@@ -576,7 +578,7 @@ def _comment(conn: adbc.Connection, kind: str, name: sql.Composable, comment: st
 
 
 def _comment_constraint(
-    conn: adbc.Connection, name: str, live: TableName, comment: str | None
+    conn: psycopg.Connection, name: str, live: TableName, comment: str | None
 ) -> None:
     if comment is not None:
         execute(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from summit_etl.extract.postgres import Connector
 from summit_etl.identifiers import TableName, check_name, columns_sql
 from summit_etl.load.types import ColumnDdl, arrow_type_for, column_ddl
 
@@ -47,30 +47,23 @@ class TargetMissingError(LookupError):
     pass
 
 
-def connector(url: str) -> Connector:
-    """The Connector of a target writer's connection. It knows the built-in types only
-    (extract/postgres.py): COPY needs no catalog, as the server converts what it receives
-    into the column's type, and `execute` refuses an answer it could not decode."""
-    return Connector(url, built_in_types=True)
+def connect(url: str) -> closing[psycopg.Connection]:
+    """A target writer's connection, in a block that closes it without committing: the
+    writer commits what it means to keep. Writers talk psycopg; their rows go out as COPY
+    BINARY encoded by pgpq (load/writer.py)."""
+    # No server-side prepared statements: the writer's DDL cannot be prepared.
+    return closing(psycopg.connect(url, prepare_threshold=None))
 
 
-def execute(conn: adbc.Connection, statement: sql.Composable) -> list[tuple]:
+def execute(conn: psycopg.Connection, statement: sql.Composable) -> list[tuple]:
     """Run one statement on the target session; rows if it returns any."""
-    text = statement.as_string(None)
+    text = statement.as_string(conn)
     log.debug("target sql", extra={"stage": "loading", "sql": text})
-    with conn.cursor() as cursor:
-        cursor.execute(text)
-        if not cursor.description:
-            return []
-        # A writer's connection knows the built-in types only (`connector`): a value of
-        # another would come back as opaque bytes, never to be used.
-        opaque = [d[0] for d in cursor.description if isinstance(d[1], pa.OpaqueType)]
-        if opaque:
-            raise RuntimeError(f"column(s) {opaque} of a target query came back undecoded: {text}")
-        return cursor.fetchall()
+    cursor = conn.execute(text)
+    return cursor.fetchall() if cursor.description else []
 
 
-def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | None:
+def inspect(conn: psycopg.Connection, table: TableName) -> list[TargetColumn] | None:
     """The target's writable columns in table order; None when the table does not exist."""
     rows = execute(
         conn,
@@ -103,7 +96,7 @@ def inspect(conn: adbc.Connection, table: TableName) -> list[TargetColumn] | Non
 
 
 def create(
-    conn: adbc.Connection, table: TableName, schema: pa.Schema, key: list[str], scd2: bool
+    conn: psycopg.Connection, table: TableName, schema: pa.Schema, key: list[str], scd2: bool
 ) -> None:
     """Create the target (and its schema) from the incoming Arrow schema.
 
@@ -152,7 +145,7 @@ def create(
         )
 
 
-def define_types(conn: adbc.Connection, declared: Iterable[ColumnDdl]) -> None:
+def define_types(conn: psycopg.Connection, declared: Iterable[ColumnDdl]) -> None:
     """Create the user-defined types (enums, composites, domains) the source's columns use
     and the target lacks, with their schemas, as the source's catalog defines them."""
     for ddl in declared:

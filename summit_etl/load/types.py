@@ -15,7 +15,7 @@ from summit_etl.extract.arrow import (
     numeric_precision_scale,
 )
 
-# Target base types the ADBC COPY writer encodes from a plain Arrow type.
+# Target base types the COPY writer (pgpq, load/writer.py) encodes from a plain Arrow type.
 _BINARY_WRITABLE: dict[str, pa.DataType] = {
     "int2": pa.int16(),
     "int4": pa.int32(),

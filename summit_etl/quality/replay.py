@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 import pyarrow as pa
 from psycopg.conninfo import conninfo_to_dict
 
@@ -145,8 +145,8 @@ def _recheck(config: PipelineConfig, held: list[Held]) -> _Checked:
     return checked
 
 
-def _mark_in_load(ids: list[int], replay_id: str) -> Callable[[adbc.Connection], None]:
-    def mark(conn: adbc.Connection) -> None:
+def _mark_in_load(ids: list[int], replay_id: str) -> Callable[[psycopg.Connection], None]:
+    def mark(conn: psycopg.Connection) -> None:
         marked = execute(conn, quarantine_store.mark_replayed_sql(ids, replay_id, claimed=False))
         if len(marked) != len(ids):
             raise ReplayConflict(

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 
 from summit_etl.config import LoadStrategy, PipelineConfig
 from summit_etl.faults import failpoint
@@ -56,7 +56,7 @@ def blocking_check(
     *,
     stream_saw_every_row: bool,
     key: list[str],
-) -> Callable[[adbc.Connection], None] | None:
+) -> Callable[[psycopg.Connection], None] | None:
     """The load's `before_commit`: table-level `fail` rules (all table-level rules when
     minOverallScore needs them for the score) judged on the load's own transaction, then
     every blocking rule and the minimum score. A failure raises StageFailure(validation)
@@ -70,7 +70,7 @@ def blocking_check(
         if scored or rule.rule.action == "fail"
     ]
 
-    def decide(conn: adbc.Connection) -> None:
+    def decide(conn: psycopg.Connection) -> None:
         try:
             check_target(
                 rules,

@@ -6,7 +6,7 @@ transaction just before it commits (blocking rules, which see the uncommitted ro
 can still roll them back), and in a READ ONLY transaction of its own after the commit
 (the rest). Either way the rules run under a statement timeout. After the commit each
 rule runs in a savepoint, so one that cannot run fails alone with the database's
-message; in the load's transaction (ADBC allows no partial rollback) it fails the load.
+message; in the load's transaction it fails the load.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import adbc_driver_manager
 import psycopg
 from psycopg import sql
 
@@ -30,7 +29,6 @@ Query = Callable[[sql.Composed | sql.SQL], list[tuple[Any, ...]]]
 # rule fails, instead of holding the target's transaction (and its lock) open for hours.
 RULE_TIMEOUT_SECONDS = 300
 
-_DATABASE_ERRORS = (psycopg.Error, adbc_driver_manager.Error)
 _SAVEPOINT = sql.Identifier("summit_rule")
 # Freshness compares a column's newest value with now minus maxAgeSeconds, so it needs a
 # column PostgreSQL can subtract an interval from.
@@ -112,7 +110,7 @@ def check_target(
             _judge(rule, outcome, query, table, row_count, weight)
         except RuleCannotRun as exc:
             _could_not_run(outcome, weight, exc)
-        except _DATABASE_ERRORS as exc:
+        except psycopg.Error as exc:
             _could_not_run(outcome, weight, exc)
             if not savepoints:
                 raise QualityGateFailure(

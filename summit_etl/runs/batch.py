@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
@@ -23,7 +23,6 @@ from summit_etl.extract.ranges import split_read
 from summit_etl.extract.readers import read_ahead
 from summit_etl.extract.watermark import HighWaterMark, lower_bound
 from summit_etl.faults import failpoint
-from summit_etl.load.target import connector as target_connector
 from summit_etl.load.writer import LoadError, LoadPlan, LoadResult, load
 from summit_etl.quality.run import blocking_check, check_written_target, confirm_quarantine
 from summit_etl.runs.context import RunContext, Stage, StageFailure
@@ -65,7 +64,7 @@ def run_batch(ctx: RunContext) -> None:
 
     decide = blocking_check(ctx.gate, config, stream_saw_every_row=plan.replace, key=plan.key)
 
-    def before_commit(conn: adbc.Connection) -> None:
+    def before_commit(conn: psycopg.Connection) -> None:
         if decide is not None:  # blocking quality rules, on the load's own transaction
             decide(conn)
         # From here on the work is about to be on the target for good: a cancel waits
@@ -120,7 +119,7 @@ def stream_into_target(
     read: ReadPlan,
     plan: LoadPlan,
     transformer: Transformer,
-    before_commit: Callable[[adbc.Connection], None],
+    before_commit: Callable[[psycopg.Connection], None],
     observe: HighWaterMark | None = None,
 ) -> LoadResult:
     """Read `queries(read)` → transform → (quality gate) → load into the pipeline's
@@ -161,11 +160,7 @@ def stream_into_target(
             )
         # The source is read on reader threads while the loader writes; the time the
         # stages below wait for their batches is the run's extraction time (runs/clock.py).
-        # The target connection's slow start overlaps the source's (extract/postgres.py).
-        with (
-            target_connector(ctx.target_url) as writer,
-            read_ahead(source_url, selects, config.extraction.batch_size, read) as batches,
-        ):
+        with read_ahead(source_url, selects, config.extraction.batch_size, read) as batches:
             stream = clock.each(Stage.extraction, extracted(batches))
             stream = clock.each(Stage.transformation, transformed(stream))
             if ctx.gate is not None:
@@ -173,7 +168,7 @@ def stream_into_target(
             return clock.run(
                 Stage.loading,
                 lambda: load(
-                    writer, target, plan, handed_over(stream), before_commit=before_commit
+                    ctx.target_url, target, plan, handed_over(stream), before_commit=before_commit
                 ),
             )
 

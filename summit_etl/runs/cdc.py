@@ -29,7 +29,6 @@ from summit_etl.cdc.sources import ChangeSource, change_source
 from summit_etl.config import PipelineConfig
 from summit_etl.extract import postgres as source_db
 from summit_etl.faults import failpoint
-from summit_etl.load.target import connector as target_connector
 from summit_etl.load.writer import LoadResult
 from summit_etl.quality.gate import QualityGateFailure
 from summit_etl.quality.run import check_written_target
@@ -58,22 +57,20 @@ def run_cdc(ctx: RunContext) -> None:
             ValueError("CDC pipelines apply changes as captured; remove transformation steps"),
         )
     table, run_id = str(config.loading.target_name), ctx.request.run_id
-    # The target connection's slow start runs beside the capture's set-up.
-    with target_connector(ctx.target_url) as target_writer:
-        source = clock.run(Stage.extraction, lambda: change_source(config))
-        live = _Live(ctx, source)
-        if not clock.run(Stage.extraction, live.install_capture):
-            return
-        schema = clock.run(Stage.extraction, lambda: _source_schema(config))
-        try:
-            target = clock.run(
-                Stage.loading, lambda: cdc_target.prepare(config, target_writer, schema)
-            )
-        except StageFailure as failure:
-            if isinstance(failure.cause, SchemaContractError):
-                changes = failure.cause.changes
-                schema_store.record(ctx.summit_url, config.id, run_id, table, changes)
-            raise
+    source = clock.run(Stage.extraction, lambda: change_source(config))
+    live = _Live(ctx, source)
+    if not clock.run(Stage.extraction, live.install_capture):
+        return
+    schema = clock.run(Stage.extraction, lambda: _source_schema(config))
+    try:
+        target = clock.run(
+            Stage.loading, lambda: cdc_target.prepare(config, ctx.target_url, schema)
+        )
+    except StageFailure as failure:
+        if isinstance(failure.cause, SchemaContractError):
+            changes = failure.cause.changes
+            schema_store.record(ctx.summit_url, config.id, run_id, table, changes)
+        raise
     schema_store.record(ctx.summit_url, config.id, run_id, table, target.schema_changes)
     outcome.load.schema_changes = list(target.schema_changes)
     offset = clock.run(Stage.loading, lambda: cdc_target.committed_offset(config, ctx.summit_url))

@@ -19,7 +19,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 from psycopg import sql
 
 from summit_etl.config import LoadStrategy, PipelineConfig
@@ -28,8 +28,8 @@ from summit_etl.extract import postgres as source_db
 from summit_etl.extract.columns import ReadPlan, plan_read
 from summit_etl.extract.ranges import split_read
 from summit_etl.identifiers import TableName
+from summit_etl.load import target as targets
 from summit_etl.load.locks import target_lock
-from summit_etl.load.target import connector, execute
 from summit_etl.load.writer import LoadPlan
 from summit_etl.runs.batch import stream_into_target
 from summit_etl.runs.context import (
@@ -133,7 +133,7 @@ def _load_slice(ctx: RunContext, part: Slice, backfill: str | None) -> None:
         within=within,
     )
 
-    def before_commit(conn: adbc.Connection) -> None:
+    def before_commit(conn: psycopg.Connection) -> None:
         with connect(ctx.summit_url) as summit:
             stored = slice_store.current(summit, config.id)
         if stored is None or stored.version != plan.version:
@@ -211,8 +211,8 @@ def _shared_plan(
         )
     # No slice loads while the split changes: each checks the split it read by under its
     # shared lock (before_commit), so slices that load at once all use one split.
-    with connector(ctx.target_url).open() as target:
-        execute(target, target_lock(config.loading.target_name))
+    with targets.connect(ctx.target_url) as target:
+        targets.execute(target, target_lock(config.loading.target_name))
         with connect(ctx.summit_url) as summit:
             stored = slice_store.current(summit, config.id)
             if not fits(stored):  # else another slice of this backfill stored one first

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
-import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
@@ -56,7 +56,7 @@ class SchemaChange:
         return asdict(self)
 
 
-def mode_for(configured: str | None, conn: adbc.Connection, table: TableName) -> SchemaChanges:
+def mode_for(configured: str | None, conn: psycopg.Connection, table: TableName) -> SchemaChanges:
     """The configured contract, else evolve for a target Summit created, freeze otherwise."""
     if configured is not None:
         return SchemaChanges(configured)
@@ -119,7 +119,7 @@ def widens(target: str, source: str) -> bool | None:
 
 
 def reconcile(
-    conn: adbc.Connection,
+    conn: psycopg.Connection,
     table: TableName,
     columns: list[TargetColumn],
     incoming: pa.Schema,
@@ -192,7 +192,7 @@ def reconcile(
 
 
 def _evolve(
-    conn: adbc.Connection,
+    conn: psycopg.Connection,
     table: TableName,
     incoming: pa.Schema,
     changes: Sequence[SchemaChange],

@@ -22,7 +22,6 @@ from summit_etl.extract.postgres import (
     select_sql,
     stream_batches,
 )
-from summit_etl.load.target import execute
 from summit_etl.registry import parse_pipeline
 from summit_etl_tests.support import run_sql
 
@@ -139,16 +138,6 @@ def test_a_read_needs_the_servers_catalog_only_for_a_type_made_there_read_typed(
         # Without the catalog the enum's values would arrive as opaque bytes.
         decoded = moods.to_pylist() == [["calm", "glad"]]
         assert decoded is not built_in, moods.type
-
-
-def test_a_target_query_answering_in_a_type_the_writer_does_not_know_fails(
-    source_url: str,
-) -> None:
-    run_sql(source_url, MADE_ON_THE_SERVER)
-    with Connector(source_url, built_in_types=True).open() as conn:
-        assert execute(conn, sql.SQL("SELECT id FROM public.moods")) == [(1,)]
-        with pytest.raises(RuntimeError, match=r"\['mood'\] of a target query came back"):
-            execute(conn, sql.SQL("SELECT mood FROM public.moods"))
 
 
 # A value of each type a read can get typed (numeric travels as its text, extract/columns.py).

@@ -7,7 +7,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pytest
@@ -254,10 +253,8 @@ def test_a_failing_blocking_rule_leaves_the_old_table_untouched(target: str) -> 
     before = oid(target)
     seen: list[tuple] = []
 
-    def blocking_rule(conn: adbc.Connection) -> None:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT id FROM dw.people ORDER BY id")
-            seen.extend(cursor.fetchall())
+    def blocking_rule(conn: psycopg.Connection) -> None:
+        seen.extend(conn.execute("SELECT id FROM dw.people ORDER BY id").fetchall())
         raise ValueError("rule failed")
 
     with pytest.raises(ValueError, match="rule failed"):
@@ -309,7 +306,7 @@ def test_an_incoming_foreign_key_keeps_the_table_and_truncate_refuses(
     run_sql(target, "CREATE TABLE dw.visits (person bigint REFERENCES dw.people (id))")
     with (
         caplog.at_level(logging.WARNING, logger="summit_etl.load.writer"),
-        pytest.raises(adbc.Error, match="referenced in a foreign key"),
+        pytest.raises(psycopg.Error, match="referenced in a foreign key"),
     ):
         load(target, TABLE, PLAN, [people([(3, "Cid", "Bern")])])
     assert "foreign key visits_person_fkey of dw.visits references it" in caplog.text
@@ -339,7 +336,7 @@ def test_statistics_the_loader_may_not_move_back_block_the_swap(target: str) -> 
         f" ALTER STATISTICS dw.people_lower OWNER TO {role}",
     )
     try:
-        with adbc.connect(make_conninfo(target, user=role)) as conn:
+        with psycopg.connect(make_conninfo(target, user=role)) as conn:
             assert shadow.blockers(conn, TABLE) == [
                 "its statistics object people_name_city is in schema dw_stats,"
                 " where the loading role may not create"

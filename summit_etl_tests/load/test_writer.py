@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pytest
@@ -387,7 +386,7 @@ def test_probing_needs_an_index_that_leads_with_the_key(
         " INSERT INTO dw.people SELECT g, 'n' || g, 'c' || g FROM generate_series(1, 1000) g;"
         " ANALYZE dw.people",
     )
-    with adbc.connect(target_url) as conn:
+    with psycopg.connect(target_url) as conn:
         assert _probing_pays(conn, TABLE, key, 100) is probes
         assert _probing_pays(conn, TABLE, key, 101) is False  # over a tenth of the target
 
@@ -401,7 +400,7 @@ def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -
     assert run_sql(
         target_url, "SELECT count(*), count(*) FILTER (WHERE is_current) FROM dw.people"
     ) == [(42_000, 40_000)]
-    with adbc.connect(target_url) as conn:  # the partial index serves scd_type2 only
+    with psycopg.connect(target_url) as conn:  # the partial index serves scd_type2 only
         assert _probing_pays(conn, TABLE, ["id"], 2_000, current_only=False) is False
 
 
@@ -486,3 +485,108 @@ def test_keys_beyond_the_kept_bytes_leave_the_pass_to_the_server(
         load(target_url, TABLE, plan, batches)
     assert _superseded_pass(_statements(caplog))
     assert run_sql(target_url, "SELECT count(*), count(DISTINCT id) FROM dw.people") == [(3_000, 3_000)]
+
+
+# Every type the writer encodes itself (load/types.py), at its edges: each row as SQL
+# literals for the reference table and as the Arrow values the writer receives.
+_EDGE_COLUMNS = (
+    "id int8 PRIMARY KEY, i2 int2, i4 int4, f4 float4, f8 float8, t text, v varchar(5),"
+    " c char(3), b bool, d date, ts timestamp, tz timestamptz, raw bytea, doc jsonb,"
+    " money numeric(12,2), wide numeric(38,10), whole numeric(5,0)"
+)
+_EDGE_LITERALS = [
+    "(1, -32768, -2147483648, 'NaN', 'NaN', '', 'abcde', 'ab', true, '0001-01-01',"
+    " '0001-01-01 00:00:00', '0001-01-01 00:00:00+00', '\\x00ff', '{\"a\": \"ü\", \"n\": [1, 2.5, null]}',"
+    " -9999999999.99, -1234567890123456789012345678.0123456789, -99999)",
+    "(2, 32767, 2147483647, 'Infinity', '-Infinity', 'ünï\tcødé\n', 'x', 'abc', false,"
+    " '9999-12-31', '9999-12-31 23:59:59.999999', '9999-12-31 23:59:59.999999+00', '\\x',"
+    " '[]', 0.01, 0.0000000001, 0)",
+    "(3, 0, 0, -0.5, 5e-324, repeat('z', 100000), NULL, NULL, NULL, '1999-12-31',"
+    " '1999-12-31 23:59:59.999999', '1969-07-20 20:17:40.000001+00', NULL, '\"s\"',"
+    " 0, 1E+27, 1)",
+    "(4, NULL, NULL, NULL, 1e308, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " NULL, NULL, NULL)",
+]
+
+
+def _edge_batch() -> pa.Table:
+    utc = dt.UTC
+    return pa.table(
+        {
+            "id": pa.array([1, 2, 3, 4], pa.int64()),
+            "i2": pa.array([-32768, 32767, 0, None], pa.int16()),
+            "i4": pa.array([-(2**31), 2**31 - 1, 0, None], pa.int32()),
+            "f4": pa.array([float("nan"), float("inf"), -0.5, None], pa.float32()),
+            "f8": pa.array([float("nan"), float("-inf"), 5e-324, 1e308], pa.float64()),
+            "t": pa.array(["", "ünï\tcødé\n", "z" * 100_000, None]),
+            "v": pa.array(["abcde", "x", None, None]),
+            "c": pa.array(["ab", "abc", None, None]),
+            "b": pa.array([True, False, None, None]),
+            "d": pa.array(
+                [dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(1999, 12, 31), None]
+            ),
+            "ts": pa.array(
+                [
+                    dt.datetime(1, 1, 1),
+                    dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+                    dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
+                    None,
+                ],
+                pa.timestamp("us"),
+            ),
+            "tz": pa.array(
+                [
+                    dt.datetime(1, 1, 1, tzinfo=utc),
+                    dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=utc),
+                    dt.datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=utc),
+                    None,
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "raw": pa.array([b"\x00\xff", b"", None, None], pa.binary()),
+            "doc": pa.array(['{"n": [1, 2.5, null], "a": "ü"}', "[]", '"s"', None]),
+            "money": pa.array(
+                [Decimal("-9999999999.99"), Decimal("0.01"), Decimal(0), None],
+                pa.decimal128(12, 2),
+            ),
+            "wide": pa.array(
+                [
+                    Decimal("-1234567890123456789012345678.0123456789"),
+                    Decimal("0.0000000001"),
+                    Decimal("1E+27"),
+                    None,
+                ],
+                pa.decimal128(38, 10),
+            ),
+            "whole": pa.array([Decimal(-99999), Decimal(0), Decimal(1), None], pa.decimal128(5, 0)),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        LoadPlan(LoadStrategy.bulk, key=["id"], replace=True),  # a shadow, COPY FREEZE
+        LoadPlan(LoadStrategy.append_only, key=[]),  # COPY into the target itself
+        LoadPlan(LoadStrategy.upsert, key=["id"]),  # COPY into a stage, then a merge
+    ],
+    ids=["bulk", "append_only", "upsert"],
+)
+def test_each_type_the_writer_encodes_lands_exactly_at_its_edges(
+    target_url: str, plan: LoadPlan
+) -> None:
+    run_sql(
+        target_url,
+        f"CREATE SCHEMA dw; CREATE TABLE dw.people ({_EDGE_COLUMNS});"
+        f" CREATE TABLE dw.expected ({_EDGE_COLUMNS});"
+        f" INSERT INTO dw.expected VALUES {', '.join(_EDGE_LITERALS)}",
+    )
+    result = load(target_url, TABLE, plan, [_edge_batch()])
+    assert result.rows_written == 4
+    differing = run_sql(
+        target_url,
+        "SELECT 'missing', id FROM (TABLE dw.expected EXCEPT TABLE dw.people) m"
+        " UNION ALL SELECT 'unexpected', id FROM (TABLE dw.people EXCEPT TABLE dw.expected) u",
+    )
+    assert differing == []
+    assert run_sql(target_url, "SELECT count(*) FROM dw.people") == [(4,)]
