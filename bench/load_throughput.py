@@ -528,7 +528,7 @@ def measure_service(rows: int) -> list[Result]:
     print(f"  {run.seconds:.2f} s POST to run record terminal, engine {run.engine_seconds:.2f} s",
           flush=True)
     return [
-        Result(SERVICE_CONTENDER, rows, run.seconds, math.nan, math.nan, run.metrics),
+        Result(SERVICE_CONTENDER, rows, run.seconds, math.nan, math.nan, metrics=run.metrics),
         Result(f"{SERVICE_CONTENDER} engine", rows, run.engine_seconds, math.nan, math.nan),
     ]
 
