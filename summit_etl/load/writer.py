@@ -163,7 +163,7 @@ def _write(
     return result
 
 
-def _swappable(conn, table: TableName) -> bool:  # noqa: ANN001
+def _swappable(conn: psycopg.Connection, table: TableName) -> bool:
     reasons = shadow.blockers(conn, table)
     if reasons:
         log.warning(
@@ -174,11 +174,11 @@ def _swappable(conn, table: TableName) -> bool:  # noqa: ANN001
     return not reasons
 
 
-def _truncate(conn, table: TableName) -> None:  # noqa: ANN001
+def _truncate(conn: psycopg.Connection, table: TableName) -> None:
     execute(conn, with_lock_retry(sql.SQL("TRUNCATE {}").format(table.ident), f"TRUNCATE {table}"))
 
 
-def _clear(conn, table: TableName, plan: LoadPlan) -> int:  # noqa: ANN001
+def _clear(conn: psycopg.Connection, table: TableName, plan: LoadPlan) -> int:
     """Remove what a replacing load replaces: the whole table, or a slice's range (the
     number of rows deleted; a TRUNCATE does not count them)."""
     if plan.within is None:
@@ -316,7 +316,7 @@ def _copy(
 
 
 def _stage(
-    conn,  # noqa: ANN001
+    conn: psycopg.Connection,
     written: list[TargetColumn],
     rows: Iterator[pa.Table],
     result: LoadResult,
@@ -339,7 +339,7 @@ def _stage(
 
 
 def _merge(
-    conn,  # noqa: ANN001
+    conn: psycopg.Connection,
     table: TableName,
     plan: LoadPlan,
     written: list[TargetColumn],
@@ -383,7 +383,7 @@ SELECT c.reltuples,
 
 
 def _probing_pays(
-    conn,  # noqa: ANN001
+    conn: psycopg.Connection,
     table: TableName,
     key: list[str],
     staged: int,
@@ -410,8 +410,12 @@ def _probing_pays(
 
 
 def _merge_statements(
-    conn, table: TableName, plan: LoadPlan, written: list[TargetColumn], result: LoadResult
-) -> None:  # noqa: ANN001
+    conn: psycopg.Connection,
+    table: TableName,
+    plan: LoadPlan,
+    written: list[TargetColumn],
+    result: LoadResult,
+) -> None:
     typed = sql.SQL(", ").join(
         sql.SQL("{}::{} AS {}").format(
             sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)
