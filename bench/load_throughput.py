@@ -211,7 +211,7 @@ def load_raw_copy(table: str, limit: int | None) -> int:
 def load_raw_unindexed(table: str, limit: int | None) -> int:
     """The raw pipe's own limit: in one transaction, COPY BINARY into a table created
     without indexes, build the primary key afterwards, and swap it in for the target
-    (plain COPY, no FREEZE, as Summit's ADBC COPY cannot ask for it)."""
+    (plain COPY, no FREEZE: FREEZE measured slower in this pipe, docs/benchmarks.md)."""
     fresh = sql.Identifier(TARGET_SCHEMA, f"{TARGET_TABLE}_new")
     source = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT (FORMAT binary)").format(
         sql.Identifier("public", table)
