@@ -14,6 +14,7 @@ in the same transaction, under the range's own lock (load/locks.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -308,8 +309,9 @@ def _copy(
             except BaseException:
                 # Our side ended the stream (a cancel, a failed check, the source): stop the
                 # server now, or ending the COPY waits while it works through every row the
-                # socket still holds.
-                conn.cancel_safe()
+                # socket still holds. A cancel that fails must not hide why we stopped.
+                with contextlib.suppress(psycopg.Error):
+                    conn.cancel_safe()
                 raise
             copy.write(encoder.finish())
         return cursor.rowcount

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -75,7 +76,7 @@ def blocking_check(
             check_target(
                 rules,
                 gate.outcomes,
-                lambda statement: execute(conn, statement),
+                partial(execute, conn),
                 config.loading.target_name,
                 gate.delivered,
                 savepoints=False,

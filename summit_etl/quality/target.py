@@ -12,12 +12,14 @@ message; in the load's transaction it fails the load.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from summit_etl.identifiers import TableName
+from summit_etl.load.target import execute
 from summit_etl.quality.gate import QualityGateFailure
 from summit_etl.quality.rules import CompiledRule
 from summit_etl.quality.scoring import RuleOutcome
@@ -57,14 +59,6 @@ def rules_on_target(
     ]
 
 
-def psycopg_query(conn: psycopg.Connection) -> Query:
-    def run(statement: sql.Composed | sql.SQL) -> list[tuple[Any, ...]]:
-        cursor = conn.execute(statement)
-        return cursor.fetchall() if cursor.description else []
-
-    return run
-
-
 def check_target_read_only(
     rules: list[CompiledRule],
     outcomes: dict[str, RuleOutcome],
@@ -77,7 +71,7 @@ def check_target_read_only(
         return
     with psycopg.connect(target_url) as conn:
         conn.read_only = True
-        check_target(rules, outcomes, psycopg_query(conn), table, row_count, savepoints=True)
+        check_target(rules, outcomes, partial(execute, conn), table, row_count, savepoints=True)
 
 
 def check_target(
