@@ -30,17 +30,16 @@ def target_lock(table: TableName, within: ReadRange | None = None) -> sql.Compos
     unqualified name counts as `public`), to run first in a transaction that writes it;
     for a load `within` one range, that key shared and the range's own key exclusively."""
     key = f"summit-target:{table.schema or 'public'}.{table.name}"
-    # The lock functions return void, which means nothing to a client: ask it as text.
     if within is None:
-        taken = sql.SQL("pg_advisory_xact_lock(hashtextextended({}, 0))::text").format(
+        taken = sql.SQL("pg_advisory_xact_lock(hashtextextended({}, 0))").format(
             sql.Literal(key)
         )
     else:
         # Both in one target list: evaluated left to right, the shared lock first, so every
         # writer takes the target's key before any other and none can deadlock another.
         taken = sql.SQL(
-            "pg_advisory_xact_lock_shared(hashtextextended({}, 0))::text, "
-            "pg_advisory_xact_lock(hashtextextended({}, 0))::text"
+            "pg_advisory_xact_lock_shared(hashtextextended({}, 0)), "
+            "pg_advisory_xact_lock(hashtextextended({}, 0))"
         ).format(sql.Literal(key), sql.Literal(f"{key}#{within.predicate().as_string(None)}"))
     # The FROM item runs first: it remembers the lock timeout and lifts it, the lock is
     # taken, then the remembered timeout is restored for the rest of the transaction.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from summit_etl.extract.ranges import ReadRange
 from summit_etl.identifiers import TableName
 from summit_etl.load import writer
 from summit_etl.load.locks import target_lock
-from summit_etl.load.writer import LoadError, LoadPlan, _probing_pays, load
+from summit_etl.load.writer import LoadError, LoadPlan, _target_size, load
 from summit_etl_tests.support import run_sql
 
 TABLE = TableName("dw", "people")
@@ -368,6 +369,72 @@ def test_a_large_stage_is_left_to_the_planner(target_url: str) -> None:
     assert index_scans < 20_000  # joined whole, not probed per row
 
 
+@pytest.mark.parametrize("strategy", [LoadStrategy.upsert, LoadStrategy.scd_type1, LoadStrategy.delta])
+def test_a_full_snapshot_is_narrowed_to_its_new_and_changed_rows_before_writing(
+    target_url: str, caplog: pytest.LogCaptureFixture, strategy: LoadStrategy
+) -> None:
+    # json has no equality operator (compared by its text); numeric arrives as text and is
+    # cast by the server: both must compare as the merge compares them.
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint PRIMARY KEY, name text, city text,"
+        " tags json, amount numeric(8,2)); INSERT INTO dw.people SELECT g, 'n' || g, 'c',"
+        " ('{\"g\": ' || g || '}')::json, g / 100.0 FROM generate_series(1, 4000) g;"
+        " ANALYZE dw.people",
+    )
+    versions = "SELECT id, xmin::text, ctid::text FROM dw.people ORDER BY id"
+    before = {row[0]: row[1:] for row in run_sql(target_url, versions)}
+    # The snapshot: every key but 3,991-4,000 (gone), 100 rows changed, each in one column
+    # (city, tags or amount), and 20 new keys.
+    ids = list(range(1, 3991)) + list(range(5001, 5021))
+    changed = {i: i % 3 for i in range(7, 3991, 39)}
+    snapshot = pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "name": [f"n{i}" for i in ids],
+            "city": ["d" if changed.get(i) == 0 else "c" for i in ids],
+            "tags": [f'{{"g": {i + (changed.get(i) == 1)}}}' for i in ids],
+            "amount": [f"{(i + 100 * (changed.get(i) == 2)) / 100:.2f}" for i in ids],
+        }
+    )
+    plan = LoadPlan(strategy, key=["id"], delete_missing=strategy is LoadStrategy.delta)
+    probes: list[tuple[int]] = []
+
+    def look(conn: psycopg.Connection) -> None:
+        probes.extend(
+            conn.execute(
+                "SELECT coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables"
+                " WHERE relid = 'dw.people'::regclass"
+            ).fetchall()
+        )
+
+    with caplog.at_level(logging.DEBUG, logger="summit_etl.load"):
+        result = load(target_url, TABLE, plan, [snapshot], before_commit=look)
+    statements = _statements(caplog)
+    assert any(s.startswith('CREATE TEMP TABLE "summit_differing"') for s in statements)
+    # The 120 new and changed rows, not the 4,010 staged, are probed for: the new keys'
+    # anti-join and the update, one descent each.
+    assert 2 * 120 <= probes[0][0] < 4_000
+    deleted = 10 if strategy is LoadStrategy.delta else 0
+    if deleted:  # the delete of absent keys joins the whole stage, not probing per target row
+        resets = [n for n, s in enumerate(statements) if s == "RESET enable_hashjoin"]
+        deletes = [n for n, s in enumerate(statements) if "DELETE FROM" in s]
+        assert resets and deletes and resets[0] < deletes[-1]
+    assert (result.inserted, result.updated, result.deleted) == (20, len(changed), deleted)
+    after = {row[0]: row[1:] for row in run_sql(target_url, versions)}
+    untouched = [i for i in ids if i <= 4000 and i not in changed]
+    assert all(after[i] == before[i] for i in untouched)  # not rewritten, not locked
+    assert all(after[i] != before[i] for i in changed)
+    rows = run_sql(target_url, "SELECT id, name, city, tags::text, amount::text FROM dw.people")
+    expected = {(r["id"], r["name"], r["city"], r["tags"], r["amount"]) for r in snapshot.to_pylist()}
+    kept = {  # keys gone from the snapshot stay but for delta
+        (i, f"n{i}", "c", f'{{"g": {i}}}', f"{i / 100:.2f}")
+        for i in range(3991, 4001)
+        if strategy is not LoadStrategy.delta
+    }
+    assert set(rows) == expected | kept
+
+
 @pytest.mark.parametrize(
     ("index", "key", "probes"),
     [
@@ -387,8 +454,10 @@ def test_probing_needs_an_index_that_leads_with_the_key(
         " ANALYZE dw.people",
     )
     with psycopg.connect(target_url) as conn:
-        assert _probing_pays(conn, TABLE, key, 100) is probes
-        assert _probing_pays(conn, TABLE, key, 101) is False  # over a tenth of the target
+        size = _target_size(conn, TABLE, key)
+        assert size is not None
+        assert size.probing_pays(100) is probes
+        assert size.probing_pays(101) is False  # over a tenth of the target
 
 
 def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -> None:
@@ -401,7 +470,8 @@ def test_an_scd_type2_merge_probes_the_current_versions_index(target_url: str) -
         target_url, "SELECT count(*), count(*) FILTER (WHERE is_current) FROM dw.people"
     ) == [(42_000, 40_000)]
     with psycopg.connect(target_url) as conn:  # the partial index serves scd_type2 only
-        assert _probing_pays(conn, TABLE, ["id"], 2_000, current_only=False) is False
+        size = _target_size(conn, TABLE, ["id"], current_only=False)
+        assert size is not None and size.probing_pays(2_000) is False
 
 
 def _statements(caplog: pytest.LogCaptureFixture) -> list[str]:
