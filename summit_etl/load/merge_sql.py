@@ -63,12 +63,13 @@ class MergeSql:
             for c, v in zip(self.tracked, values, strict=True)
         )
 
-    def differing(self) -> sql.Composed:
+    def differing(self, current_only: bool = False) -> sql.Composed:
         """A query of the incoming rows that are new to the target or differ from its row
-        of their key (a row the target holds as it is, it leaves out)."""
+        of their key (with `current_only`, its open version); a row the target holds as it
+        is, it leaves out."""
         return sql.SQL(
             "SELECT s.* FROM {} WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {} AND NOT {})"
-        ).format(self.source, self.target.ident, self.match(), self.changed())
+        ).format(self.source, self.target.ident, self.match(current_only), self.changed())
 
     def insert(
         self,

@@ -369,20 +369,27 @@ def test_a_large_stage_is_left_to_the_planner(target_url: str) -> None:
     assert index_scans < 20_000  # joined whole, not probed per row
 
 
-@pytest.mark.parametrize("strategy", [LoadStrategy.upsert, LoadStrategy.scd_type1, LoadStrategy.delta])
+@pytest.mark.parametrize(
+    "strategy",
+    [LoadStrategy.upsert, LoadStrategy.scd_type1, LoadStrategy.delta, LoadStrategy.scd_type2],
+)
 def test_a_full_snapshot_is_narrowed_to_its_new_and_changed_rows_before_writing(
     target_url: str, caplog: pytest.LogCaptureFixture, strategy: LoadStrategy
 ) -> None:
     # json has no equality operator (compared by its text); numeric arrives as text and is
     # cast by the server: both must compare as the merge compares them.
+    scd2 = strategy is LoadStrategy.scd_type2
     run_sql(
         target_url,
-        "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint PRIMARY KEY, name text, city text,"
-        " tags json, amount numeric(8,2)); INSERT INTO dw.people SELECT g, 'n' || g, 'c',"
+        "CREATE SCHEMA dw; CREATE TABLE dw.people (id bigint NOT NULL, name text, city text,"
+        f" tags json, amount numeric(8,2){HISTORY if scd2 else ''});"
+        + ("CREATE UNIQUE INDEX ON dw.people (id) WHERE is_current;" if scd2 else KEYED)
+        + " INSERT INTO dw.people (id, name, city, tags, amount) SELECT g, 'n' || g, 'c',"
         " ('{\"g\": ' || g || '}')::json, g / 100.0 FROM generate_series(1, 4000) g;"
         " ANALYZE dw.people",
     )
-    versions = "SELECT id, xmin::text, ctid::text FROM dw.people ORDER BY id"
+    current = " WHERE is_current" if scd2 else ""
+    versions = f"SELECT id, xmin::text, ctid::text FROM dw.people{current} ORDER BY id"
     before = {row[0]: row[1:] for row in run_sql(target_url, versions)}
     # The snapshot: every key but 3,991-4,000 (gone), 100 rows changed, each in one column
     # (city, tags or amount), and 20 new keys.
@@ -413,19 +420,22 @@ def test_a_full_snapshot_is_narrowed_to_its_new_and_changed_rows_before_writing(
     statements = _statements(caplog)
     assert any(s.startswith('CREATE TEMP TABLE "summit_differing"') for s in statements)
     # The 120 new and changed rows, not the 4,010 staged, are probed for: the new keys'
-    # anti-join and the update, one descent each.
+    # anti-join and the update (scd_type2: the close), one descent each.
     assert 2 * 120 <= probes[0][0] < 4_000
     deleted = 10 if strategy is LoadStrategy.delta else 0
     if deleted:  # the delete of absent keys joins the whole stage, not probing per target row
         resets = [n for n, s in enumerate(statements) if s == "RESET enable_hashjoin"]
         deletes = [n for n, s in enumerate(statements) if "DELETE FROM" in s]
         assert resets and deletes and resets[0] < deletes[-1]
-    assert (result.inserted, result.updated, result.deleted) == (20, len(changed), deleted)
+    opened = 20 + (len(changed) if scd2 else 0)  # scd_type2 opens a version per change
+    assert (result.inserted, result.updated, result.deleted) == (opened, len(changed), deleted)
     after = {row[0]: row[1:] for row in run_sql(target_url, versions)}
     untouched = [i for i in ids if i <= 4000 and i not in changed]
     assert all(after[i] == before[i] for i in untouched)  # not rewritten, not locked
     assert all(after[i] != before[i] for i in changed)
-    rows = run_sql(target_url, "SELECT id, name, city, tags::text, amount::text FROM dw.people")
+    rows = run_sql(
+        target_url, f"SELECT id, name, city, tags::text, amount::text FROM dw.people{current}"
+    )
     expected = {(r["id"], r["name"], r["city"], r["tags"], r["amount"]) for r in snapshot.to_pylist()}
     kept = {  # keys gone from the snapshot stay but for delta
         (i, f"n{i}", "c", f'{{"g": {i}}}', f"{i / 100:.2f}")
@@ -433,6 +443,9 @@ def test_a_full_snapshot_is_narrowed_to_its_new_and_changed_rows_before_writing(
         if strategy is not LoadStrategy.delta
     }
     assert set(rows) == expected | kept
+    if scd2:
+        closed = run_sql(target_url, "SELECT id FROM dw.people WHERE NOT is_current")
+        assert sorted(r[0] for r in closed) == sorted(changed)
 
 
 @pytest.mark.parametrize(
