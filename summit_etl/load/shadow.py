@@ -463,7 +463,15 @@ def _swap(
                 ),
             )
     new_sequences = {column: name for column, name, identity in _owned(conn, live) if identity}
-    execute(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)))
+    # Dropping the old table drops its foreign keys, which takes an ACCESS EXCLUSIVE lock
+    # on each table they reference: a wait for that table's readers, given way to them too.
+    execute(
+        conn,
+        with_lock_retry(
+            sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)),
+            f"dropping the replaced {table} (its foreign keys lock the tables they reference)",
+        ),
+    )
     _restore(conn, live, target, new_sequences)
     _restore_statistics(conn, copied_statistics)
 

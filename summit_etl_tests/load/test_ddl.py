@@ -114,3 +114,46 @@ def _fails_at_loading(loaded: Any, waited_for: str, target_url: str, summit_url:
     )
     # Three waits of 1 s and pauses of 0.5 s and 1 s, not an endless queue.
     assert 3 <= seconds < 10
+
+
+def test_a_reader_of_a_table_the_target_references_is_let_through_too(
+    loaded: Any, target_url: str, summit_url: str
+) -> None:
+    # The swap drops the old table and with it its foreign key, which locks the referenced
+    # table ACCESS EXCLUSIVE: a reader of dw.qtys holds that drop up as one of dw.items
+    # holds up the rename.
+    run_sql(
+        target_url,
+        "CREATE TABLE dw.qtys (qty integer PRIMARY KEY);"
+        " INSERT INTO dw.qtys SELECT generate_series(0, 6);"
+        " ALTER TABLE dw.items ADD CONSTRAINT items_qty_fk FOREIGN KEY (qty) REFERENCES dw.qtys",
+    )
+    outcome: dict[str, Any] = {}
+    with psycopg.connect(target_url) as reader:
+        reader.execute("SELECT count(*) FROM dw.qtys").fetchone()
+        worker = threading.Thread(
+            target=lambda: outcome.update(
+                run=run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+            )
+        )
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not replace_waiting(target_url):
+                assert time.monotonic() < deadline, "the run never queued its drop"
+                time.sleep(0.05)
+            started = time.monotonic()
+            assert run_sql(target_url, "SELECT count(*) FROM dw.qtys") == [(7,)]
+            # Queued behind the drop, a newcomer waits at most one lock timeout (1 s).
+            assert time.monotonic() - started < 1.8
+            time.sleep(1.5)  # the first attempt has given up and the second is waiting
+        finally:
+            reader.commit()
+        worker.join(30)
+    assert outcome["run"].status == "success"
+    assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]
+    assert run_sql(
+        target_url,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'items_qty_fk'"
+        " AND conrelid = 'dw.items'::regclass",
+    ) == [(1,)]  # the reloaded table kept the foreign key

@@ -249,6 +249,25 @@ def test_readers_see_the_old_rows_until_the_commit(target: str) -> None:
     assert names(target) == [(3, "Cid", "Bern"), (4, "Dan", "Oslo")]
 
 
+def test_a_snapshot_taken_before_the_swap_sees_the_new_rows_whole(target: str) -> None:
+    # The shadow's rows go in with COPY FREEZE: visible to every snapshot, as PostgreSQL
+    # documents for FREEZE. A REPEATABLE READ transaction begun before the swap, which
+    # first reads the target after it, finds the new table by name and sees all of its
+    # rows, where rows stamped with the loading transaction would show it an empty table.
+    with psycopg.connect(target) as reader:
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # The snapshot is taken; no table is read (a lock on dw.cities, which the old
+        # table's foreign key references, would hold up dropping that table).
+        reader.execute("SELECT 1").fetchall()
+        load(target, TABLE, PLAN, [people([(3, "Cid", "Bern"), (4, "Dan", "Oslo")])])
+        seen = reader.execute("SELECT id, name, city FROM dw.people ORDER BY id").fetchall()
+        # Rows another transaction inserted after the snapshot stay invisible as ever.
+        run_sql(target, "INSERT INTO dw.people (id, name, city) VALUES (5, 'Eve', 'Rome')")
+        again = reader.execute("SELECT id FROM dw.people ORDER BY id").fetchall()
+    assert seen == [(3, "Cid", "Bern"), (4, "Dan", "Oslo")]
+    assert again == [(3,), (4,)]
+
+
 def test_a_failing_blocking_rule_leaves_the_old_table_untouched(target: str) -> None:
     before = oid(target)
     seen: list[tuple] = []
