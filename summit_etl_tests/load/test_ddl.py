@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -31,12 +30,13 @@ def loaded(source_url: str, target_url: str, summit_url: str) -> Any:
     return config
 
 
-@pytest.fixture
-def long_reader(target_url: str) -> Iterator[psycopg.Connection]:
-    """A transaction that has read the target and stays open until the test commits it."""
-    with psycopg.connect(target_url) as reader:
-        reader.execute("SELECT count(*) FROM dw.items").fetchone()
-        yield reader
+# A table the target references: dropping the replaced table drops its foreign key, which
+# locks this table ACCESS EXCLUSIVE, so a reader of it holds the swap up too.
+REFERENCED = (
+    "CREATE TABLE dw.qtys (qty integer PRIMARY KEY);"
+    " INSERT INTO dw.qtys SELECT generate_series(0, 6);"
+    " ALTER TABLE dw.items ADD CONSTRAINT items_qty_fk FOREIGN KEY (qty) REFERENCES dw.qtys"
+)
 
 
 def replace_waiting(url: str) -> bool:
@@ -48,36 +48,51 @@ def replace_waiting(url: str) -> bool:
     return bool(rows)
 
 
-def read_seconds(url: str) -> float:
-    """How long a newcomer's read of the target takes while the swap is retrying."""
+def read_seconds(url: str, table: str) -> float:
+    """How long a newcomer's read of `table` takes while the swap is retrying."""
     deadline = time.monotonic() + 10
     while not replace_waiting(url):
         assert time.monotonic() < deadline, "the run never queued its swap"
         time.sleep(0.05)
     started = time.monotonic()
-    run_sql(url, "SELECT count(*) FROM dw.items")
+    run_sql(url, f"SELECT count(*) FROM {table}")
     return time.monotonic() - started
 
 
+@pytest.mark.parametrize(
+    "read",
+    [
+        "dw.items",  # the rename waits for it
+        "dw.qtys",  # the drop of the replaced table (its foreign key) waits for it
+    ],
+)
 def test_swap_behind_a_long_reader_retries_and_lets_readers_through(
-    loaded: Any, long_reader: psycopg.Connection, target_url: str, summit_url: str
+    read: str, loaded: Any, target_url: str, summit_url: str
 ) -> None:
+    run_sql(target_url, REFERENCED)
     outcome: dict[str, Any] = {}
-    worker = threading.Thread(
-        target=lambda: outcome.update(
-            run=run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+    with psycopg.connect(target_url) as long_reader:
+        long_reader.execute(f"SELECT count(*) FROM {read}").fetchone()
+        worker = threading.Thread(
+            target=lambda: outcome.update(
+                run=run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+            )
         )
-    )
-    worker.start()
-    try:
-        # Queued behind the swap, a reader waits at most one lock timeout (1 s).
-        assert read_seconds(target_url) < 1.8
-        time.sleep(1.5)  # the first attempt has given up and the second is waiting
-    finally:
-        long_reader.commit()
-    worker.join(30)
+        worker.start()
+        try:
+            # Queued behind the swap, a reader waits at most one lock timeout (1 s).
+            assert read_seconds(target_url, read) < 1.8
+            time.sleep(1.5)  # the first attempt has given up and the second is waiting
+        finally:
+            long_reader.commit()
+        worker.join(30)
     assert outcome["run"].status == "success"
     assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]
+    assert run_sql(  # the reloaded table kept the foreign key
+        target_url,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'items_qty_fk'"
+        " AND conrelid = 'dw.items'::regclass",
+    ) == [(1,)]
 
 
 @pytest.mark.parametrize(
@@ -115,45 +130,3 @@ def _fails_at_loading(loaded: Any, waited_for: str, target_url: str, summit_url:
     # Three waits of 1 s and pauses of 0.5 s and 1 s, not an endless queue.
     assert 3 <= seconds < 10
 
-
-def test_a_reader_of_a_table_the_target_references_is_let_through_too(
-    loaded: Any, target_url: str, summit_url: str
-) -> None:
-    # The swap drops the old table and with it its foreign key, which locks the referenced
-    # table ACCESS EXCLUSIVE: a reader of dw.qtys holds that drop up as one of dw.items
-    # holds up the rename.
-    run_sql(
-        target_url,
-        "CREATE TABLE dw.qtys (qty integer PRIMARY KEY);"
-        " INSERT INTO dw.qtys SELECT generate_series(0, 6);"
-        " ALTER TABLE dw.items ADD CONSTRAINT items_qty_fk FOREIGN KEY (qty) REFERENCES dw.qtys",
-    )
-    outcome: dict[str, Any] = {}
-    with psycopg.connect(target_url) as reader:
-        reader.execute("SELECT count(*) FROM dw.qtys").fetchone()
-        worker = threading.Thread(
-            target=lambda: outcome.update(
-                run=run_pipeline(loaded, RunRequest(run_id=str(uuid.uuid4())), summit_url)
-            )
-        )
-        worker.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not replace_waiting(target_url):
-                assert time.monotonic() < deadline, "the run never queued its drop"
-                time.sleep(0.05)
-            started = time.monotonic()
-            assert run_sql(target_url, "SELECT count(*) FROM dw.qtys") == [(7,)]
-            # Queued behind the drop, a newcomer waits at most one lock timeout (1 s).
-            assert time.monotonic() - started < 1.8
-            time.sleep(1.5)  # the first attempt has given up and the second is waiting
-        finally:
-            reader.commit()
-        worker.join(30)
-    assert outcome["run"].status == "success"
-    assert run_sql(target_url, "SELECT count(*) FROM dw.items") == [(100,)]
-    assert run_sql(
-        target_url,
-        "SELECT count(*) FROM pg_constraint WHERE conname = 'items_qty_fk'"
-        " AND conrelid = 'dw.items'::regclass",
-    ) == [(1,)]  # the reloaded table kept the foreign key
