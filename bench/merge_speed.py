@@ -4,6 +4,7 @@ staging merge and dlt's merge, on the same changed rows (docs/benchmarks.md, "Me
     .venv/bin/python bench/merge_speed.py                       # 1M-row target, all contenders
     .venv/bin/python bench/merge_speed.py --rows 200000 --contenders baseline,summit
     .venv/bin/python bench/merge_speed.py --rows 200000 --service   # baseline, summit, summit_service
+    .venv/bin/python bench/merge_speed.py --snapshot --contenders baseline,summit  # full reads
 
 The source (`load_throughput.py`'s generator plus an `updated_at` column) is generated once
 and copied into the target database as the target's before-image; then a tenth of the
@@ -23,6 +24,10 @@ full snapshot, the only read in which deleted rows show) and merges them:
 - dlt: `sql_table` with `incremental("updated_at")`, write_disposition merge (upsert:
   strategy upsert; scd_type1: delete-insert; scd_type2: scd2; delta: not offered by dlt's
   merge without a delete-flag column), into a dataset its own untimed first run loaded.
+
+With `--snapshot` every strategy reads the full snapshot, as delta does (a daily full export
+merged by key: nine rows in ten unchanged); but for delta, the keys the snapshot lacks keep
+their target rows. dlt is not run then (its incremental read is what it is measured on).
 
 Every result is checked key by key against its source (count and an order-free hash of
 every row; scd_type2: the current versions, plus one closed version per updated key); a
@@ -74,6 +79,7 @@ TABLE = "dst"
 BATCH_ROWS = 50_000
 WATERMARK = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 READY_MARK = "summit merge bench: changes applied"
+SNAPSHOT_LACKS = "id % 1000 = 7"  # the rows deleted from the source, as the snapshot shows
 # (name, type) of every column: the hash casts each one, so a contender that stores a
 # column in another type (dlt: text for varchar) still hashes as the source does.
 COLUMNS = (
@@ -88,13 +94,14 @@ DLT_MERGE = {"upsert": "upsert", "scd_type1": "delete-insert", "scd_type2": "scd
 @dataclass(frozen=True)
 class Names:
     rows: int
+    snapshot: bool = False  # every strategy reads the full snapshot (`--snapshot`)
 
     @property
     def source(self) -> str:  # upserts and inserts applied; read by watermark
         return f"merge_src_{self.rows}"
 
     @property
-    def snapshot(self) -> str:  # the source less a few deleted rows; read in full by delta
+    def snapshot_table(self) -> str:  # the source less a few deleted rows; read in full by delta
         return f"merge_snap_{self.rows}"
 
     @property
@@ -102,10 +109,10 @@ class Names:
         return f"merge_before_{self.rows}"
 
     def read_table(self, strategy: str) -> str:
-        return self.snapshot if strategy == "delta" else self.source
+        return self.snapshot_table if not self.incremental(strategy) else self.source
 
     def incremental(self, strategy: str) -> bool:
-        return strategy != "delta"
+        return strategy != "delta" and not self.snapshot
 
 
 def ident(schema: str, table: str) -> sql.Identifier:
@@ -138,7 +145,7 @@ def prepare(names: Names) -> None:
     print(f"preparing {rows:,}-row source, snapshot and before-image ...", flush=True)
     started = time.perf_counter()
     source, snapshot, before = (
-        ident("public", names.source), ident("public", names.snapshot), ident("public", names.before)
+        ident("public", names.source), ident("public", names.snapshot_table), ident("public", names.before)
     )
     with psycopg.connect(src_url, autocommit=True) as conn:
         for table in (source, snapshot):
@@ -196,7 +203,9 @@ def prepare(names: Names) -> None:
             sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(snapshot, source)
         )
         conn.execute(
-            sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE id % 1000 <> 7").format(snapshot, source)
+            sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE NOT ({})").format(
+                snapshot, source, sql.SQL(SNAPSHOT_LACKS)
+            )
         )
         for table in (source, snapshot):
             conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(table))
@@ -445,7 +454,14 @@ def fingerprint(url: str, table: sql.Identifier, where: str = "") -> tuple[int, 
 
 def verify(names: Names, strategy: str, contender: str) -> str | None:
     """None when the target holds exactly the source's rows, else what differs."""
-    expected = fingerprint(database_url(SOURCE_DB), ident("public", names.read_table(strategy)))
+    # A snapshot merged by a strategy that keeps the keys it lacks: the source less the new
+    # keys the snapshot lacks (the old ones it lacks never changed, so the source has them).
+    keeps_absent = names.snapshot and strategy != "delta"
+    expected = fingerprint(
+        database_url(SOURCE_DB),
+        ident("public", names.source if keeps_absent else names.read_table(strategy)),
+        f" WHERE NOT (id > {names.rows} AND {SNAPSHOT_LACKS})" if keeps_absent else "",
+    )
     updated, _, _ = changes(names.rows)
     schema = DLT_SCHEMA if contender == "dlt" else SCHEMA
     scd2 = strategy == "scd_type2" and contender != "baseline"
@@ -536,6 +552,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="target rows (default 1M)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--snapshot", action="store_true",
+                        help="every strategy reads the full snapshot, as delta does")
     parser.add_argument("--service", action="store_true",
                         help=f"only {SERVICE} (through summit-etl serve) and its anchors "
                         "baseline,summit")
@@ -551,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown strategies or contenders: {sorted(unknown)}", file=sys.stderr)
         return 2
+    if args.snapshot and "dlt" in contenders:
+        print("--snapshot: dlt is measured on its incremental read; leave it out of "
+              "--contenders", file=sys.stderr)
+        return 2
     # Imported before any clock starts.
     import summit_etl.engine  # noqa: F401
 
@@ -560,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         # scd2 needs a row hash in `_dlt_id`, which arrow tables only get when asked.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
         import dlt.sources.sql_database  # noqa: F401
-    names = Names(args.rows)
+    names = Names(args.rows, args.snapshot)
     results = []
     try:
         prepare(names)
