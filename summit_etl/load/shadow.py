@@ -442,36 +442,30 @@ def _swap(
 ) -> None:
     schema = target.schema
     live = TableName(schema, table.name)
-    # The one wait for readers: the target's ACCESS EXCLUSIVE lock, given way to them.
+    # A serial's sequence would go with the old table: it moves to the new one first.
+    serials = [
+        sql.SQL("ALTER SEQUENCE {} OWNED BY {}.{}").format(
+            sql.Identifier(schema, sequence), live.ident, sql.Identifier(column)
+        )
+        for column, sequence, identity in target.sequences
+        if not identity
+    ]
+    # The one wait for readers, given way to them: the target's ACCESS EXCLUSIVE lock, and
+    # that of each table its foreign keys reference (dropping the old table drops them).
+    # One attempt takes both, so neither is held while the other waits.
     execute(
         conn,
         with_lock_retry(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(live.ident, sql.Identifier(old)),
-            f"swapping in the reloaded {table}",
-        ),
-    )
-    execute(
-        conn,
-        sql.SQL("ALTER TABLE {} RENAME TO {}").format(shadow.ident, sql.Identifier(table.name)),
-    )
-    for column, sequence, identity in target.sequences:
-        if not identity:  # a serial's sequence would go with the old table
-            execute(
-                conn,
-                sql.SQL("ALTER SEQUENCE {} OWNED BY {}.{}").format(
-                    sql.Identifier(schema, sequence), live.ident, sql.Identifier(column)
-                ),
-            )
-    new_sequences = {column: name for column, name, identity in _owned(conn, live) if identity}
-    # Dropping the old table drops its foreign keys, which takes an ACCESS EXCLUSIVE lock
-    # on each table they reference: a wait for that table's readers, given way to them too.
-    execute(
-        conn,
-        with_lock_retry(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                shadow.ident, sql.Identifier(table.name)
+            ),
+            *serials,
             sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)),
-            f"dropping the replaced {table} (its foreign keys lock the tables they reference)",
+            what=f"swapping in the reloaded {table}",
         ),
     )
+    new_sequences = {column: name for column, name, identity in _owned(conn, live) if identity}
     _restore(conn, live, target, new_sequences)
     _restore_statistics(conn, copied_statistics)
 

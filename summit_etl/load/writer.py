@@ -182,7 +182,8 @@ def _swappable(conn: psycopg.Connection, table: TableName) -> bool:
 
 
 def _truncate(conn: psycopg.Connection, table: TableName) -> None:
-    execute(conn, with_lock_retry(sql.SQL("TRUNCATE {}").format(table.ident), f"TRUNCATE {table}"))
+    truncate = sql.SQL("TRUNCATE {}").format(table.ident)
+    execute(conn, with_lock_retry(truncate, what=f"TRUNCATE {table}"))
 
 
 def _clear(conn: psycopg.Connection, table: TableName, plan: LoadPlan) -> int:

@@ -446,6 +446,11 @@ def test_a_full_snapshot_is_narrowed_to_its_new_and_changed_rows_before_writing(
     if scd2:
         closed = run_sql(target_url, "SELECT id FROM dw.people WHERE NOT is_current")
         assert sorted(r[0] for r in closed) == sorted(changed)
+    # The same snapshot again: narrowed to nothing, and nothing is written or locked.
+    settled = run_sql(target_url, versions)
+    again = load(target_url, TABLE, plan, [snapshot])
+    assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+    assert run_sql(target_url, versions) == settled
 
 
 @pytest.mark.parametrize(
