@@ -2,9 +2,9 @@
 
 Inside the load's one transaction: a table `LIKE` the target (columns, defaults, identity,
 generated columns, CHECK constraints, comments, storage, extended statistics; no indexes)
-takes the rows, then gets the target's indexes, primary/unique/exclusion and outgoing
-foreign keys built in bulk, is ANALYZEd, and only then replaces the target: rename the
-target away, rename the shadow in, hand over owned sequences, drop the old table, restore
+takes the rows, then gets the target's indexes and primary/unique/exclusion keys built in
+bulk, is ANALYZEd, gets its outgoing foreign keys, and only then replaces the target: rename
+the target away, rename the shadow in, hand over owned sequences, drop the old table, restore
 names, grants, triggers and comments. Readers keep reading the old table until the commit
 (they wait only for the short swap at the end, never see a half-loaded table).
 
@@ -224,6 +224,10 @@ def blockers(conn: psycopg.Connection, table: TableName) -> list[str]:
     return reasons
 
 
+class ForeignKeyBroken(ValueError):
+    """The reloaded rows reference rows that the referenced table lacks."""
+
+
 @dataclass
 class _Index:
     name: str
@@ -295,6 +299,7 @@ def reload(conn: psycopg.Connection, table: TableName, copy: Callable[[TableName
     rows = copy(shadow)
     _build(conn, shadow, target, token)
     execute(conn, sql.SQL("ANALYZE {}").format(shadow.ident))
+    _add_foreign_keys(conn, table, shadow, target)
     _swap(conn, table, shadow, old, target, copied_statistics)
     log.info(
         "full reload swapped in a shadow table",
@@ -387,10 +392,10 @@ def _continue_identities(conn: psycopg.Connection, shadow: TableName, target: _T
 
 
 def _build(conn: psycopg.Connection, shadow: TableName, target: _Target, token: str) -> None:
-    """The target's indexes and key constraints, built on the loaded shadow under
-    temporary names (index names are per schema, the target still holds the real ones);
-    definitions are the server's own text from pg_get_indexdef/pg_get_constraintdef, each
-    built in the tablespace the target's index is in."""
+    """The target's indexes and key constraints (foreign keys come later), built on the
+    loaded shadow under temporary names (index names are per schema, the target still holds
+    the real ones); definitions are the server's own text from pg_get_indexdef and
+    pg_get_constraintdef, each built in the tablespace the target's index is in."""
     for number, index in enumerate(target.indexes):
         index.temporary = f"summit_shadow_{token}_{number}"
         execute(
@@ -422,14 +427,53 @@ def _build(conn: psycopg.Connection, shadow: TableName, target: _Target, token: 
                 ),
             )
     execute(conn, sql.SQL("RESET default_tablespace"))
-    for name, definition, _ in target.foreign_keys:
-        # Constraint names are per table: the shadow's may be the final ones at once.
-        execute(
-            conn,
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                shadow.ident, sql.Identifier(name), sql.SQL(definition)
+
+
+def _add_foreign_keys(
+    conn: psycopg.Connection, table: TableName, shadow: TableName, target: _Target
+) -> None:
+    """The target's foreign keys on the shadow, last before the swap: adding one locks the
+    table it references against writers (SHARE ROW EXCLUSIVE) until the commit. The lock
+    gives way to a long writer like the swap's does; the one attempt only records the keys
+    (NOT VALID), so a retry repeats no scan, and the rows are checked after it under the
+    locks it took. A key the target had NOT VALID stays so, unchecked."""
+    if not target.foreign_keys:
+        return
+    checked = [name for name, definition, _ in target.foreign_keys if not _not_valid(definition)]
+    execute(
+        conn,
+        with_lock_retry(
+            *(
+                # Constraint names are per table: the shadow's may be the final ones at once.
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}{}").format(
+                    shadow.ident,
+                    sql.Identifier(name),
+                    sql.SQL(definition),
+                    sql.SQL("" if _not_valid(definition) else " NOT VALID"),
+                )
+                for name, definition, _ in target.foreign_keys
             ),
-        )
+            what=f"adding the foreign keys of the reloaded {table}",
+        ),
+    )
+    for name in checked:
+        try:
+            execute(
+                conn,
+                sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                    shadow.ident, sql.Identifier(name)
+                ),
+            )
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise ForeignKeyBroken(
+                f"the reloaded rows of {table} break its foreign key {name}"
+                f" ({exc.diag.message_detail or exc}); the old rows are kept"
+            ) from exc
+
+
+def _not_valid(definition: str) -> bool:
+    """Whether pg_get_constraintdef() printed the key as not validated."""
+    return definition.endswith(" NOT VALID")
 
 
 def _swap(

@@ -284,6 +284,38 @@ def test_a_failing_blocking_rule_leaves_the_old_table_untouched(target: str) -> 
     assert leftovers(target) == []
 
 
+def test_reloaded_rows_that_break_a_foreign_key_fail_the_load_naming_it(target: str) -> None:
+    before = oid(target)
+    with pytest.raises(shadow.ForeignKeyBroken) as info:
+        load(target, TABLE, PLAN, [people([(3, "Cid", "Bern"), (4, "Dan", "Paris")])])
+    assert str(info.value) == (
+        "the reloaded rows of dw.people break its foreign key people_city_fk"
+        ' (Key (city)=(Paris) is not present in table "cities".); the old rows are kept'
+    )
+    assert oid(target) == before
+    assert names(target) == [(1, "Ann", "Oslo"), (2, "Bob", "Rome")]
+    assert leftovers(target) == []
+
+
+def test_a_foreign_key_the_target_had_not_validated_stays_so(target: str) -> None:
+    # An operator's NOT VALID key holds for new writes only: the reload neither checks the
+    # rows against it nor marks it validated.
+    run_sql(
+        target,
+        "ALTER TABLE dw.people DROP CONSTRAINT people_city_fk;"
+        " INSERT INTO dw.people (id, name, city) VALUES (9, 'Old', 'Lima');"
+        " ALTER TABLE dw.people ADD CONSTRAINT people_city_fk FOREIGN KEY (city)"
+        " REFERENCES dw.cities (name) NOT VALID",
+    )
+    load(target, TABLE, PLAN, [people([(3, "Cid", "Bern"), (4, "Dan", "Paris")])])
+    assert names(target) == [(3, "Cid", "Bern"), (4, "Dan", "Paris")]
+    assert run_sql(
+        target,
+        "SELECT convalidated, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'dw.people'::regclass AND conname = 'people_city_fk'",
+    ) == [(False, "FOREIGN KEY (city) REFERENCES dw.cities(name) NOT VALID")]
+
+
 @pytest.mark.parametrize(
     ("ddl", "reason"),
     [
