@@ -22,7 +22,8 @@ from summit_etl.cdc.target import CdcTarget, write_offset
 from summit_etl.config import LoadStrategy
 from summit_etl.faults import failpoint
 from summit_etl.load.locks import target_lock
-from summit_etl.load.merge_sql import MergeSql, counted
+from summit_etl.load.merge_sql import MergeSql
+from summit_etl.load.target import affected
 
 STAGE = sql.Identifier("summit_cdc_stage")
 ROWS = sql.Identifier("summit_cdc_rows")
@@ -123,10 +124,6 @@ def _count(conn: psycopg.Connection, query: sql.Composed) -> int:
     return int(row[0]) if row else 0
 
 
-def _done(conn: psycopg.Connection, statement: sql.Composed) -> int:
-    return _count(conn, counted(statement))
-
-
 def _new_values(conn: psycopg.Connection, fields: list[str]) -> pa.Table:
     """The `fields` of every change that is not a delete, typed as the target's columns."""
     cursor = conn.execute(
@@ -198,7 +195,7 @@ def _apply(
         every_change = _merge_sql(
             target, sql.SQL("{} AS s JOIN {} AS c ON c.seq = s.{}").format(ROWS, STAGE, SEQ)
         )
-        applied.inserted = _done(
+        applied.inserted = affected(
             conn,
             every_change.insert(
                 where=sql.SQL("c.operation <> {}").format(sql.Literal(DELETE)),
@@ -225,15 +222,15 @@ def _apply(
             filled = _merge_sql(target, sql.SQL("{} AS s").format(LATEST), present=NEW)
             conn.execute(filled.fill_from_current())
         # Close the current version on a delete or a real change; open one for new values.
-        applied.deleted = _done(conn, latest.close_current(where=deletes))
-        applied.updated = _done(conn, latest.close_current(where=changes, changed_only=True))
-        opened = _done(conn, latest.insert(where=changes, missing_only=True, history=True))
+        applied.deleted = affected(conn, latest.close_current(where=deletes))
+        applied.updated = affected(conn, latest.close_current(where=changes, changed_only=True))
+        opened = affected(conn, latest.insert(where=changes, missing_only=True, history=True))
         applied.inserted = opened - applied.updated
         return
-    applied.deleted = _done(conn, latest.delete_matched(where=deletes))
+    applied.deleted = affected(conn, latest.delete_matched(where=deletes))
     if latest.tracked:
-        applied.updated = _done(conn, latest.update_changed(where=changes))
-    applied.inserted = _done(conn, latest.insert(where=changes, missing_only=True))
+        applied.updated = affected(conn, latest.update_changed(where=changes))
+    applied.inserted = affected(conn, latest.insert(where=changes, missing_only=True))
 
 
 def _merge_sql(

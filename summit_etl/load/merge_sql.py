@@ -187,11 +187,6 @@ class MergeSql:
         ]
 
 
-def counted(statement: sql.Composable) -> sql.Composed:
-    """`statement` as a query of how many rows it wrote."""
-    return sql.SQL("WITH done AS ({} RETURNING 1) SELECT count(*) FROM done").format(statement)
-
-
 def _prefixed(names: list[str], prefix: str) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL(prefix + "{}").format(sql.Identifier(n)) for n in names)
 

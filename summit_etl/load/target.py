@@ -57,10 +57,20 @@ def connect(url: str) -> closing[psycopg.Connection]:
 
 def execute(conn: psycopg.Connection, statement: sql.Composable) -> list[tuple]:
     """Run one statement on the target session; rows if it returns any."""
+    cursor = _run(conn, statement)
+    return cursor.fetchall() if cursor.description else []
+
+
+def affected(conn: psycopg.Connection, statement: sql.Composable) -> int:
+    """Run one statement that returns no rows on the target session; how many rows it
+    wrote (its command tag's count: `CREATE TABLE ... AS`, INSERT, UPDATE, DELETE)."""
+    return _run(conn, statement).rowcount
+
+
+def _run(conn: psycopg.Connection, statement: sql.Composable) -> psycopg.Cursor:
     text = statement.as_string(conn)
     log.debug("target sql", extra={"stage": "loading", "sql": text})
-    cursor = conn.execute(text)
-    return cursor.fetchall() if cursor.description else []
+    return conn.execute(text)
 
 
 def inspect(conn: psycopg.Connection, table: TableName) -> list[TargetColumn] | None:

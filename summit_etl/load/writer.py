@@ -33,8 +33,8 @@ from summit_etl.load import target as targets
 from summit_etl.load.conform import as_travelled, conform, schema_for
 from summit_etl.load.ddl import with_lock_retry
 from summit_etl.load.locks import target_lock
-from summit_etl.load.merge_sql import MergeSql, counted
-from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, execute
+from summit_etl.load.merge_sql import MergeSql
+from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, affected, execute
 from summit_etl.schema import contract
 from summit_etl.schema.contract import SchemaChange
 
@@ -193,7 +193,7 @@ def _clear(conn: psycopg.Connection, table: TableName, plan: LoadPlan) -> int:
         _truncate(conn, table)
         return 0
     delete = sql.SQL("DELETE FROM {} WHERE {}").format(table.ident, plan.within.predicate())
-    return int(execute(conn, counted(delete))[0][0])
+    return affected(conn, delete)
 
 
 def _check_key(
@@ -378,7 +378,7 @@ def _merge(
     if plan.strategy is LoadStrategy.delta and plan.delete_missing:
         # Every staged key, joined whole with the target: probing the target once per
         # target row for a stage without an index would compare every pair.
-        result.deleted = int(execute(conn, counted(staged.delete_unmatched()))[0][0])
+        result.deleted = affected(conn, staged.delete_unmatched())
 
 
 # The target's estimated rows; whether it fits in effective_cache_size; whether a plain
@@ -450,13 +450,12 @@ def _narrowed(
     whole target (a 1M-row delta snapshot with 100k changes: 3.7 s of merge statements
     instead of 5.3 s, docs/benchmarks.md "Merges", tenth pass). A stage whose rows all
     changed pays that anti-join and a copy of its rows (10% more for 1M rows)."""
-    execute(
+    rows = affected(
         conn,
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(
             _DIFFERING, staged.differing(current_only)
         ),
     )
-    rows = int(execute(conn, sql.SQL("SELECT count(*) FROM {}").format(_DIFFERING))[0][0])
     execute(conn, sql.SQL("ANALYZE {} ({})").format(_DIFFERING, columns_sql(staged.key)))
     log.info(
         "merging only the staged rows that are new or changed",
@@ -491,7 +490,7 @@ def _merge_statements(
     """Insert and update from `incoming` (the stage, or its new and changed rows)."""
 
     def count(statement: sql.Composable) -> int:
-        return int(execute(conn, counted(statement))[0][0])
+        return affected(conn, statement)
 
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
