@@ -14,10 +14,10 @@ from api_shim.errors import ApiError, DependencyDown
 from summit_etl.orchestration.keys import CODE_LOCATION
 
 log = logging.getLogger("summit_etl.api")
-# A stop is read back after the daemon's ticks in flight wrote their state (milliseconds
-# after they read it; more under load).
-_STOP_SETTLE_SECONDS = 0.3
-_STOP_ATTEMPTS = 3
+# A start or stop is read back after the daemons' ticks in flight wrote their state
+# (milliseconds after they read it; more under load).
+_SWITCH_SETTLE_SECONDS = 0.3
+_SWITCH_ATTEMPTS = 3
 
 LOCATION = CODE_LOCATION
 REPOSITORY = "__repository__"
@@ -49,18 +49,27 @@ class InstigatorState:
     selector_id: str
 
 
-# Per kind: the stop mutation, its arguments and the type of its answer on success.
+# Per kind: the mutation's variables and arguments, and the type of its answer on success.
 _STOP_MUTATIONS = {
     "schedule": (
         "stopRunningSchedule",
-        "scheduleOriginId: $origin, scheduleSelectorId: $selector",
+        ("$origin: String!, $selector: String!",
+         "scheduleOriginId: $origin, scheduleSelectorId: $selector"),
         "ScheduleStateResult",
     ),
     "sensor": (
         "stopSensor",
-        "jobOriginId: $origin, jobSelectorId: $selector",
+        ("$origin: String!, $selector: String!", "jobOriginId: $origin, jobSelectorId: $selector"),
         "StopSensorMutationResult",
     ),
+}
+_START_MUTATIONS = {
+    "schedule": (
+        "startSchedule",
+        ("$selector: ScheduleSelector!", "scheduleSelector: $selector"),
+        "ScheduleStateResult",
+    ),
+    "sensor": ("startSensor", ("$selector: SensorSelector!", "sensorSelector: $selector"), "Sensor"),
 }
 
 
@@ -68,10 +77,12 @@ def _names(groups: Sequence[Sequence[InstigatorState]]) -> list[str]:
     return sorted(s.name for group in groups for s in group)
 
 
-def _running(now: list[InstigatorState], stopped: list[InstigatorState]) -> list[InstigatorState]:
-    """Those of the `stopped` instigators that `now` finds running again."""
-    names = {s.name for s in stopped}
-    return [s for s in now if s.status == "RUNNING" and s.name in names]
+def _not_yet(
+    now: Sequence[InstigatorState], wanted: Sequence[InstigatorState], running: bool
+) -> list[InstigatorState]:
+    """Those of the `wanted` instigators that `now` finds not yet `running` (or stopped)."""
+    names = {s.name for s in wanted}
+    return [s for s in now if (s.status == "RUNNING") != running and s.name in names]
 
 
 class DagsterClient:
@@ -325,81 +336,87 @@ class DagsterClient:
 
         return states(data["schedules"], "scheduleState"), states(data["sensors"], "sensorState")
 
-    def start_schedule(self, name: str) -> None:
-        self._expect(
-            self.query(
-                """
-                mutation Start($selector: ScheduleSelector!) {
-                  startSchedule(scheduleSelector: $selector) { __typename ... on PythonError { message } }
-                }
-                """,
-                {"selector": {**_REPOSITORY_SELECTOR, "scheduleName": name}},
-            )["startSchedule"],
-            "ScheduleStateResult",
-            f"start schedule {name}",
-        )
+    def start_instigators(
+        self,
+        schedules: Sequence[InstigatorState] = (),
+        sensors: Sequence[InstigatorState] = (),
+    ) -> None:
+        """Start the schedules and sensors not running yet, and check that the starts held.
 
-    def start_sensor(self, name: str) -> None:
-        self._expect(
-            self.query(
-                """
-                mutation Start($selector: SensorSelector!) {
-                  startSensor(sensorSelector: $selector) { __typename ... on PythonError { message } ... on Error { message } }
-                }
-                """,
-                {"selector": {**_REPOSITORY_SELECTOR, "sensorName": name}},
-            )["startSensor"],
-            "Sensor",
-            f"start sensor {name}",
-        )
+        The scheduler writes a stopped schedule's state back at its checkpoint, from a copy
+        it read at the start of its pass: a start landing in between is undone and the
+        schedule stays stopped (seen under load: resume-all answered, and the next stop-all
+        found nothing running). What is stopped again is started again."""
+        self._switch_checked(schedules, sensors, running=True)
 
     def stop_instigators(
         self,
         schedules: Sequence[InstigatorState] = (),
         sensors: Sequence[InstigatorState] = (),
     ) -> None:
-        """Stop the schedules and sensors, and check that the stops held.
+        """Stop the schedules and sensors still running, and check that the stops held.
 
         Dagster's daemons write an instigator's state back from a copy they read a moment
         before: the sensor daemon at the start of every tick, the scheduler at its hourly
         checkpoint. A stop that lands in between is undone and the instigator keeps going
         (seen under load: a deleted CDC pipeline's live run went on for its whole idle
-        window). So the states are read again after the writes in flight landed, and what
-        runs again is stopped again."""
-        pending: tuple[list[InstigatorState], list[InstigatorState]] = (
-            list(schedules),
-            list(sensors),
-        )
-        for attempt in range(_STOP_ATTEMPTS):
+        window). What runs again is stopped again."""
+        self._switch_checked(schedules, sensors, running=False)
+
+    def _switch_checked(
+        self,
+        schedules: Sequence[InstigatorState],
+        sensors: Sequence[InstigatorState],
+        *,
+        running: bool,
+    ) -> None:
+        """Switch each instigator to `running`, then read the states again once the
+        daemons' writes in flight landed, and switch again what they undid."""
+        verb, doing = ("start", "starting") if running else ("stop", "stopping")
+        pending = (_not_yet(schedules, schedules, running), _not_yet(sensors, sensors, running))
+        for attempt in range(_SWITCH_ATTEMPTS):
             if not any(pending):
                 return
-            for state in pending[0]:
-                self._stop("schedule", state)
-            for state in pending[1]:
-                self._stop("sensor", state)
-            time.sleep(_STOP_SETTLE_SECONDS)
+            for kind, states in zip(("schedule", "sensor"), pending, strict=True):
+                for state in states:
+                    self._switch(kind, state, running)
+            time.sleep(_SWITCH_SETTLE_SECONDS)
             schedules_now, sensors_now = self.instigators()
-            pending = (_running(schedules_now, pending[0]), _running(sensors_now, pending[1]))
+            pending = (
+                _not_yet(schedules_now, pending[0], running),
+                _not_yet(sensors_now, pending[1], running),
+            )
             if any(pending):
                 log.warning(
-                    "a Dagster daemon undid a stop; stopping again",
+                    f"a Dagster daemon undid a {verb}; {doing} again",
                     extra={"instigators": _names(pending), "attempt": attempt + 1},
                 )
         if any(pending):
-            raise ApiError(502, f"Dagster kept {_names(pending)} running; stop again")
+            kept = "stopped" if running else "running"
+            raise ApiError(502, f"Dagster kept {_names(pending)} {kept}; {verb} again")
 
-    def _stop(self, kind: str, state: InstigatorState) -> None:
-        """Stop one schedule or sensor (`kind`) by the ids Dagster gave its state."""
-        mutation, arguments, answered = _STOP_MUTATIONS[kind]
+    def _switch(self, kind: str, state: InstigatorState, running: bool) -> None:
+        """Start one schedule or sensor (`kind`) by name, or stop it by the ids Dagster
+        gave its state."""
+        if running:
+            mutation, arguments, answered = _START_MUTATIONS[kind]
+            variables: dict[str, Any] = {
+                "selector": {**_REPOSITORY_SELECTOR, f"{kind}Name": state.name}
+            }
+        else:
+            mutation, arguments, answered = _STOP_MUTATIONS[kind]
+            variables = {"origin": state.origin_id, "selector": state.selector_id}
         result = self.query(
             f"""
-            mutation Stop($origin: String!, $selector: String!) {{
-              {mutation}({arguments}) {{ __typename ... on PythonError {{ message }} }}
+            mutation Switch({arguments[0]}) {{
+              {mutation}({arguments[1]}) {{
+                __typename ... on PythonError {{ message }} ... on Error {{ message }}
+              }}
             }}
             """,
-            {"origin": state.origin_id, "selector": state.selector_id},
+            variables,
         )[mutation]
-        self._expect(result, answered, f"stop {kind} {state.name}")
+        self._expect(result, answered, f"{'start' if running else 'stop'} {kind} {state.name}")
 
     @staticmethod
     def _expect(result: dict[str, Any], typename: str, action: str) -> None:

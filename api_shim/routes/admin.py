@@ -68,16 +68,15 @@ def resume_all(request: Request) -> JSONResponse:
     with svc.db.connection() as conn:
         pending = admin_store.open_stops(conn)
     schedules, sensors = svc.dagster.instigators()
-    existing = {("schedule", s.name) for s in schedules} | {("sensor", s.name) for s in sensors}
-    resumed, missing = [], []
-    for item in pending:
-        if (item.kind, item.name) not in existing:
-            missing.append(item.name)
-            continue
-        (svc.dagster.start_schedule if item.kind == "schedule" else svc.dagster.start_sensor)(
-            item.name
-        )
-        resumed.append(item)
+    existing = {("schedule", s.name): s for s in schedules} | {
+        ("sensor", s.name): s for s in sensors
+    }
+    resumed = [item for item in pending if (item.kind, item.name) in existing]
+    missing = [item.name for item in pending if (item.kind, item.name) not in existing]
+    svc.dagster.start_instigators(
+        [existing[("schedule", i.name)] for i in resumed if i.kind == "schedule"],
+        [existing[("sensor", i.name)] for i in resumed if i.kind == "sensor"],
+    )
     with svc.db.connection() as conn:
         admin_store.mark_resumed(conn, [*resumed, *(i for i in pending if i.name in missing)])
     return answer(

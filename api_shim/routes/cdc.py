@@ -76,11 +76,9 @@ def _switch(request: Request, start: bool) -> JSONResponse:
         raise ApiError(404, f"pipeline {pipeline_id} has no CDC sensor ({name}) in Dagster")
     if start:
         _install_capture(config)
-        if state.status != "RUNNING":
-            svc.dagster.start_sensor(name)
+        svc.dagster.start_instigators(sensors=[state])
     else:
-        if state.status == "RUNNING":
-            svc.dagster.stop_instigators(sensors=[state])
+        svc.dagster.stop_instigators(sensors=[state])
         if config.cdc is not None and _drops_slot(config):
             wait_for_live_cdc_runs(svc.dagster, pipeline_id, config.cdc.poll_interval_seconds)
             _drop_slot(config, svc.settings.database_url)
