@@ -224,6 +224,9 @@ def blockers(conn: psycopg.Connection, table: TableName) -> list[str]:
     return reasons
 
 
+_NOT_VALID = " NOT VALID"
+
+
 class ForeignKeyBroken(ValueError):
     """The reloaded rows reference rows that the referenced table lacks."""
 
@@ -439,7 +442,8 @@ def _add_foreign_keys(
     locks it took. A key the target had NOT VALID stays so, unchecked."""
     if not target.foreign_keys:
         return
-    checked = [name for name, definition, _ in target.foreign_keys if not _not_valid(definition)]
+    # pg_get_constraintdef() ends a key the target never validated with NOT VALID.
+    checked = [n for n, definition, _ in target.foreign_keys if not definition.endswith(_NOT_VALID)]
     execute(
         conn,
         with_lock_retry(
@@ -449,7 +453,7 @@ def _add_foreign_keys(
                     shadow.ident,
                     sql.Identifier(name),
                     sql.SQL(definition),
-                    sql.SQL("" if _not_valid(definition) else " NOT VALID"),
+                    sql.SQL(_NOT_VALID if name in checked else ""),
                 )
                 for name, definition, _ in target.foreign_keys
             ),
@@ -469,11 +473,6 @@ def _add_foreign_keys(
                 f"the reloaded rows of {table} break its foreign key {name}"
                 f" ({exc.diag.message_detail or exc}); the old rows are kept"
             ) from exc
-
-
-def _not_valid(definition: str) -> bool:
-    """Whether pg_get_constraintdef() printed the key as not validated."""
-    return definition.endswith(" NOT VALID")
 
 
 def _swap(

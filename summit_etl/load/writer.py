@@ -488,29 +488,25 @@ def _merge_statements(
     conn: psycopg.Connection, plan: LoadPlan, incoming: MergeSql, result: LoadResult
 ) -> None:
     """Insert and update from `incoming` (the stage, or its new and changed rows)."""
-
-    def count(statement: sql.Composable) -> int:
-        return affected(conn, statement)
-
     strategy = plan.strategy
     if strategy in (LoadStrategy.bulk, LoadStrategy.append_only):
         if plan.replace:
             result.deleted = _clear(conn, incoming.target, plan)
-        result.inserted = count(
-            incoming.insert(missing_only=plan.skip_existing and bool(plan.key))
+        result.inserted = affected(
+            conn, incoming.insert(missing_only=plan.skip_existing and bool(plan.key))
         )
         return
     # Inserting the new keys first looks them up while the target is still all-visible
     # (index-only probes); the rows it adds equal their incoming rows and are not updated.
     if strategy is LoadStrategy.scd_type2:
-        result.inserted = count(incoming.insert(missing_only=True, history=True))
+        result.inserted = affected(conn, incoming.insert(missing_only=True, history=True))
         if incoming.tracked:
             result.updated = int(execute(conn, incoming.reopen_changed())[0][0])
             result.inserted += result.updated
         return
-    result.inserted = count(incoming.insert(missing_only=True))
+    result.inserted = affected(conn, incoming.insert(missing_only=True))
     if incoming.tracked:
-        result.updated = count(incoming.update_changed())
+        result.updated = affected(conn, incoming.update_changed())
 
 
 def _drop_superseded(key: list[str]) -> sql.Composed:

@@ -295,6 +295,15 @@ def test_reloaded_rows_that_break_a_foreign_key_fail_the_load_naming_it(target: 
     assert oid(target) == before
     assert names(target) == [(1, "Ann", "Oslo"), (2, "Bob", "Rome")]
     assert leftovers(target) == []
+    # The next reload, its rows mended, swaps in with the key validated.
+    load(target, TABLE, PLAN, [people([(3, "Cid", "Bern"), (4, "Dan", "Rome")])])
+    assert names(target) == [(3, "Cid", "Bern"), (4, "Dan", "Rome")]
+    assert run_sql(
+        target,
+        "SELECT convalidated FROM pg_constraint"
+        " WHERE conrelid = 'dw.people'::regclass AND conname = 'people_city_fk'",
+    ) == [(True,)]
+    assert leftovers(target) == []
 
 
 def test_a_foreign_key_the_target_had_not_validated_stays_so(target: str) -> None:
