@@ -5,6 +5,7 @@ staging merge and dlt's merge, on the same changed rows (docs/benchmarks.md, "Me
     .venv/bin/python bench/merge_speed.py --rows 200000 --contenders baseline,summit
     .venv/bin/python bench/merge_speed.py --rows 200000 --service   # baseline, summit, summit_service
     .venv/bin/python bench/merge_speed.py --snapshot --contenders baseline,summit  # full reads
+    .venv/bin/python bench/merge_speed.py --snapshot --compare-hashes --contenders baseline,summit
 
 The source (`load_throughput.py`'s generator plus an `updated_at` column) is generated once
 and copied into the target database as the target's before-image; then a tenth of the
@@ -28,6 +29,9 @@ full snapshot, the only read in which deleted rows show) and merges them:
 With `--snapshot` every strategy reads the full snapshot, as delta does (a daily full export
 merged by key: nine rows in ten unchanged); but for delta, the keys the snapshot lacks keep
 their target rows. dlt is not run then (its incremental read is what it is measured on).
+With `--compare-hashes` Summit's full reads (delta's, or every strategy's with `--snapshot`)
+set `extraction.compareHashes`: a hash of each row is compared with the target's first, and
+only the new and changed rows travel (summit_etl/extract/changed.py).
 
 Every result is checked key by key against its source (count and an order-free hash of
 every row; scd_type2: the current versions, plus one closed version per updated key); a
@@ -95,6 +99,7 @@ DLT_MERGE = {"upsert": "upsert", "scd_type1": "delete-insert", "scd_type2": "scd
 class Names:
     rows: int
     snapshot: bool = False  # every strategy reads the full snapshot (`--snapshot`)
+    compare_hashes: bool = False  # Summit's full reads compare row hashes first
 
     @property
     def source(self) -> str:  # upserts and inserts applied; read by watermark
@@ -315,6 +320,8 @@ def summit_document(names: Names, strategy: str) -> dict[str, Any]:
     extraction: dict[str, Any] = {"strategy": "full", "batchSize": BATCH_ROWS}
     if incremental:
         extraction.update(strategy="incremental", incrementalColumn="updated_at")
+    elif names.compare_hashes:
+        extraction["compareHashes"] = True
     return {
         "id": f"bench-merge-{strategy.replace('_', '-')}",
         "name": f"Merge benchmark {strategy}",
@@ -554,6 +561,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--snapshot", action="store_true",
                         help="every strategy reads the full snapshot, as delta does")
+    parser.add_argument("--compare-hashes", action="store_true",
+                        help="Summit's full reads (delta; every strategy with --snapshot) "
+                        "read only the rows whose hash differs from the target's "
+                        "(extraction.compareHashes)")
     parser.add_argument("--service", action="store_true",
                         help=f"only {SERVICE} (through summit-etl serve) and its anchors "
                         "baseline,summit")
@@ -582,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         # scd2 needs a row hash in `_dlt_id`, which arrow tables only get when asked.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
         import dlt.sources.sql_database  # noqa: F401
-    names = Names(args.rows, args.snapshot)
+    names = Names(args.rows, args.snapshot, args.compare_hashes)
     results = []
     try:
         prepare(names)

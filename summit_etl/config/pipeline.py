@@ -69,6 +69,13 @@ class ExtractionConfig(Model):
         description="readers of a full read of a table, each on its own connection and "
         "primary-key (or ctid) range, all in one snapshot of the source",
     )
+    compare_hashes: bool = Field(
+        default=False,
+        description="a full read into a merge first compares a hash of each source row "
+        "with the target's row of its key and reads only the new and changed rows (delta: "
+        "and deletes the keys the source lacks); where it cannot compare exactly, it reads "
+        "every row and says why in the log",
+    )
 
 
 class WatermarkConfig(Model):
@@ -229,6 +236,18 @@ class PipelineConfig(Model):
             raise ValueError(
                 "extraction.parallelism above 1 splits a full read of a table by its key: it "
                 "needs extraction.strategy 'full' and source.table, not a query"
+            )
+        if self.extraction.compare_hashes and (
+            strategy is not ExtractionStrategy.full
+            or self.loading.strategy not in MERGE_STRATEGIES
+            or self.extraction.parallelism > 1
+            or self.transformation.transformations
+        ):
+            raise ValueError(
+                "extraction.compareHashes compares the source's rows, as read, with the "
+                "target's: it needs extraction.strategy 'full', a merge loading.strategy "
+                "(upsert, scd_type1, scd_type2, delta), extraction.parallelism 1 and no "
+                "transformation steps"
             )
         if self.loading.strategy in MERGE_STRATEGIES and not self.merge_key:
             raise ValueError(

@@ -160,13 +160,21 @@ class ReadAhead:
 
 @contextmanager
 def read_ahead(
-    url: str, queries: list[str], batch_size: int, plan: ReadPlan | None = None
+    url: str,
+    queries: list[str],
+    batch_size: int,
+    plan: ReadPlan | None = None,
+    *,
+    snapshot: str | None = None,
 ) -> Iterator[ReadAhead]:
-    """Read `queries` on one reader thread each (several: in one snapshot); iterate the
-    result for their batches. Leaving the block stops and closes every reader."""
+    """Read `queries` on one reader thread each (several: in one snapshot; `snapshot`: in
+    that exported one, which its exporter holds while the block opens); iterate the result
+    for their batches. Leaving the block stops and closes every reader."""
     with ExitStack() as opened:
         built_in = plan is not None and plan.built_in_types_only
-        connections = _connect(url, len(queries), opened, built_in_types=built_in)
+        connections = _connect(
+            url, len(queries), opened, built_in_types=built_in, snapshot=snapshot
+        )
         opened.pop_all()  # from here on each reader closes its own connection
     out: queue.Queue[pa.Table | _Done | _Failed] = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()
@@ -187,13 +195,16 @@ def read_ahead(
 
 
 def _connect(
-    url: str, count: int, opened: ExitStack, *, built_in_types: bool
+    url: str, count: int, opened: ExitStack, *, built_in_types: bool, snapshot: str | None
 ) -> list[adbc.Connection]:
-    """`count` source connections; more than one share one exported snapshot."""
+    """`count` source connections; more than one share one exported snapshot (`snapshot`
+    when given, even for one)."""
     # The driver's slow starts side by side, not one after another (extract/postgres.py).
     connectors = [
         opened.enter_context(Connector(url, built_in_types=built_in_types)) for _ in range(count)
     ]
+    if snapshot is not None:
+        return _in_snapshot(connectors, snapshot, opened)
     if count == 1:
         return [opened.enter_context(connectors[0].open())]
     with psycopg.connect(url) as exporter:
@@ -201,13 +212,20 @@ def _connect(
         exporter.read_only = True
         row = exporter.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
-        snapshot = sql.Literal(row[0]).as_string(exporter)
-        connections = []
-        for connector in connectors:
-            conn = opened.enter_context(connector.open())
-            connections.append(conn)
-            with conn.cursor() as cursor:  # first in the transaction the driver began
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                cursor.execute(f"SET TRANSACTION SNAPSHOT {snapshot}")
-    # The exporter's transaction ends here: each reader holds the snapshot it imported.
+        # The exporter's transaction ends after this: each reader holds what it imported.
+        return _in_snapshot(connectors, row[0], opened)
+
+
+def _in_snapshot(
+    connectors: list[Connector], snapshot: str, opened: ExitStack
+) -> list[adbc.Connection]:
+    """A connection of each connector, its transaction in the exported `snapshot`."""
+    imported = sql.Literal(snapshot).as_string(None)
+    connections = []
+    for connector in connectors:
+        conn = opened.enter_context(connector.open())
+        connections.append(conn)
+        with conn.cursor() as cursor:  # first in the transaction the driver began
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT {imported}")
     return connections

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import pgpq
 import psycopg
@@ -37,6 +38,9 @@ from summit_etl.load.merge_sql import MergeSql
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn, affected, execute
 from summit_etl.schema import contract
 from summit_etl.schema.contract import SchemaChange
+
+if TYPE_CHECKING:
+    from summit_etl.extract.changed import KeySet
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ class LoadPlan:
     replace: bool = False  # a full run of `bulk`: the target's rows are replaced
     skip_existing: bool = False  # appends of re-read rows: keys already loaded are skipped
     delete_missing: bool = False  # delta over a full snapshot: keys gone from it are deleted
+    # delta over a snapshot compared by hash (extract/changed.py): the keys gone from it
+    delete_keys: KeySet | None = None
     schema_changes: str | None = None  # the contract; None: by who created the target
     within: ReadRange | None = None  # a slice: the one key range this load writes
 
@@ -164,6 +170,13 @@ def _write(
         _stage(conn, written, rows, result, keys)
         _merge(conn, table, plan, written, result, keys.unique())
     # else: merging no rows changes nothing (an upsert slice whose range is now empty)
+    if plan.delete_keys is not None and plan.delete_keys.count:
+        result.deleted = affected(
+            conn,
+            sql.SQL("DELETE FROM {} AS t WHERE {}").format(
+                table.ident, plan.delete_keys.predicate("t")
+            ),
+        )
     if before_commit is not None:
         before_commit(conn)
     conn.commit()

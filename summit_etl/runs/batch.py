@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 
 import psycopg
@@ -16,6 +18,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.config import ExtractionStrategy, LoadStrategy, PipelineConfig
+from summit_etl.extract import changed
 from summit_etl.extract import postgres as source_db
 from summit_etl.extract.arrow import TypeTravelError
 from summit_etl.extract.columns import ReadPlan
@@ -74,15 +77,32 @@ def run_batch(ctx: RunContext) -> None:
     # Connecting to and querying the source count as extraction.
     read = clock.run(Stage.extraction, lambda: source_db.read_plan(config, column, start))
     parts = clock.run(Stage.extraction, lambda: _parts(config, source_url))
+    with ExitStack() as held:
+        snapshot, changes = None, None
+        if config.extraction.compare_hashes:
+            snapshot = held.enter_context(changed.source_snapshot(source_url))
+            changes = clock.run(
+                Stage.extraction, lambda: _compare(ctx, snapshot, read, plan, source_url)
+            )
+        if changes is not None:
+            plan = replace(plan, delete_missing=False, delete_keys=changes.gone)
+            parts = [changes.differing.predicate()]
 
-    def queries(read: ReadPlan) -> list[str]:
-        if parts is None:
-            return [source_db.select_sql(config.source, column, start, read)]
-        return [source_db.select_sql(config.source, None, None, read, p) for p in parts]
+        def queries(read: ReadPlan) -> list[str]:
+            if parts is None:
+                return [source_db.select_sql(config.source, column, start, read)]
+            return [source_db.select_sql(config.source, None, None, read, p) for p in parts]
 
-    result = stream_into_target(
-        ctx, queries, read, plan, transformer, before_commit, observe=high_mark
-    )
+        result = stream_into_target(
+            ctx,
+            queries,
+            read,
+            plan,
+            transformer,
+            before_commit,
+            observe=high_mark,
+            snapshot=snapshot.id if changes is not None and snapshot is not None else None,
+        )
     outcome.load = result
     if ctx.gate is not None:
         gate = ctx.gate
@@ -121,12 +141,13 @@ def stream_into_target(
     transformer: Transformer,
     before_commit: Callable[[psycopg.Connection], None],
     observe: HighWaterMark | None = None,
+    snapshot: str | None = None,
 ) -> LoadResult:
-    """Read `queries(read)` → transform → (quality gate) → load into the pipeline's
-    target, each stage on the run's clock; the schema changes the load met are recorded
-    either way. A value that cannot travel typed in a column read typed without a probe
-    rolls the load back and starts the read over with that column as text
-    (extract/columns.py)."""
+    """Read `queries(read)` (in the exported source `snapshot`, if given) → transform →
+    (quality gate) → load into the pipeline's target, each stage on the run's clock; the
+    schema changes the load met are recorded either way. A value that cannot travel typed
+    in a column read typed without a probe rolls the load back and starts the read over
+    with that column as text (extract/columns.py)."""
     config, counts, clock = ctx.config, ctx.counts, ctx.clock
     target, source_url = config.loading.target_name, timed_url(config.source.url, config.timeouts)
 
@@ -160,7 +181,9 @@ def stream_into_target(
             )
         # The source is read on reader threads while the loader writes; the time the
         # stages below wait for their batches is the run's extraction time (runs/clock.py).
-        with read_ahead(source_url, selects, config.extraction.batch_size, read) as batches:
+        with read_ahead(
+            source_url, selects, config.extraction.batch_size, read, snapshot=snapshot
+        ) as batches:
             stream = clock.each(Stage.extraction, extracted(batches))
             stream = clock.each(Stage.transformation, transformed(stream))
             if ctx.gate is not None:
@@ -217,6 +240,27 @@ def _read_again(ctx: RunContext, read: ReadPlan, error: TypeTravelError) -> Read
             },
         )
     return again
+
+
+def _compare(
+    ctx: RunContext,
+    snapshot: changed.SourceSnapshot,
+    read: ReadPlan,
+    plan: LoadPlan,
+    source_url: str,
+) -> changed.Changes | None:
+    """`extraction.compareHashes`: which keys the full read needs (None: all of them)."""
+    config = ctx.config
+    return changed.find_changes(
+        snapshot,
+        source_db.source_relation(config.source),
+        read.columns,
+        ctx.target_url,
+        config.loading.target_name,
+        plan.key,
+        current_only=plan.strategy is LoadStrategy.scd_type2,
+        gone=plan.delete_missing,
+    )
 
 
 def _parts(config: PipelineConfig, source_url: str) -> list[sql.Composable] | None:

@@ -1,0 +1,316 @@
+"""A full read narrowed, before it travels, to the rows the target lacks or holds otherwise
+(`extraction.compareHashes`).
+
+A merge of a full snapshot into a target that already holds most of it moves every row
+only to find the few that changed (load/writer.py `_narrowed`). Comparing a 64-bit hash
+of each row moves a key and 8 bytes a row instead:
+
+1. the source hashes its rows in a REPEATABLE READ snapshot that this module exports and
+   holds (`source_snapshot`), while the target hashes its own (scd_type2: its open
+   versions), both servers at once;
+2. the two lists of key and hash are joined here, in Arrow: the keys whose rows are new
+   to the target or differ from its row, and (delta) the target keys the source lacks;
+3. the run reads only those keys' rows, in the same snapshot, and merges them as usual;
+   delta deletes the lacking keys by name (`KeySet`).
+
+The lists take some 16 bytes a row each here (an integer key; a text key: its length more)
+while they are joined: 1M rows, some 100 MB at the peak.
+
+Both sides hash the same columns of the same types with `hash_record_extended`, which
+hashes each value by its type's hash function: two values its type calls equal hash
+alike, as the merge's own change test (`IS DISTINCT FROM`) calls them equal. Types without
+a hash function are hashed by their text, under the same output settings on both sides.
+Two different rows hash alike with a chance of 2^-64. Keys are matched here by value: an
+integer key as such, the other key types by their text, only where equal values print
+alike (`_KEYS_BY_TEXT`).
+
+Where the comparison could not be exact, `find_changes` says why and the run reads every
+row as before: no target yet, a column missing from the target or typed otherwise there
+(a schema change the full read applies or reports), a key of another type or of a
+nondeterministic collation, a NULL key (the merge never matches it), or a server older
+than PostgreSQL 14.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from summit_etl.extract.columns import SourceColumn
+from summit_etl.extract.postgres import Connector
+from summit_etl.identifiers import TableName
+from summit_etl.load import target as targets
+
+log = logging.getLogger(__name__)
+
+_FIRST_WITH_RECORD_HASH = 140000  # hash_record_extended came with PostgreSQL 14
+_INTEGER_KEYS = frozenset({"int2", "int4", "int8"})  # matched as Arrow integers
+# Key types whose equal values print alike (text: under a deterministic collation), so
+# that their text finds them on the other side.
+_KEYS_BY_TEXT = frozenset(
+    {"text", "varchar", "date", "timestamp", "timestamptz", "uuid", "bool", "bytea"}
+)
+# The same text on both servers: for key values and for the columns hashed by their text.
+_OUTPUT_SETTINGS = (
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'postgres'",
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL bytea_output = 'hex'",
+)
+_OURS, _THEIRS = "summit_source_hash", "summit_target_hash"
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Keys of the source's table, one array literal per key column."""
+
+    columns: list[str]
+    types: list[str]  # format_type() of each key column
+    arrays: list[str]  # e.g. '{"1","7","9"}'
+    count: int
+
+    def predicate(self, alias: str | None = None) -> sql.Composable:
+        """`(alias.k1, ...) IN (SELECT * FROM unnest('{..}'::t1[], ...))`: a hashed
+        semi-join, whatever the number of keys."""
+        prefix = f"{alias}." if alias else ""
+        keys = sql.SQL(", ").join(
+            sql.SQL(prefix + "{}").format(sql.Identifier(c)) for c in self.columns
+        )
+        arrays = sql.SQL(", ").join(
+            sql.SQL("{}::{}[]").format(sql.Literal(a), sql.SQL(t))
+            for a, t in zip(self.arrays, self.types, strict=True)
+        )
+        return sql.SQL("({}) IN (SELECT * FROM unnest({}))").format(keys, arrays)
+
+
+@dataclass(frozen=True)
+class Changes:
+    compared: int  # source rows hashed
+    differing: KeySet  # keys of rows new to the target or differing from its row
+    gone: KeySet | None  # target keys the source lacks (asked for by delta only)
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    url: str
+    id: str  # for SET TRANSACTION SNAPSHOT, while the block of `source_snapshot` runs
+
+
+@contextmanager
+def source_snapshot(url: str) -> Iterator[SourceSnapshot]:
+    """A read-only REPEATABLE READ transaction on the source, exported, held until the
+    block ends: the hashes and the rows read later see the same source."""
+    with psycopg.connect(url) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        try:
+            yield SourceSnapshot(url, row[0])
+        finally:
+            conn.rollback()
+
+
+def find_changes(
+    source: SourceSnapshot,
+    relation: sql.Composable,
+    columns: list[SourceColumn],
+    target_url: str,
+    table: TableName,
+    key: list[str],
+    *,
+    current_only: bool = False,
+    gone: bool = False,
+) -> Changes | None:
+    """Compare the hashes of `relation`'s rows (its `columns`, as read) with `table`'s
+    rows of the same `key` (`current_only`: its open scd_type2 versions); `gone`: list the
+    target keys the source lacks too. None: the rows cannot be compared exactly (logged)."""
+    with targets.connect(target_url) as target:
+        reason = _why_not(source.url, target, table, columns, key)
+        by_text = _hashed_by_text(target, table) if reason is None else set()
+    if reason is not None:
+        _reading_every_row(table, reason)
+        return None
+    by_name = {c.name: c for c in columns}
+    compared = [c.name for c in columns if c.name not in key]
+    held = (
+        sql.SQL("(SELECT * FROM {} WHERE is_current) AS t").format(table.ident)
+        if current_only
+        else table.ident
+    )
+    with ThreadPoolExecutor(1, thread_name_prefix="summit-target-hashes") as pool:
+        target_hashes = pool.submit(
+            _read, target_url, _hashes(held, key, by_name, compared, by_text, _THEIRS), None
+        )
+        ours = _read(source.url, _hashes(relation, key, by_name, compared, by_text, _OURS), source)
+        theirs = target_hashes.result()
+    nulls = sum(ours[k].null_count for k in key)
+    if nulls:
+        _reading_every_row(
+            table, f"{nulls} source rows have a NULL key (the merge inserts them anew each run)"
+        )
+        return None
+    joined = ours.join(theirs, key, join_type="left outer")
+    differing = joined.filter(
+        pc.or_kleene(pc.is_null(joined[_THEIRS]), pc.not_equal(joined[_OURS], joined[_THEIRS]))
+    )
+    types = [by_name[k].sql_type for k in key]
+    changes = Changes(
+        compared=ours.num_rows,
+        differing=_key_set(differing, key, types),
+        gone=_key_set(theirs.join(ours, key, join_type="left anti"), key, types)
+        if gone
+        else None,
+    )
+    log.info(
+        "compared the source's rows with the target's by hash: reading only the new and "
+        "changed ones",
+        extra={
+            "stage": "extraction",
+            "table": str(table),
+            "compared": changes.compared,
+            "newOrChanged": changes.differing.count,
+            **({"gone": changes.gone.count} if changes.gone is not None else {}),
+        },
+    )
+    return changes
+
+
+def _reading_every_row(table: TableName, reason: str) -> None:
+    log.warning(
+        "extraction.compareHashes: reading every row, %s",
+        reason,
+        extra={"stage": "extraction", "table": str(table)},
+    )
+
+
+def _why_not(
+    source_url: str,
+    target: psycopg.Connection,
+    table: TableName,
+    columns: list[SourceColumn],
+    key: list[str],
+) -> str | None:
+    """Why the rows cannot be compared exactly; None: they can."""
+    with psycopg.connect(source_url) as source:
+        versions = {"source": source.info.server_version, "target": target.info.server_version}
+    for side, version in versions.items():
+        if version < _FIRST_WITH_RECORD_HASH:
+            return f"the {side} server ({version}) has no hash_record_extended (PostgreSQL 14+)"
+    held = targets.inspect(target, table)
+    if held is None:
+        return f"the target {table} does not exist yet"
+    by_name = {c.name: c for c in held}
+    read = {c.name: c for c in columns}
+    for k in key:
+        if k not in read:
+            return f"the key column {k!r} is not read"
+        if read[k].base not in _INTEGER_KEYS | _KEYS_BY_TEXT:
+            return (
+                f"the key column {k!r} is of type {read[k].sql_type}, whose equal values may "
+                "print differently"
+            )
+    for column in columns:
+        there = by_name.get(column.name)
+        if there is None:
+            return f"the target lacks the column {column.name!r}"
+        if there.sql_type != column.sql_type:
+            return (
+                f"the column {column.name!r} is {column.sql_type} in the source and "
+                f"{there.sql_type} in the target"
+            )
+    loose = targets.execute(
+        target,
+        sql.SQL(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+            "WHERE a.attrelid = to_regclass({}) AND a.attname = ANY({}) "
+            "AND NOT c.collisdeterministic"
+        ).format(sql.Literal(table.ident.as_string(None)), sql.Literal(key)),
+    )
+    if loose:
+        return f"the key column {loose[0][0]!r} has a nondeterministic collation"
+    return None
+
+
+def _hashed_by_text(target: psycopg.Connection, table: TableName) -> set[str]:
+    """The target's columns whose type (a domain's: its base type's) has no hash function
+    of its own: arrays, enums, ranges, composites, json, xml, point, varchar (via text)."""
+    rows = targets.execute(
+        target,
+        sql.SQL(
+            """
+            SELECT a.attname
+              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT EXISTS (SELECT FROM pg_opclass c JOIN pg_am m ON m.oid = c.opcmethod
+                                WHERE m.amname = 'hash' AND c.opcdefault
+                                  AND c.opcintype = coalesce(nullif(t.typbasetype, 0), t.oid))
+            """
+        ).format(sql.Literal(table.ident.as_string(None))),
+    )
+    return {name for (name,) in rows}
+
+
+def _hashes(
+    relation: sql.Composable,
+    key: list[str],
+    by_name: dict[str, SourceColumn],
+    compared: list[str],
+    by_text: set[str],
+    name: str,
+) -> str:
+    """`SELECT key, hash AS name FROM relation`: integer keys as such, others as text."""
+    keys = [
+        sql.SQL("{}" if by_name[k].base in _INTEGER_KEYS else "{0}::text AS {0}").format(
+            sql.Identifier(k)
+        )
+        for k in key
+    ]
+    row = sql.SQL(", ").join(
+        sql.SQL("{}{}").format(sql.Identifier(c), sql.SQL("::text" if c in by_text else ""))
+        for c in compared
+    )
+    return (
+        sql.SQL("SELECT {}, hash_record_extended(ROW({}), 0) AS {} FROM {}")
+        .format(sql.SQL(", ").join(keys), row, sql.Identifier(name), relation)
+        .as_string(None)
+    )
+
+
+def _read(url: str, query: str, snapshot: SourceSnapshot | None) -> pa.Table:
+    """All of `query`'s rows (in `snapshot`, if given), under the shared output settings."""
+    # The statements share the one transaction the driver began.
+    with (
+        Connector(url, built_in_types=True) as connector,
+        connector.open() as conn,
+        conn.cursor() as cursor,
+    ):
+        if snapshot is not None:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT {sql.Literal(snapshot.id).as_string(None)}")
+        for setting in _OUTPUT_SETTINGS:
+            cursor.execute(setting)
+        cursor.execute(query)
+        return cursor.fetch_arrow_table()
+
+
+def _key_set(rows: pa.Table, key: list[str], types: list[str]) -> KeySet:
+    """The distinct keys of `rows` (a source key's rows may repeat) as array literals."""
+    keys = rows.select(key).group_by(key).aggregate([])
+    return KeySet(key, types, [_array_literal(keys[k]) for k in key], keys.num_rows)
+
+
+def _array_literal(values: pa.ChunkedArray) -> str:
+    """`{"v1","v2"}`: every element quoted, its backslashes and double quotes escaped."""
+    texts = values.cast(pa.string()).to_pylist()
+    quoted = ('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in texts)
+    return "{" + ",".join(quoted) + "}"
