@@ -25,10 +25,10 @@ integer key as such, the other key types by their text, only where equal values 
 alike (`_KEYS_BY_TEXT`).
 
 Where the comparison could not be exact, `find_changes` says why and the run reads every
-row as before: no target yet, a column missing from the target or typed otherwise there
-(a schema change the full read applies or reports), a key of another type or of a
-nondeterministic collation, a NULL key (the merge never matches it), or a server older
-than PostgreSQL 14.
+row as before: no target yet; a column missing from the target, typed otherwise there, or
+held there but not read (schema changes the full read applies or reports); a key of
+another type or of a nondeterministic collation; a NULL key (the merge never matches it);
+a server older than PostgreSQL 14.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from summit_etl.extract.columns import SourceColumn
 from summit_etl.extract.postgres import Connector
 from summit_etl.identifiers import TableName
 from summit_etl.load import target as targets
+from summit_etl.load.target import SCD2_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,12 @@ def _why_not(
             return (
                 f"the column {column.name!r} is {column.sql_type} in the source and "
                 f"{there.sql_type} in the target"
+            )
+    for column in held:
+        if column.name not in read and column.name not in SCD2_COLUMNS:
+            return (
+                f"the target has the column {column.name!r}, which the source lacks (the "
+                "full read applies the schema contract to it)"
             )
     loose = targets.execute(
         target,

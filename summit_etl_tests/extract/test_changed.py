@@ -189,6 +189,10 @@ def test_the_rows_are_read_in_the_snapshot_the_hashes_were_read_in(
             "varying(20) in the target",
         ),
         ("ALTER TABLE dw.compared DROP COLUMN raw", "the target lacks the column 'raw'"),
+        (
+            "ALTER TABLE dw.compared ADD COLUMN note text",
+            "the target has the column 'note', which the source lacks",
+        ),
     ],
 )
 def test_a_target_typed_otherwise_is_read_in_full_and_says_why(
@@ -210,6 +214,80 @@ def test_a_target_typed_otherwise_is_read_in_full_and_says_why(
     assert outcome.counts.records_extracted == ROWS
     assert any(reason in r.getMessage() for r in caplog.records), caplog.text
     assert run_sql(target_url, "SELECT name FROM dw.compared WHERE id = 1") == [("changed",)]
+
+
+# Each key type with a value whose text needs care (a zone, quoting, a backslash).
+KEYS = {
+    "integer": ("int4", "g"),
+    "uuid": ("uuid", "md5(g::text)::uuid"),
+    "timestamptz": ("timestamptz", "timestamptz '2024-03-31 01:30:00+02' + g * interval '1 h'"),
+    "bytea": ("bytea", "decode(lpad(to_hex(g), 4, '0') || '5c22', 'hex')"),
+    "date": ("date", "date '1999-12-31' + g"),
+}
+
+
+@pytest.mark.parametrize("kind", KEYS)
+def test_each_key_type_finds_its_rows_and_deletes_by_name(
+    kind: str, source_url: str, target_url: str, summit_url: str
+) -> None:
+    sql_type, value = KEYS[kind]
+    run_sql(source_url, f"CREATE TABLE public.src (k {sql_type} PRIMARY KEY, n int, body text)")
+    run_sql(
+        source_url,
+        f"INSERT INTO public.src SELECT {value}, g, 'b' FROM generate_series(1, 50) g",  # noqa: S608
+    )
+    cfg = parse_pipeline(
+        {
+            "id": f"key_{kind}",
+            "name": "Key",
+            "source": {"url": source_url, "table": "public.src"},
+            "extraction": {"strategy": "full", "compareHashes": True},
+            "loading": {
+                "strategy": "delta",
+                "targetTable": "dw.keyed",
+                "targetUrl": target_url,
+                "createTable": True,
+                "upsertKey": ["k"],
+            },
+        },
+        "test",
+    )
+    run(cfg, summit_url)
+    run_sql(source_url, "UPDATE public.src SET body = 'changed' WHERE n IN (3, 4)")
+    run_sql(source_url, "DELETE FROM public.src WHERE n = 7")
+    outcome = run(cfg, summit_url)
+    assert (outcome.counts.records_extracted, outcome.load.deleted) == (2, 1)
+    query = "SELECT k::text, n, body FROM {} ORDER BY n"
+    assert run_sql(target_url, query.format("dw.keyed")) == run_sql(
+        source_url, query.format("public.src")
+    )
+
+
+def test_a_key_whose_equal_values_print_differently_is_read_in_full(
+    source_url: str, target_url: str, summit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_sql(source_url, "CREATE TABLE public.src (k numeric PRIMARY KEY, body text)")
+    run_sql(source_url, "INSERT INTO public.src VALUES (1.0, 'a'), (2.50, 'b')")
+    cfg = parse_pipeline(
+        {
+            "id": "numeric_key",
+            "name": "Numeric key",
+            "source": {"url": source_url, "table": "public.src"},
+            "extraction": {"strategy": "full", "compareHashes": True},
+            "loading": {
+                "strategy": "delta",
+                "targetTable": "dw.keyed",
+                "targetUrl": target_url,
+                "createTable": True,
+                "upsertKey": ["k"],
+            },
+        },
+        "test",
+    )
+    run(cfg, summit_url)
+    with caplog.at_level(logging.WARNING, logger="summit_etl.extract.changed"):
+        assert run(cfg, summit_url).counts.records_extracted == 2
+    assert "the key column 'k' is of type numeric, whose equal values may print" in caplog.text
 
 
 def test_a_null_key_is_read_in_full_and_says_why(
