@@ -229,10 +229,10 @@ def _why_not(
                 f"the column {column.name!r} is {column.sql_type} in the source and "
                 f"{there.sql_type} in the target"
             )
-    for column in held:
-        if column.name not in read and column.name not in SCD2_COLUMNS:
+    for kept in held:
+        if kept.name not in read and kept.name not in SCD2_COLUMNS:
             return (
-                f"the target has the column {column.name!r}, which the source lacks (the "
+                f"the target has the column {kept.name!r}, which the source lacks (the "
                 "full read applies the schema contract to it)"
             )
     loose = targets.execute(

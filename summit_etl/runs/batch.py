@@ -80,10 +80,9 @@ def run_batch(ctx: RunContext) -> None:
     with ExitStack() as held:
         snapshot, changes = None, None
         if config.extraction.compare_hashes:
+            # The hashes and the rows are read in this one snapshot of the source.
             snapshot = held.enter_context(changed.source_snapshot(source_url))
-            changes = clock.run(
-                Stage.extraction, lambda: _compare(ctx, snapshot, read, plan, source_url)
-            )
+            changes = clock.run(Stage.extraction, lambda: _compare(ctx, snapshot, read, plan))
         if changes is not None:
             plan = replace(plan, delete_missing=False, delete_keys=changes.gone)
             parts = [changes.differing.predicate()]
@@ -101,7 +100,7 @@ def run_batch(ctx: RunContext) -> None:
             transformer,
             before_commit,
             observe=high_mark,
-            snapshot=snapshot.id if changes is not None and snapshot is not None else None,
+            snapshot=snapshot.id if snapshot is not None else None,
         )
     outcome.load = result
     if ctx.gate is not None:
@@ -243,11 +242,7 @@ def _read_again(ctx: RunContext, read: ReadPlan, error: TypeTravelError) -> Read
 
 
 def _compare(
-    ctx: RunContext,
-    snapshot: changed.SourceSnapshot,
-    read: ReadPlan,
-    plan: LoadPlan,
-    source_url: str,
+    ctx: RunContext, snapshot: changed.SourceSnapshot, read: ReadPlan, plan: LoadPlan
 ) -> changed.Changes | None:
     """`extraction.compareHashes`: which keys the full read needs (None: all of them)."""
     config = ctx.config
