@@ -51,7 +51,13 @@ COLUMNS = "id, name, code, amount, score, at, doc::text, raw::text, tags"
 
 
 def pipeline(
-    source_url: str, target_url: str, strategy: str, target: str, compare: bool = True
+    source_url: str,
+    target_url: str,
+    strategy: str,
+    target: str,
+    compare: bool = True,
+    key: tuple[str, ...] = ("id",),
+    create: bool = True,
 ) -> Any:
     return parse_pipeline(
         {
@@ -63,8 +69,8 @@ def pipeline(
                 "strategy": strategy,
                 "targetTable": target,
                 "targetUrl": target_url,
-                "createTable": True,
-                "upsertKey": ["id"],
+                "createTable": create,
+                "upsertKey": list(key),
             },
         },
         "test",
@@ -115,45 +121,6 @@ def test_a_compared_read_reads_the_changed_rows_and_ends_as_the_full_read(
     assert again.counts.records_extracted == 0
     assert (again.load.inserted, again.load.updated, again.load.deleted) == (0, 0, 0)
     assert held(target_url, "dw.compared", strategy) == held(target_url, "dw.full", strategy)
-
-
-def test_a_composite_text_key_is_compared_and_deleted_by_name(
-    source_url: str, target_url: str, summit_url: str
-) -> None:
-    run_sql(
-        source_url,
-        "CREATE TABLE public.src (region text, code text, body text, PRIMARY KEY (region, code))",
-    )
-    run_sql(
-        source_url,
-        "INSERT INTO public.src SELECT 'r' || (g % 3), 'it''s {' || g || '}', 'b' || g "
-        "FROM generate_series(1, 300) g",
-    )
-    cfg = parse_pipeline(
-        {
-            "id": "composite",
-            "name": "Composite",
-            "source": {"url": source_url, "table": "public.src"},
-            "extraction": {"strategy": "full", "compareHashes": True},
-            "loading": {
-                "strategy": "delta",
-                "targetTable": "dw.composite",
-                "targetUrl": target_url,
-                "createTable": True,
-                "upsertKey": ["region", "code"],
-            },
-        },
-        "test",
-    )
-    run(cfg, summit_url)
-    run_sql(source_url, "UPDATE public.src SET body = 'changed' WHERE code LIKE '%{1}'")
-    run_sql(source_url, "DELETE FROM public.src WHERE code LIKE '%{2}'")
-    outcome = run(cfg, summit_url)
-    assert (outcome.counts.records_extracted, outcome.load.deleted) == (1, 1)
-    query = "SELECT region, code, body FROM {} ORDER BY 1, 2"
-    assert run_sql(target_url, query.format("dw.composite")) == run_sql(
-        source_url, query.format("public.src")
-    )
 
 
 def test_the_rows_are_read_in_the_snapshot_the_hashes_were_read_in(
@@ -216,48 +183,39 @@ def test_a_target_typed_otherwise_is_read_in_full_and_says_why(
     assert run_sql(target_url, "SELECT name FROM dw.compared WHERE id = 1") == [("changed",)]
 
 
-# Each key type with a value whose text needs care (a zone, quoting, a backslash).
+# Each key (its columns, their values) with values whose text needs care: a zone, quotes
+# and braces, a backslash.
 KEYS = {
-    "integer": ("int4", "g"),
-    "uuid": ("uuid", "md5(g::text)::uuid"),
-    "timestamptz": ("timestamptz", "timestamptz '2024-03-31 01:30:00+02' + g * interval '1 h'"),
-    "bytea": ("bytea", "decode(lpad(to_hex(g), 4, '0') || '5c22', 'hex')"),
-    "date": ("date", "date '1999-12-31' + g"),
+    "integer": ("k int4", "g"),
+    "uuid": ("k uuid", "md5(g::text)::uuid"),
+    "timestamptz": ("k timestamptz", "timestamptz '2024-03-31 01:30:00+02' + g * interval '1 h'"),
+    "bytea": ("k bytea", "decode(lpad(to_hex(g), 4, '0') || '5c22', 'hex')"),
+    "date": ("k date", "date '1999-12-31' + g"),
+    "composite text": ("region text, code text", "'r' || (g % 3), 'it''s {' || g || '}'"),
 }
 
 
 @pytest.mark.parametrize("kind", KEYS)
-def test_each_key_type_finds_its_rows_and_deletes_by_name(
+def test_each_key_finds_its_rows_and_deletes_by_name(
     kind: str, source_url: str, target_url: str, summit_url: str
 ) -> None:
-    sql_type, value = KEYS[kind]
-    run_sql(source_url, f"CREATE TABLE public.src (k {sql_type} PRIMARY KEY, n int, body text)")
+    columns, values = KEYS[kind]
+    key = tuple(c.split()[0] for c in columns.split(", "))
     run_sql(
         source_url,
-        f"INSERT INTO public.src SELECT {value}, g, 'b' FROM generate_series(1, 50) g",  # noqa: S608
+        f"CREATE TABLE public.src ({columns}, n int, body text, PRIMARY KEY ({', '.join(key)}))",
     )
-    cfg = parse_pipeline(
-        {
-            "id": f"key_{kind}",
-            "name": "Key",
-            "source": {"url": source_url, "table": "public.src"},
-            "extraction": {"strategy": "full", "compareHashes": True},
-            "loading": {
-                "strategy": "delta",
-                "targetTable": "dw.keyed",
-                "targetUrl": target_url,
-                "createTable": True,
-                "upsertKey": ["k"],
-            },
-        },
-        "test",
+    run_sql(
+        source_url,
+        f"INSERT INTO public.src SELECT {values}, g, 'b' FROM generate_series(1, 50) g",  # noqa: S608
     )
+    cfg = pipeline(source_url, target_url, "delta", "dw.keyed", key=key)
     run(cfg, summit_url)
     run_sql(source_url, "UPDATE public.src SET body = 'changed' WHERE n IN (3, 4)")
     run_sql(source_url, "DELETE FROM public.src WHERE n = 7")
     outcome = run(cfg, summit_url)
     assert (outcome.counts.records_extracted, outcome.load.deleted) == (2, 1)
-    query = "SELECT k::text, n, body FROM {} ORDER BY n"
+    query = f"SELECT {', '.join(k + '::text' for k in key)}, n, body FROM {{}} ORDER BY n"
     assert run_sql(target_url, query.format("dw.keyed")) == run_sql(
         source_url, query.format("public.src")
     )
@@ -268,22 +226,7 @@ def test_a_key_whose_equal_values_print_differently_is_read_in_full(
 ) -> None:
     run_sql(source_url, "CREATE TABLE public.src (k numeric PRIMARY KEY, body text)")
     run_sql(source_url, "INSERT INTO public.src VALUES (1.0, 'a'), (2.50, 'b')")
-    cfg = parse_pipeline(
-        {
-            "id": "numeric_key",
-            "name": "Numeric key",
-            "source": {"url": source_url, "table": "public.src"},
-            "extraction": {"strategy": "full", "compareHashes": True},
-            "loading": {
-                "strategy": "delta",
-                "targetTable": "dw.keyed",
-                "targetUrl": target_url,
-                "createTable": True,
-                "upsertKey": ["k"],
-            },
-        },
-        "test",
-    )
+    cfg = pipeline(source_url, target_url, "delta", "dw.keyed", key=("k",))
     run(cfg, summit_url)
     with caplog.at_level(logging.WARNING, logger="summit_etl.extract.changed"):
         assert run(cfg, summit_url).counts.records_extracted == 2
@@ -297,21 +240,7 @@ def test_a_null_key_is_read_in_full_and_says_why(
     run_sql(source_url, "INSERT INTO public.src VALUES ('a', '1'), (NULL, '2')")
     # A key Summit's own targets would refuse as NULL: a target made by hand, without one.
     run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.nullkey (code text, body text)")
-    cfg = parse_pipeline(
-        {
-            "id": "nullkey",
-            "name": "Null key",
-            "source": {"url": source_url, "table": "public.src"},
-            "extraction": {"strategy": "full", "compareHashes": True},
-            "loading": {
-                "strategy": "upsert",
-                "targetTable": "dw.nullkey",
-                "targetUrl": target_url,
-                "upsertKey": ["code"],
-            },
-        },
-        "test",
-    )
+    cfg = pipeline(source_url, target_url, "upsert", "dw.nullkey", key=("code",), create=False)
     with caplog.at_level(logging.WARNING, logger="summit_etl.extract.changed"):
         assert run(cfg, summit_url).counts.records_extracted == 2
     assert "1 source rows have a NULL key" in caplog.text
