@@ -8,13 +8,15 @@ of each row moves a key and 8 bytes a row instead:
 1. the source hashes its rows in a REPEATABLE READ snapshot that this module exports and
    holds (`source_snapshot`), while the target hashes its own (scd_type2: its open
    versions), both servers at once;
-2. the two lists of key and hash are joined here, in Arrow: the keys whose rows are new
-   to the target or differ from its row, and (delta) the target keys the source lacks;
+2. the two lists of key and hash are matched here, in Arrow (`pyarrow.compute.index_in`):
+   the keys whose rows are new to the target or differ from its row, and (delta) the
+   target keys the source lacks;
 3. the run reads only those keys' rows, in the same snapshot, and merges them as usual;
    delta deletes the lacking keys by name (`KeySet`).
 
-The lists take some 16 bytes a row each here (an integer key; a text key: its length more)
-while they are joined: 1M rows, some 100 MB at the peak.
+The lists take 16 bytes a row each here (an integer key; a text key: its length more), and
+matching them some more: with 1M rows and an integer key, the run's peak RSS grew by 178 MB
+(108 MB of it Arrow's, the rest the driver's buffers), docs/benchmarks.md "Twelfth pass".
 
 Both sides hash the same columns of the same types with `hash_record_extended`, which
 hashes each value by its type's hash function: two values its type calls equal hash
@@ -27,8 +29,9 @@ alike (`_KEYS_BY_TEXT`).
 Where the comparison could not be exact, `find_changes` says why and the run reads every
 row as before: no target yet; a column missing from the target, typed otherwise there, or
 held there but not read (schema changes the full read applies or reports); a key of
-another type or of a nondeterministic collation; a NULL key (the merge never matches it);
-a server older than PostgreSQL 14.
+another type or of a nondeterministic collation; a NULL key, or target rows sharing a key
+(the merge never matches the one, and updates every row of the other); a server older
+than PostgreSQL 14.
 """
 
 from __future__ import annotations
@@ -154,21 +157,21 @@ def find_changes(
         )
         ours = _read(source.url, _hashes(relation, key, by_name, compared, by_text, _OURS), source)
         theirs = target_hashes.result()
-    nulls = sum(ours[k].null_count for k in key)
-    if nulls:
-        _reading_every_row(
-            table, f"{nulls} source rows have a NULL key (the merge inserts them anew each run)"
-        )
+    reason = _unmatchable(ours, theirs, key)
+    if reason is not None:
+        _reading_every_row(table, reason)
         return None
-    joined = ours.join(theirs, key, join_type="left outer")
-    differing = joined.filter(
-        pc.or_kleene(pc.is_null(joined[_THEIRS]), pc.not_equal(joined[_OURS], joined[_THEIRS]))
-    )
+    ours_key, theirs_key = _one_key(ours, key), _one_key(theirs, key)
+    # Each source row's target hash (null: no target row of its key).
+    their_hash = theirs[_THEIRS].take(pc.index_in(ours_key, value_set=theirs_key))
+    differ = pc.or_kleene(pc.is_null(their_hash), pc.not_equal(ours[_OURS], their_hash))
     types = [by_name[k].sql_type for k in key]
     changes = Changes(
         compared=ours.num_rows,
-        differing=_key_set(differing, key, types),
-        gone=_key_set(theirs.join(ours, key, join_type="left anti"), key, types)
+        differing=_key_set(ours.filter(differ), key, types),
+        gone=_key_set(
+            theirs.filter(pc.invert(pc.is_in(theirs_key, value_set=ours_key))), key, types
+        )
         if gone
         else None,
     )
@@ -246,6 +249,26 @@ def _why_not(
     if loose:
         return f"the key column {loose[0][0]!r} has a nondeterministic collation"
     return None
+
+
+def _unmatchable(ours: pa.Table, theirs: pa.Table, key: list[str]) -> str | None:
+    """Why the two lists cannot be matched key to key; None: they can."""
+    for side, rows in (("source", ours), ("target", theirs)):
+        nulls = sum(rows[k].null_count for k in key)
+        if nulls:
+            return f"{nulls} {side} rows have a NULL key (the merge never matches them)"
+    shared = theirs.num_rows - pc.count_distinct(_one_key(theirs, key)).as_py()
+    if shared:
+        return f"{shared} target rows share their key with another (each would need comparing)"
+    return None
+
+
+def _one_key(rows: pa.Table, key: list[str]) -> pa.ChunkedArray:
+    """One value per row standing for its key: the key column, or the key columns' text
+    joined by NUL, which PostgreSQL's text never holds."""
+    if len(key) == 1:
+        return rows[key[0]]
+    return pc.binary_join_element_wise(*(rows[k].cast(pa.string()) for k in key), "\x00")
 
 
 def _hashed_by_text(target: psycopg.Connection, table: TableName) -> set[str]:

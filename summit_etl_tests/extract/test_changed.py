@@ -233,21 +233,50 @@ def test_a_key_whose_equal_values_print_differently_is_read_in_full(
     assert "the key column 'k' is of type numeric, whose equal values may print" in caplog.text
 
 
-def test_a_null_key_is_read_in_full_and_says_why(
-    source_url: str, target_url: str, summit_url: str, caplog: pytest.LogCaptureFixture
+# Keys Summit's own targets would refuse (NULL, shared), in a target made by hand: what the
+# source holds, what the target holds, what the run says, and the delta's end state.
+UNMATCHABLE = {
+    "source NULL key": (
+        "('a', '1'), (NULL, '2')",
+        "('a', '0')",
+        "1 source rows have a NULL key",
+        [("a", "1")],  # a full delta inserts the NULL-keyed row and deletes it as unmatched
+    ),
+    "target NULL key": (
+        "('a', '1')",
+        "('a', '1'), (NULL, '2')",
+        "1 target rows have a NULL key",
+        [("a", "1")],
+    ),
+    "target rows sharing a key": (
+        "('a', '1')",
+        "('a', '1'), ('a', '2')",
+        "1 target rows share their key with another",
+        [("a", "1"), ("a", "1")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNMATCHABLE)
+def test_keys_that_cannot_be_matched_are_read_in_full_and_say_why(
+    case: str,
+    source_url: str,
+    target_url: str,
+    summit_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    source_rows, target_rows, reason, expected = UNMATCHABLE[case]
     run_sql(source_url, "CREATE TABLE public.src (code text, body text)")
-    run_sql(source_url, "INSERT INTO public.src VALUES ('a', '1'), (NULL, '2')")
-    # A key Summit's own targets would refuse as NULL: a target made by hand, without one.
-    run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.nullkey (code text, body text)")
-    cfg = pipeline(source_url, target_url, "upsert", "dw.nullkey", key=("code",), create=False)
+    run_sql(source_url, f"INSERT INTO public.src VALUES {source_rows}")  # noqa: S608
+    run_sql(target_url, "CREATE SCHEMA dw; CREATE TABLE dw.loose (code text, body text)")
+    run_sql(target_url, f"INSERT INTO dw.loose VALUES {target_rows}")  # noqa: S608
+    cfg = pipeline(source_url, target_url, "delta", "dw.loose", key=("code",), create=False)
     with caplog.at_level(logging.WARNING, logger="summit_etl.extract.changed"):
-        assert run(cfg, summit_url).counts.records_extracted == 2
-    assert "1 source rows have a NULL key" in caplog.text
-    assert sorted(run_sql(target_url, "SELECT * FROM dw.nullkey"), key=str) == [
-        ("a", "1"),
-        (None, "2"),
-    ]
+        outcome = run(cfg, summit_url)
+    assert reason in caplog.text
+    assert outcome.counts.records_extracted == len(source_rows.split("), ("))
+    held = run_sql(target_url, "SELECT * FROM dw.loose")
+    assert sorted(held, key=str) == sorted(expected, key=str)
 
 
 @pytest.mark.parametrize(
