@@ -123,6 +123,26 @@ def test_a_compared_read_reads_the_changed_rows_and_ends_as_the_full_read(
     assert held(target_url, "dw.compared", strategy) == held(target_url, "dw.full", strategy)
 
 
+def test_a_query_source_is_compared_as_its_rows(
+    source: str, target_url: str, summit_url: str
+) -> None:
+    doc = pipeline(source, target_url, "delta", "dw.queried").model_dump(by_alias=True)
+    doc["source"] = {"url": source, "query": "SELECT * FROM public.src WHERE id <= 1500"}
+    cfg = parse_pipeline(doc, "test")
+    assert run(cfg, summit_url).counts.records_extracted == 1500
+    for change in CHANGES:
+        run_sql(source, change)
+    outcome = run(cfg, summit_url)
+    changed_ids = run_sql(
+        source, "SELECT count(*) FROM public.src WHERE id <= 1500 AND id % 100 IN (1, 2, 3, 4)"
+    )[0][0] + len([g for g in range(7, 1501, 100) if g % 7 == 0])
+    assert outcome.counts.records_extracted == changed_ids
+    assert outcome.load.deleted == len(range(5, 1501, 300))
+    assert held(target_url, "dw.queried", "delta") == run_sql(
+        source, f"SELECT {COLUMNS} FROM public.src WHERE id <= 1500 ORDER BY id"  # noqa: S608
+    )
+
+
 def test_the_rows_are_read_in_the_snapshot_the_hashes_were_read_in(
     source: str, target_url: str, summit_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
