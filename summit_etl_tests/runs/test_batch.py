@@ -170,6 +170,38 @@ def test_a_reader_error_fails_the_run_at_extraction_and_leaves_nothing_behind(
     assert sessions(target_url) == 0
 
 
+def test_reloaded_rows_that_break_a_foreign_key_fail_the_run_naming_it_in_its_record(
+    source_url: str, target_url: str, summit_url: str
+) -> None:
+    run_sql(
+        target_url,
+        "CREATE SCHEMA dw; CREATE TABLE dw.cities (name text PRIMARY KEY);"
+        "INSERT INTO dw.cities VALUES ('Oslo');"
+        "CREATE TABLE dw.dst (id int PRIMARY KEY, city text"
+        " CONSTRAINT dst_city_fk REFERENCES dw.cities);"
+        "INSERT INTO dw.dst VALUES (1, 'Oslo')",
+    )
+    query = (
+        "SELECT g AS id, CASE WHEN g = 3 THEN 'Paris' ELSE 'Oslo' END AS city"
+        " FROM generate_series(1, 5) g"
+    )
+    config = pipeline(source_url, target_url, 1, table=None, query=query)
+    run_id = uuid.uuid4().hex
+    with pytest.raises(StageFailure) as failure:
+        run_pipeline(config, RunRequest(run_id), summit_url)
+    expected = (
+        "the reloaded rows of dw.dst break its foreign key dst_city_fk (Key (city)=(Paris) is "
+        'not present in table "cities".); the old rows are kept'
+    )
+    assert failure.value.stage is Stage.loading
+    recorded = run_sql(
+        summit_url, "SELECT status, errors FROM pipeline_runs WHERE id = %s", (run_id,)
+    )
+    assert recorded[0][0] == "failed"
+    assert [e["message"] for e in recorded[0][1]] == [expected], recorded
+    assert run_sql(target_url, "SELECT * FROM dw.dst") == [(1, "Oslo")]
+
+
 def test_a_cancel_mid_read_stops_the_reader_and_leaves_the_target_as_it_was(
     source_url: str, target_url: str, summit_url: str
 ) -> None:
