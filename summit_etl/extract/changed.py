@@ -37,11 +37,13 @@ than PostgreSQL 14.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -154,12 +156,25 @@ def find_changes(
         if current_only
         else table.ident
     )
+    target_read = _Statement()
     with ThreadPoolExecutor(1, thread_name_prefix="summit-target-hashes") as pool:
         target_hashes = pool.submit(
-            _read, target_url, _hashes(held, key, by_name, compared, by_text, _THEIRS), None
+            _read,
+            target_url,
+            _hashes(held, key, by_name, compared, by_text, _THEIRS),
+            None,
+            target_read,
         )
-        ours = _read(source.url, _hashes(relation, key, by_name, compared, by_text, _OURS), source)
-        theirs = target_hashes.result()
+        try:
+            ours = _read(
+                source.url, _hashes(relation, key, by_name, compared, by_text, _OURS), source
+            )
+            theirs = target_hashes.result()
+        except BaseException:
+            # A cancel or a failure here: the target's read stops too, so that leaving
+            # the pool waits for no statement that could run on for minutes.
+            target_read.cancel()
+            raise
     reason = _unmatchable(ours, theirs, key)
     if reason is not None:
         _reading_every_row(table, reason)
@@ -319,21 +334,54 @@ def _hashes(
     )
 
 
-def _read(url: str, query: str, snapshot: SourceSnapshot | None) -> pa.Table:
-    """All of `query`'s rows (in `snapshot`, if given), under the shared output settings."""
+class _Statement:
+    """A read's connection while it is open, for another thread to cancel its statement
+    (never a closed one: both happen under one lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: adbc.Connection | None = None
+        self._stopped = False
+
+    def running_on(self, conn: adbc.Connection | None) -> None:
+        with self._lock:
+            if conn is not None and self._stopped:
+                raise InterruptedError("the comparison stopped before this read began")
+            self._conn = conn
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._conn is not None:
+                self._conn.adbc_cancel()
+
+
+def _read(
+    url: str, query: str, snapshot: SourceSnapshot | None, statement: _Statement | None = None
+) -> pa.Table:
+    """All of `query`'s rows (in `snapshot`, if given), under the shared output settings;
+    `statement` can cancel it from another thread."""
     # The statements share the one transaction the driver began.
     with (
         Connector(url, built_in_types=True) as connector,
         connector.open() as conn,
         conn.cursor() as cursor,
     ):
-        if snapshot is not None:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cursor.execute(f"SET TRANSACTION SNAPSHOT {sql.Literal(snapshot.id).as_string(None)}")
-        for setting in _OUTPUT_SETTINGS:
-            cursor.execute(setting)
-        cursor.execute(query)
-        return cursor.fetch_arrow_table()
+        if statement is not None:
+            statement.running_on(conn)
+        try:
+            if snapshot is not None:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.execute(
+                    f"SET TRANSACTION SNAPSHOT {sql.Literal(snapshot.id).as_string(None)}"
+                )
+            for setting in _OUTPUT_SETTINGS:
+                cursor.execute(setting)
+            cursor.execute(query)
+            return cursor.fetch_arrow_table()
+        finally:
+            if statement is not None:
+                statement.running_on(None)
 
 
 def _key_set(rows: pa.Table, key: list[str], types: list[str]) -> KeySet:

@@ -6,9 +6,14 @@ wherever it cannot compare exactly."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from summit_etl.engine import RunRequest, run_pipeline
@@ -251,6 +256,46 @@ def test_a_key_whose_equal_values_print_differently_is_read_in_full(
     with caplog.at_level(logging.WARNING, logger="summit_etl.extract.changed"):
         assert run(cfg, summit_url).counts.records_extracted == 2
     assert "the key column 'k' is of type numeric, whose equal values may print" in caplog.text
+
+
+def test_a_cancel_while_the_target_hashes_its_rows_ends_the_run_at_once(
+    source: str, target_url: str, summit_url: str
+) -> None:
+    doc = pipeline(source, target_url, "upsert", "dw.compared").model_dump(by_alias=True)
+    doc["timeouts"] = {"lockSeconds": 120}
+    cfg = parse_pipeline(doc, "test")
+    run(cfg, summit_url)
+    request = RunRequest(run_id=str(uuid.uuid4()))
+
+    def hashing_waits() -> bool:
+        return bool(
+            run_sql(
+                target_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%hash_record_extended%'",
+            )[0][0]
+        )
+
+    def cancel() -> None:
+        deadline = time.monotonic() + 30
+        while not hashing_waits() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # as Dagster cancels a run
+
+    # An operator's lock keeps the target's hashing waiting for up to lockSeconds.
+    with psycopg.connect(target_url) as locker:
+        locker.execute("LOCK TABLE dw.compared IN ACCESS EXCLUSIVE MODE")
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(cfg, request, summit_url)
+        elapsed = time.monotonic() - started
+        canceller.join()
+        assert not hashing_waits()  # its statement was cancelled, not left to wait
+    assert elapsed < 20
+    status = run_sql(summit_url, "SELECT status FROM pipeline_runs WHERE id = %s", (request.run_id,))
+    assert status == [("cancelled",)]
 
 
 # Keys Summit's own targets would refuse (NULL, shared), in a target made by hand: what the
