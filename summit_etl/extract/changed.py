@@ -31,7 +31,8 @@ row as before: no target yet; a column missing from the target, typed otherwise 
 held there but not read (schema changes the full read applies or reports); a key of
 another type or of a nondeterministic collation; a NULL key, or target rows sharing a key
 (the merge never matches the one, and updates every row of the other); a server older
-than PostgreSQL 14.
+than PostgreSQL 14. Where more than half the rows are new or changed, it reads every row
+too: the list of their keys would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ _OUTPUT_SETTINGS = (
     "SET LOCAL bytea_output = 'hex'",
 )
 _OURS, _THEIRS = "summit_source_hash", "summit_target_hash"
+# Past this share of the source's rows, a list of the keys to read costs more to send and
+# to parse than it saves: the read takes every row (and the merge narrows them itself).
+_LIST_AT_MOST = 0.5
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,16 @@ def find_changes(
     # Each source row's target hash (null: no target row of its key).
     their_hash = theirs[_THEIRS].take(pc.index_in(ours_key, value_set=theirs_key))
     differ = pc.or_kleene(pc.is_null(their_hash), pc.not_equal(ours[_OURS], their_hash))
+    differing = pc.sum(differ).as_py() or 0
+    if differing > _LIST_AT_MOST * ours.num_rows:
+        log.info(
+            "extraction.compareHashes: reading every row, %s of the %s source rows are new "
+            "or changed",
+            differing,
+            ours.num_rows,
+            extra={"stage": "extraction", "table": str(table)},
+        )
+        return None
     types = [by_name[k].sql_type for k in key]
     changes = Changes(
         compared=ours.num_rows,

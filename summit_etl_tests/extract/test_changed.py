@@ -128,6 +128,21 @@ def test_a_compared_read_reads_the_changed_rows_and_ends_as_the_full_read(
     assert held(target_url, "dw.compared", strategy) == held(target_url, "dw.full", strategy)
 
 
+def test_most_rows_changed_are_read_whole_and_say_so(
+    source: str, target_url: str, summit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = pipeline(source, target_url, "delta", "dw.compared")
+    run(cfg, summit_url)
+    run_sql(source, "UPDATE public.src SET name = name || '!' WHERE id % 10 < 6")
+    with caplog.at_level(logging.INFO, logger="summit_etl.extract.changed"):
+        outcome = run(cfg, summit_url)
+    assert f"reading every row, {6 * ROWS // 10} of the {ROWS} source rows" in caplog.text
+    assert outcome.counts.records_extracted == ROWS
+    assert held(target_url, "dw.compared", "delta") == run_sql(
+        source, f"SELECT {COLUMNS} FROM public.src ORDER BY id"  # noqa: S608
+    )
+
+
 def test_a_query_source_is_compared_as_its_rows(
     source: str, target_url: str, summit_url: str
 ) -> None:
