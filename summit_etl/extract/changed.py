@@ -31,8 +31,8 @@ row as before: no target yet; a column missing from the target, typed otherwise 
 held there but not read (schema changes the full read applies or reports); a key of
 another type or of a nondeterministic collation; a NULL key, or target rows sharing a key
 (the merge never matches the one, and updates every row of the other); a server older
-than PostgreSQL 14. Where more than half the rows are new or changed, it reads every row
-too: the list of their keys would cost more than it saves.
+than PostgreSQL 14. Where more than 70% of the rows are new or changed, it reads every row
+too: reading by the list of their keys would take longer.
 """
 
 from __future__ import annotations
@@ -74,9 +74,10 @@ _OUTPUT_SETTINGS = (
     "SET LOCAL bytea_output = 'hex'",
 )
 _OURS, _THEIRS = "summit_source_hash", "summit_target_hash"
-# Past this share of the source's rows, a list of the keys to read costs more to send and
-# to parse than it saves: the read takes every row (and the merge narrows them itself).
-_LIST_AT_MOST = 0.5
+# Past this share of the source's rows, reading by a list of keys costs more than reading
+# every row (which the merge then narrows itself): of a 1M-row table, 500k keys were read
+# in 1.06 s, 700k in 1.38 s, 1M in 1.96 s, every row without a list in 1.40-1.51 s.
+_LIST_AT_MOST = 0.7
 
 
 @dataclass(frozen=True)

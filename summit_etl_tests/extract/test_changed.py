@@ -133,10 +133,10 @@ def test_most_rows_changed_are_read_whole_and_say_so(
 ) -> None:
     cfg = pipeline(source, target_url, "delta", "dw.compared")
     run(cfg, summit_url)
-    run_sql(source, "UPDATE public.src SET name = name || '!' WHERE id % 10 < 6")
+    run_sql(source, "UPDATE public.src SET name = name || '!' WHERE id % 10 < 8")
     with caplog.at_level(logging.INFO, logger="summit_etl.extract.changed"):
         outcome = run(cfg, summit_url)
-    assert f"reading every row, {6 * ROWS // 10} of the {ROWS} source rows" in caplog.text
+    assert f"reading every row, {8 * ROWS // 10} of the {ROWS} source rows" in caplog.text
     assert outcome.counts.records_extracted == ROWS
     assert held(target_url, "dw.compared", "delta") == run_sql(
         source, f"SELECT {COLUMNS} FROM public.src ORDER BY id"  # noqa: S608
