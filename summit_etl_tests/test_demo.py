@@ -43,6 +43,23 @@ def test_every_example_pipeline_runs_against_the_demo_source(
         add_demo_activity(source_url, new_orders=20)
         result = defs.resolve_job_def(job_name("orders-incremental")).execute_in_process(instance=instance)
         assert result.success
+
+        # The history compares row hashes: one changed customer is the one row it reads.
+        run_sql(source_url, "UPDATE shop.customers SET country = 'XX' WHERE id = 7")
+        result = defs.resolve_job_def(job_name("customers-history")).execute_in_process(instance=instance)
+        assert result.success
+        history = run_sql(
+            summit_url,
+            "SELECT records_extracted FROM pipeline_runs WHERE pipeline_id = 'customers-history'"
+            " ORDER BY created_at",
+        )
+        assert history == [(300,), (1,)]
+        versions = run_sql(
+            summit_url,
+            "SELECT country, is_current FROM analytics.customers_history WHERE id = 7"
+            " ORDER BY is_current",
+        )
+        assert versions[1] == ("XX", True) and versions[0][1] is False and len(versions) == 2
     assert run_sql(summit_url, "SELECT count(*) FROM analytics.orders")[0][0] == loaded + 20
     shipped_source = run_sql(source_url, "SELECT count(*) FROM shop.orders WHERE status = 'shipped'")
     assert run_sql(summit_url, "SELECT count(*) FROM analytics.orders WHERE status = 'shipped'") == shipped_source

@@ -54,7 +54,7 @@ from summit_etl.extract.columns import SourceColumn
 from summit_etl.extract.postgres import Connector
 from summit_etl.identifiers import TableName
 from summit_etl.load import target as targets
-from summit_etl.load.target import SCD2_COLUMNS
+from summit_etl.load.target import SCD2_COLUMNS, TargetColumn
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +149,17 @@ def find_changes(
     rows of the same `key` (`current_only`: its open scd_type2 versions); `gone`: list the
     target keys the source lacks too. None: the rows cannot be compared exactly (logged)."""
     with targets.connect(target_url) as target:
-        reason = _why_not(source.url, target, table, columns, key)
+        held_columns = targets.inspect(target, table)
+        reason = (
+            _why_not(source.url, target, table, held_columns, columns, key)
+            if held_columns is not None
+            else f"the target {table} does not exist yet"
+        )
         by_text = _hashed_by_text(target, table) if reason is None else set()
     if reason is not None:
-        _reading_every_row(table, reason)
+        # A first run has nothing to compare with: expected, not a warning.
+        first_run = held_columns is None
+        _reading_every_row(table, reason, logging.INFO if first_run else logging.WARNING)
         return None
     by_name = {c.name: c for c in columns}
     compared = [c.name for c in columns if c.name not in key]
@@ -222,8 +229,9 @@ def find_changes(
     return changes
 
 
-def _reading_every_row(table: TableName, reason: str) -> None:
-    log.warning(
+def _reading_every_row(table: TableName, reason: str, level: int = logging.WARNING) -> None:
+    log.log(
+        level,
         "extraction.compareHashes: reading every row, %s",
         reason,
         extra={"stage": "extraction", "table": str(table)},
@@ -234,18 +242,17 @@ def _why_not(
     source_url: str,
     target: psycopg.Connection,
     table: TableName,
+    held: list[TargetColumn],
     columns: list[SourceColumn],
     key: list[str],
 ) -> str | None:
-    """Why the rows cannot be compared exactly; None: they can."""
+    """Why the rows cannot be compared exactly with the target's (`held`: its columns);
+    None: they can."""
     with psycopg.connect(source_url) as source:
         versions = {"source": source.info.server_version, "target": target.info.server_version}
     for side, version in versions.items():
         if version < _FIRST_WITH_RECORD_HASH:
             return f"the {side} server ({version}) has no hash_record_extended (PostgreSQL 14+)"
-    held = targets.inspect(target, table)
-    if held is None:
-        return f"the target {table} does not exist yet"
     by_name = {c.name: c for c in held}
     read = {c.name: c for c in columns}
     for k in key:
