@@ -17,6 +17,9 @@ of each row moves a key and 8 bytes a row instead:
 The lists take 16 bytes a row each here (an integer key; a text key: its length more), and
 matching them some more: with 1M rows and an integer key, the run's peak RSS grew by 178 MB
 (108 MB of it Arrow's, the rest the driver's buffers), docs/benchmarks.md "Twelfth pass".
+A table of more than `_PASS_ROWS` rows (by its statistics) is therefore compared range by
+range of its leading primary-key column, where that column is part of the merge key: only
+the keys found new, changed or gone are kept from one range to the next.
 
 Both sides hash the same columns of the same types with `hash_record_extended`, which
 hashes each value by its type's hash function: two values its type calls equal hash
@@ -38,11 +41,13 @@ too: reading by the list of their keys would take longer.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
@@ -52,6 +57,7 @@ from psycopg import sql
 
 from summit_etl.extract.columns import SourceColumn
 from summit_etl.extract.postgres import Connector
+from summit_etl.extract.ranges import ReadRange, split_read
 from summit_etl.identifiers import TableName
 from summit_etl.load import target as targets
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn
@@ -78,6 +84,11 @@ _OURS, _THEIRS = "summit_source_hash", "summit_target_hash"
 # every row (which the merge then narrows itself): of a 1M-row table, 500k keys were read
 # in 1.06 s, 700k in 1.38 s, 1M in 1.96 s, every row without a list in 1.40-1.51 s.
 _LIST_AT_MOST = 0.7
+# Source rows compared in one pass: the two lists and their matching take some 180 bytes a
+# row (1M rows: 178 MB), so a pass stays under half a GB; a larger table is compared range
+# by range, in at most `_PASSES_AT_MOST` ranges.
+_PASS_ROWS = 2_000_000
+_PASSES_AT_MOST = 64
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,7 @@ def source_snapshot(url: str) -> Iterator[SourceSnapshot]:
 def find_changes(
     source: SourceSnapshot,
     relation: sql.Composable,
+    source_table: TableName | None,
     columns: list[SourceColumn],
     target_url: str,
     table: TableName,
@@ -145,9 +157,10 @@ def find_changes(
     current_only: bool = False,
     gone: bool = False,
 ) -> Changes | None:
-    """Compare the hashes of `relation`'s rows (its `columns`, as read) with `table`'s
-    rows of the same `key` (`current_only`: its open scd_type2 versions); `gone`: list the
-    target keys the source lacks too. None: the rows cannot be compared exactly (logged)."""
+    """Compare the hashes of `relation`'s rows (its `columns`, as read; `source_table`:
+    the table it is, if it is one) with `table`'s rows of the same `key` (`current_only`:
+    its open scd_type2 versions); `gone`: list the target keys the source lacks too.
+    None: the rows cannot be compared exactly (logged)."""
     with targets.connect(target_url) as target:
         held_columns = targets.inspect(target, table)
         reason = (
@@ -162,58 +175,43 @@ def find_changes(
         _reading_every_row(table, reason, logging.INFO if first_run else logging.WARNING)
         return None
     by_name = {c.name: c for c in columns}
-    compared = [c.name for c in columns if c.name not in key]
-    held = (
+    pass_ = _Pass(
+        source,
+        relation,
+        target_url,
         sql.SQL("(SELECT * FROM {} WHERE is_current) AS t").format(table.ident)
         if current_only
-        else table.ident
+        else table.ident,
+        key,
+        by_name,
+        [c.name for c in columns if c.name not in key],
+        by_text,
     )
-    target_read = _Statement()
-    with ThreadPoolExecutor(1, thread_name_prefix="summit-target-hashes") as pool:
-        target_hashes = pool.submit(
-            _read,
-            target_url,
-            _hashes(held, key, by_name, compared, by_text, _THEIRS),
-            None,
-            target_read,
-        )
-        try:
-            ours = _read(
-                source.url, _hashes(relation, key, by_name, compared, by_text, _OURS), source
-            )
-            theirs = target_hashes.result()
-        except BaseException:
-            # A cancel or a failure here: the target's read stops too, so that leaving
-            # the pool waits for no statement that could run on for minutes.
-            target_read.cancel()
-            raise
-    reason = _unmatchable(ours, theirs, key)
-    if reason is not None:
-        _reading_every_row(table, reason)
-        return None
-    ours_key, theirs_key = _one_key(ours, key), _one_key(theirs, key)
-    # Each source row's target hash (null: no target row of its key).
-    their_hash = theirs[_THEIRS].take(pc.index_in(ours_key, value_set=theirs_key))
-    differ = pc.or_kleene(pc.is_null(their_hash), pc.not_equal(ours[_OURS], their_hash))
-    differing = pc.sum(differ).as_py() or 0
-    if differing > _LIST_AT_MOST * ours.num_rows:
+    compared, differing, lacking = 0, [], []
+    parts = _parts(source.url, source_table, key)
+    for part in parts:
+        found = pass_.compare(part)
+        if isinstance(found, str):
+            _reading_every_row(table, found)
+            return None
+        compared += found[0]
+        differing.append(found[1])
+        lacking.append(found[2])
+    new_or_changed = sum(t.num_rows for t in differing)
+    if new_or_changed > _LIST_AT_MOST * compared:
         log.info(
             "extraction.compareHashes: reading every row, %s of the %s source rows are new "
             "or changed",
-            differing,
-            ours.num_rows,
+            new_or_changed,
+            compared,
             extra={"stage": "extraction", "table": str(table)},
         )
         return None
     types = [by_name[k].sql_type for k in key]
     changes = Changes(
-        compared=ours.num_rows,
-        differing=_key_set(ours.filter(differ), key, types),
-        gone=_key_set(
-            theirs.filter(pc.invert(pc.is_in(theirs_key, value_set=ours_key))), key, types
-        )
-        if gone
-        else None,
+        compared=compared,
+        differing=_key_set(pa.concat_tables(differing), key, types),
+        gone=_key_set(pa.concat_tables(lacking), key, types) if gone else None,
     )
     log.info(
         "compared the source's rows with the target's by hash: reading only the new and "
@@ -222,11 +220,93 @@ def find_changes(
             "stage": "extraction",
             "table": str(table),
             "compared": changes.compared,
+            "passes": len(parts),
             "newOrChanged": changes.differing.count,
             **({"gone": changes.gone.count} if changes.gone is not None else {}),
         },
     )
     return changes
+
+
+def _parts(url: str, table: TableName | None, key: list[str]) -> list[ReadRange | None]:
+    """The key ranges compared one after another, so that a pass holds the lists of at
+    most about `_PASS_ROWS` rows: ranges of the source table's leading primary-key
+    column (extract/ranges.py) where that column is part of the merge key, which keeps
+    every key's source and target rows in one range; else one pass of everything."""
+    if table is None:
+        return [None]
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+            (table.ident.as_string(None),),
+        ).fetchone()
+    parts = math.ceil(float(row[0]) / _PASS_ROWS) if row and row[0] > 0 else 1
+    if parts <= 1:
+        return [None]
+    ranges = split_read(url, table, min(parts, _PASSES_AT_MOST))
+    if ranges[0].column not in key:
+        return [None]
+    return list(ranges)
+
+
+class _Pass:
+    """One comparison of the source's rows with the target's, over a key range or all."""
+
+    def __init__(
+        self,
+        source: SourceSnapshot,
+        relation: sql.Composable,
+        target_url: str,
+        held: sql.Composable,
+        key: list[str],
+        by_name: dict[str, SourceColumn],
+        compared: list[str],
+        by_text: set[str],
+    ) -> None:
+        self.source, self.relation, self.target_url, self.held = source, relation, target_url, held
+        self.key, self.by_name, self.compared, self.by_text = key, by_name, compared, by_text
+
+    def compare(self, part: ReadRange | None) -> tuple[int, pa.Table, pa.Table] | str:
+        """The rows compared, the keys of the new and changed ones and those of the target
+        rows the source lacks; or why the range's keys cannot be matched."""
+        ours, theirs = self._read_both(part.predicate() if part is not None else None)
+        reason = _unmatchable(ours, theirs, self.key)
+        if reason is not None:
+            return reason
+        ours_key, theirs_key = _one_key(ours, self.key), _one_key(theirs, self.key)
+        # Each source row's target hash (null: no target row of its key).
+        their_hash = theirs[_THEIRS].take(pc.index_in(ours_key, value_set=theirs_key))
+        differ = pc.or_kleene(pc.is_null(their_hash), pc.not_equal(ours[_OURS], their_hash))
+        lacking = pc.invert(pc.is_in(theirs_key, value_set=ours_key))
+        return (
+            ours.num_rows,
+            ours.filter(differ).select(self.key),
+            theirs.filter(lacking).select(self.key),
+        )
+
+    def _read_both(self, where: sql.Composable | None) -> tuple[pa.Table, pa.Table]:
+        """The source's and the target's lists of key and hash, both servers at once."""
+        hashes = partial(
+            _hashes,
+            key=self.key,
+            by_name=self.by_name,
+            compared=self.compared,
+            by_text=self.by_text,
+            where=where,
+        )
+        target_read = _Statement()
+        with ThreadPoolExecutor(1, thread_name_prefix="summit-target-hashes") as pool:
+            theirs = pool.submit(
+                _read, self.target_url, hashes(self.held, name=_THEIRS), None, target_read
+            )
+            try:
+                ours = _read(self.source.url, hashes(self.relation, name=_OURS), self.source)
+                return ours, theirs.result()
+            except BaseException:
+                # A cancel or a failure here: the target's read stops too, so that leaving
+                # the pool waits for no statement that could run on for minutes.
+                target_read.cancel()
+                raise
 
 
 def _reading_every_row(table: TableName, reason: str, level: int = logging.WARNING) -> None:
@@ -332,13 +412,16 @@ def _hashed_by_text(target: psycopg.Connection, table: TableName) -> set[str]:
 
 def _hashes(
     relation: sql.Composable,
+    *,
     key: list[str],
     by_name: dict[str, SourceColumn],
     compared: list[str],
     by_text: set[str],
     name: str,
+    where: sql.Composable | None,
 ) -> str:
-    """`SELECT key, hash AS name FROM relation`: integer keys as such, others as text."""
+    """`SELECT key, hash AS name FROM relation [WHERE where]`: integer keys as such,
+    others as text."""
     keys = [
         sql.SQL("{}" if by_name[k].base in _INTEGER_KEYS else "{0}::text AS {0}").format(
             sql.Identifier(k)
@@ -350,8 +433,14 @@ def _hashes(
         for c in compared
     )
     return (
-        sql.SQL("SELECT {}, hash_record_extended(ROW({}), 0) AS {} FROM {}")
-        .format(sql.SQL(", ").join(keys), row, sql.Identifier(name), relation)
+        sql.SQL("SELECT {}, hash_record_extended(ROW({}), 0) AS {} FROM {}{}")
+        .format(
+            sql.SQL(", ").join(keys),
+            row,
+            sql.Identifier(name),
+            relation,
+            sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""),
+        )
         .as_string(None)
     )
 

@@ -249,6 +249,7 @@ def _compare(
     return changed.find_changes(
         snapshot,
         source_db.source_relation(config.source),
+        config.source.table_name,
         read.columns,
         ctx.target_url,
         config.loading.target_name,

@@ -128,6 +128,32 @@ def test_a_compared_read_reads_the_changed_rows_and_ends_as_the_full_read(
     assert held(target_url, "dw.compared", strategy) == held(target_url, "dw.full", strategy)
 
 
+@pytest.mark.parametrize("strategy", ["delta", "scd_type2"])
+def test_a_table_larger_than_a_pass_is_compared_range_by_range(
+    strategy: str,
+    source: str,
+    target_url: str,
+    summit_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(changed, "_PASS_ROWS", ROWS // 4)
+    compared = pipeline(source, target_url, strategy, "dw.compared")
+    full = pipeline(source, target_url, strategy, "dw.full", compare=False)
+    run(compared, summit_url)
+    run(full, summit_url)
+    for change in CHANGES:
+        run_sql(source, change)
+    run_sql(source, "ANALYZE public.src")  # the statistics the passes are sized by
+    with caplog.at_level(logging.INFO, logger="summit_etl.extract.changed"):
+        outcome = run(compared, summit_url)
+    run(full, summit_url)
+    passes = [r.passes for r in caplog.records if hasattr(r, "passes")]
+    assert passes == [-(-(ROWS + 10 - DELETED) // (ROWS // 4))]  # ceil: 5 ranges
+    assert outcome.counts.records_extracted == CHANGED
+    assert held(target_url, "dw.compared", strategy) == held(target_url, "dw.full", strategy)
+
+
 def test_most_rows_changed_are_read_whole_and_say_so(
     source: str, target_url: str, summit_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
