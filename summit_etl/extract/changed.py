@@ -249,22 +249,18 @@ def _parts(url: str, table: TableName | None, key: list[str]) -> list[ReadRange 
     return list(ranges)
 
 
+@dataclass(frozen=True)
 class _Pass:
     """One comparison of the source's rows with the target's, over a key range or all."""
 
-    def __init__(
-        self,
-        source: SourceSnapshot,
-        relation: sql.Composable,
-        target_url: str,
-        held: sql.Composable,
-        key: list[str],
-        by_name: dict[str, SourceColumn],
-        compared: list[str],
-        by_text: set[str],
-    ) -> None:
-        self.source, self.relation, self.target_url, self.held = source, relation, target_url, held
-        self.key, self.by_name, self.compared, self.by_text = key, by_name, compared, by_text
+    source: SourceSnapshot
+    relation: sql.Composable  # the source as a FROM item
+    target_url: str
+    held: sql.Composable  # the target's rows to compare with, as a FROM item
+    key: list[str]
+    by_name: dict[str, SourceColumn]
+    compared: list[str]  # the hashed columns
+    by_text: set[str]  # of those, the ones hashed by their text
 
     def compare(self, part: ReadRange | None) -> tuple[int, pa.Table, pa.Table] | str:
         """The rows compared, the keys of the new and changed ones and those of the target
