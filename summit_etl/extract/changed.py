@@ -58,6 +58,7 @@ from psycopg import sql
 from summit_etl.extract.columns import SourceColumn
 from summit_etl.extract.postgres import Connector
 from summit_etl.extract.ranges import ReadRange, split_read
+from summit_etl.extract.readers import exported_snapshot, import_snapshot
 from summit_etl.identifiers import TableName
 from summit_etl.load import target as targets
 from summit_etl.load.target import SCD2_COLUMNS, TargetColumn
@@ -128,21 +129,15 @@ class Changes:
 class SourceSnapshot:
     url: str
     id: str  # for SET TRANSACTION SNAPSHOT, while the block of `source_snapshot` runs
+    conn: psycopg.Connection  # the exporter's session, in that snapshot: catalog reads
 
 
 @contextmanager
 def source_snapshot(url: str) -> Iterator[SourceSnapshot]:
     """A read-only REPEATABLE READ transaction on the source, exported, held until the
     block ends: the hashes and the rows read later see the same source."""
-    with psycopg.connect(url) as conn:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        assert row is not None
-        try:
-            yield SourceSnapshot(url, row[0])
-        finally:
-            conn.rollback()
+    with exported_snapshot(url) as (conn, exported):
+        yield SourceSnapshot(url, exported, conn)
 
 
 def find_changes(
@@ -164,7 +159,7 @@ def find_changes(
     with targets.connect(target_url) as target:
         held_columns = targets.inspect(target, table)
         reason = (
-            _why_not(source.url, target, table, held_columns, columns, key)
+            _why_not(source.conn, target, table, held_columns, columns, key)
             if held_columns is not None
             else f"the target {table} does not exist yet"
         )
@@ -188,7 +183,7 @@ def find_changes(
         by_text,
     )
     compared, differing, lacking = 0, [], []
-    parts = _parts(source.url, source_table, key)
+    parts = _parts(source, source_table, key)
     for part in parts:
         found = pass_.compare(part)
         if isinstance(found, str):
@@ -228,22 +223,23 @@ def find_changes(
     return changes
 
 
-def _parts(url: str, table: TableName | None, key: list[str]) -> list[ReadRange | None]:
+def _parts(
+    source: SourceSnapshot, table: TableName | None, key: list[str]
+) -> list[ReadRange | None]:
     """The key ranges compared one after another, so that a pass holds the lists of at
     most about `_PASS_ROWS` rows: ranges of the source table's leading primary-key
     column (extract/ranges.py) where that column is part of the merge key, which keeps
     every key's source and target rows in one range; else one pass of everything."""
     if table is None:
         return [None]
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-            (table.ident.as_string(None),),
-        ).fetchone()
+    row = source.conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+        (table.ident.as_string(None),),
+    ).fetchone()
     parts = math.ceil(float(row[0]) / _PASS_ROWS) if row and row[0] > 0 else 1
     if parts <= 1:
         return [None]
-    ranges = split_read(url, table, min(parts, _PASSES_AT_MOST))
+    ranges = split_read(source.url, table, min(parts, _PASSES_AT_MOST))
     if ranges[0].column not in key:
         return [None]
     return list(ranges)
@@ -315,7 +311,7 @@ def _reading_every_row(table: TableName, reason: str, level: int = logging.WARNI
 
 
 def _why_not(
-    source_url: str,
+    source: psycopg.Connection,
     target: psycopg.Connection,
     table: TableName,
     held: list[TargetColumn],
@@ -324,8 +320,7 @@ def _why_not(
 ) -> str | None:
     """Why the rows cannot be compared exactly with the target's (`held`: its columns);
     None: they can."""
-    with psycopg.connect(source_url) as source:
-        versions = {"source": source.info.server_version, "target": target.info.server_version}
+    versions = {"source": source.info.server_version, "target": target.info.server_version}
     for side, version in versions.items():
         if version < _FIRST_WITH_RECORD_HASH:
             return f"the {side} server ({version}) has no hash_record_extended (PostgreSQL 14+)"
@@ -478,10 +473,7 @@ def _read(
             statement.running_on(conn)
         try:
             if snapshot is not None:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                cursor.execute(
-                    f"SET TRANSACTION SNAPSHOT {sql.Literal(snapshot.id).as_string(None)}"
-                )
+                import_snapshot(cursor, snapshot.id)
             for setting in _OUTPUT_SETTINGS:
                 cursor.execute(setting)
             cursor.execute(query)

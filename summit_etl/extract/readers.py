@@ -207,25 +207,40 @@ def _connect(
         return _in_snapshot(connectors, snapshot, opened)
     if count == 1:
         return [opened.enter_context(connectors[0].open())]
+    # The exporter's transaction ends after this: each reader holds what it imported.
+    with exported_snapshot(url) as (_, exported):
+        return _in_snapshot(connectors, exported, opened)
+
+
+@contextmanager
+def exported_snapshot(url: str) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A read-only REPEATABLE READ transaction on `url` and the id of its exported
+    snapshot, held until the block ends (other sessions import it meanwhile)."""
     with psycopg.connect(url) as exporter:
         exporter.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         exporter.read_only = True
         row = exporter.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
-        # The exporter's transaction ends after this: each reader holds what it imported.
-        return _in_snapshot(connectors, row[0], opened)
+        try:
+            yield exporter, row[0]
+        finally:
+            exporter.rollback()
+
+
+def import_snapshot(cursor: adbc.Cursor, snapshot: str) -> None:
+    """Put the transaction the driver began, in which nothing ran yet, in `snapshot`."""
+    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    cursor.execute(f"SET TRANSACTION SNAPSHOT {sql.Literal(snapshot).as_string(None)}")
 
 
 def _in_snapshot(
     connectors: list[Connector], snapshot: str, opened: ExitStack
 ) -> list[adbc.Connection]:
     """A connection of each connector, its transaction in the exported `snapshot`."""
-    imported = sql.Literal(snapshot).as_string(None)
     connections = []
     for connector in connectors:
         conn = opened.enter_context(connector.open())
         connections.append(conn)
-        with conn.cursor() as cursor:  # first in the transaction the driver began
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cursor.execute(f"SET TRANSACTION SNAPSHOT {imported}")
+        with conn.cursor() as cursor:
+            import_snapshot(cursor, snapshot)
     return connections

@@ -53,6 +53,9 @@ def test_invalid_bodies_are_400_naming_the_field(api: httpx.Client) -> None:
     assert "extraction.incrementalColumn is required" in details
     assert api.post("/pipelines", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
     assert api.post("/pipelines", json=[1, 2]).status_code == 400
+    compared_bulk = {**new_pipeline("bad-one"), "extraction": {"compareHashes": True}}
+    details = " ".join(api.post("/pipelines", json=compared_bulk).json()["details"])
+    assert "extraction.compareHashes compares the source's rows" in details
     assert api.get("/pipelines/bad-one").status_code == 404  # nothing stored
 
 
@@ -80,6 +83,26 @@ def test_create_read_replace_delete_with_dagster_in_step(api: httpx.Client, stac
     schedules = httpx.post(stack.graphql_url, json={"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { schedules { name } } } } }"}).json()
     names = {s["name"] for n in schedules["data"]["repositoriesOrError"]["nodes"] for s in n["schedules"]}
     assert "pipeline_users_copy_schedule" not in names and "pipeline_users_sync_schedule" in names
+
+
+def test_a_compared_pipeline_reads_only_what_changed_through_the_service(
+    api: httpx.Client, stack: Stack
+) -> None:
+    body = new_pipeline("users-compared")
+    body["extraction"] = {"strategy": "full", "compareHashes": True}
+    body["loading"] |= {"strategy": "upsert", "upsertKey": ["id"]}
+    del body["schedule"]
+    assert api.post("/pipelines", json=body).status_code == 201
+    try:
+        runs = [api.post("/pipelines/users-compared/execute?wait=true").json() for _ in range(2)]
+        # The first run has no target to compare with; the second finds nothing changed.
+        assert [(r["status"], r["recordsExtracted"]) for r in runs] == [
+            ("success", 200),
+            ("success", 0),
+        ], runs
+        assert run_sql(stack.target_url, "SELECT count(*) FROM dw.users_compared") == [(200,)]
+    finally:
+        assert api.delete("/pipelines/users-compared").status_code == 204
 
 
 def test_summit_tables_and_clashing_dagster_names_are_409(api: httpx.Client, stack: Stack) -> None:
