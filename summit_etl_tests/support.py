@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -10,6 +14,21 @@ import psycopg
 from summit_etl.settings import PROJECT_ROOT
 
 ADMIN_URL = os.environ.get("SUMMIT_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def cancel_when(ready: Callable[[], bool], within: float = 30) -> threading.Thread:
+    """A started thread that interrupts this process as Dagster cancels a run (SIGINT)
+    once `ready()` holds, or after `within` seconds; join it after the run."""
+
+    def cancel() -> None:
+        deadline = time.monotonic() + within
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    return canceller
 
 
 def run_sql(url: str, statement: str, params: Any = None) -> list[tuple]:

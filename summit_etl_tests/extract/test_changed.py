@@ -6,9 +6,6 @@ wherever it cannot compare exactly."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import threading
 import time
 import uuid
 from typing import Any
@@ -19,7 +16,7 @@ import pytest
 from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.extract import changed
 from summit_etl.registry import ConfigError, parse_pipeline
-from summit_etl_tests.support import run_sql
+from summit_etl_tests.support import cancel_when, run_sql
 
 ROWS = 2_000
 
@@ -316,17 +313,10 @@ def test_a_cancel_while_the_target_hashes_its_rows_ends_the_run_at_once(
             )[0][0]
         )
 
-    def cancel() -> None:
-        deadline = time.monotonic() + 30
-        while not hashing_waits() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)  # as Dagster cancels a run
-
     # An operator's lock keeps the target's hashing waiting for up to lockSeconds.
     with psycopg.connect(target_url) as locker:
         locker.execute("LOCK TABLE dw.compared IN ACCESS EXCLUSIVE MODE")
-        canceller = threading.Thread(target=cancel)
-        canceller.start()
+        canceller = cancel_when(hashing_waits)
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             run_pipeline(cfg, request, summit_url)

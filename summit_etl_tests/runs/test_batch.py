@@ -4,8 +4,6 @@ a reader's error fails the run at extraction with nothing left behind."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 import uuid
@@ -17,7 +15,7 @@ import pytest
 from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.registry import parse_pipeline
 from summit_etl.runs.stages import Stage, StageFailure
-from summit_etl_tests.support import run_sql
+from summit_etl_tests.support import cancel_when, run_sql
 
 ROWS = 30_000
 
@@ -227,14 +225,7 @@ def test_a_cancel_mid_read_stops_the_reader_and_leaves_the_target_as_it_was(
             )[0][0]
         )
 
-    def cancel() -> None:
-        deadline = time.monotonic() + 30
-        while not reading() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)  # as Dagster cancels a run
-
-    canceller = threading.Thread(target=cancel)
-    canceller.start()
+    canceller = cancel_when(reading)
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(config, request, summit_url)
