@@ -14,9 +14,7 @@ from typing import Any
 from api_shim.dagster import RUN_STATUS, DagsterClient
 from api_shim.database import Database
 from summit_etl.store import runs as run_store
-from summit_etl.store.runs import RunError
-
-_STAGES = ("extraction", "transformation", "validation", "loading")
+from summit_etl.store.runs import RunError, dagster_failure
 
 
 def reconcile_runs(db: Database, dagster: DagsterClient, timeout: float) -> list[str]:
@@ -49,21 +47,15 @@ def reconcile_runs(db: Database, dagster: DagsterClient, timeout: float) -> list
 
 def error_of(event: dict[str, Any]) -> RunError:
     """A Dagster failure event as the run's error entry (`details.source: dagster`)."""
-    message = event.get("message", "")
     error = event.get("error") or {}
     # A step's error is Dagster's wrapper ("Error occurred while executing op"); its cause
     # is what the engine raised.
-    said = (error.get("cause") or error).get("message") or message or "the run failed"
-    return RunError(
-        # The engine's StageFailure says "<stage> failed: ..."
-        stage=next((s for s in _STAGES if f"{s} failed" in f"{message} {said}"), "loading"),
-        message=said,
-        details={
-            "source": "dagster",
-            "event": event["__typename"],
-            "stepKey": event.get("stepKey"),
-        },
-        timestamp=_epoch_iso(event.get("timestamp")) or datetime.now().astimezone().isoformat(),
+    return dagster_failure(
+        event.get("message", ""),
+        (error.get("cause") or error).get("message"),
+        event["__typename"],
+        event.get("stepKey"),
+        _epoch_iso(event.get("timestamp")),
     )
 
 

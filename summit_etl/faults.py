@@ -8,6 +8,8 @@ its typed form cannot carry, runs/batch.py) reaches `extraction` and `loading` o
 attempt. Unset (always, in production), a failpoint is a dictionary lookup.
 
 The points (each placed by the module that owns the stage):
+- `compared`: `extraction.compareHashes` has compared source and target and holds the
+  source's snapshot; nothing is read or written yet;
 - `extraction`: the first batch has been read from the source;
 - `loading`: the first batch has been handed to the target (mid-COPY), or a CDC batch's
   rows are applied but not yet logged nor committed;
@@ -25,7 +27,7 @@ import signal
 from collections import Counter
 
 ENV = "SUMMIT_FAILPOINT"
-POINTS = ("extraction", "loading", "quarantine", "target-committed", "cdc-applied")
+POINTS = ("compared", "extraction", "loading", "quarantine", "target-committed", "cdc-applied")
 
 _reached: Counter[str] = Counter()
 

@@ -23,7 +23,7 @@ from summit_etl.orchestration.keys import tagged_pipeline
 from summit_etl.registry import ConfigError
 from summit_etl.store import runs as run_store
 from summit_etl.store.db import connect
-from summit_etl.store.runs import RunError
+from summit_etl.store.runs import RunError, dagster_failure
 
 
 def record_run_failure(context: RunFailureSensorContext, summit_url: str) -> bool:
@@ -32,14 +32,23 @@ def record_run_failure(context: RunFailureSensorContext, summit_url: str) -> boo
     pipeline_id = _pipeline_of(run, summit_url)
     if pipeline_id is None:
         return False
-    message = context.failure_event.message or "the run failed"
-    error = RunError(
-        stage="loading",
-        message=message,
-        details={"source": "dagster", "reason": "the run ended before recording its result"},
-    )
     with connect(summit_url) as conn:
-        return run_store.mark_ended_abnormally(conn, run.run_id, pipeline_id, "failed", error)
+        return run_store.mark_ended_abnormally(
+            conn, run.run_id, pipeline_id, "failed", _failure_of(context)
+        )
+
+
+def _failure_of(context: RunFailureSensorContext) -> RunError:
+    """The first failed step's cause (what the engine raised), else the run's own failure."""
+    for step in context.get_step_failure_events():
+        if (data := step.step_failure_data) is not None:
+            return dagster_failure(
+                step.message or "",
+                (data.error.cause or data.error).message if data.error else None,
+                "ExecutionStepFailureEvent",
+                step.step_key,
+            )
+    return dagster_failure(context.failure_event.message or "", None, "RunFailureEvent", None)
 
 
 def record_run_cancel(context: RunStatusSensorContext, summit_url: str) -> bool:

@@ -83,6 +83,7 @@ def run_batch(ctx: RunContext) -> None:
             # The hashes and the rows are read in this one snapshot of the source.
             snapshot = held.enter_context(changed.source_snapshot(source_url))
             changes = clock.run(Stage.extraction, lambda: _compare(ctx, snapshot, read, plan))
+            failpoint("compared")
         if changes is not None:
             plan = replace(plan, delete_missing=False, delete_keys=changes.gone)
             parts = [changes.differing.predicate()]

@@ -10,6 +10,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 TERMINAL_STATUSES = ("success", "partial_success", "failed", "cancelled")
+_STAGES = ("extraction", "transformation", "validation", "loading")
 
 
 @dataclass
@@ -18,6 +19,25 @@ class RunError:
     message: str
     details: dict[str, Any] = field(default_factory=dict)
     timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+def dagster_failure(
+    message: str, cause: str | None, event: str, step_key: str | None, timestamp: str | None = None
+) -> RunError:
+    """A failure Dagster recorded for a run that did not record its own end, as its error
+    entry (`details.source: dagster`). The daemon's failure sensor and the API's refresh
+    both close such runs; either way the entry reads the same.
+
+    `message` is Dagster's event message; `cause` what the engine raised, where known.
+    """
+    said = cause or message or "the run failed"
+    return RunError(
+        # The engine's StageFailure says "<stage> failed: ..."
+        stage=next((s for s in _STAGES if f"{s} failed" in f"{message} {said}"), "loading"),
+        message=said,
+        details={"source": "dagster", "event": event, "stepKey": step_key},
+        timestamp=timestamp or datetime.now(UTC).isoformat(),
+    )
 
 
 @dataclass

@@ -122,7 +122,8 @@ QUARANTINE_RULE = {
 
 def pipeline(case: str, pipeline_id: str, source_url: str, target_url: str) -> dict[str, Any]:
     """The raw configuration of one fault case (`bulk`, `upsert`, `quarantine`, `scd2`,
-    `trigger`, `log_based`), with small batches so that a run spans several."""
+    `trigger`, `log_based`; `compared_delta`, `compared_scd2`: full reads narrowed by
+    `extraction.compareHashes`), with small batches so that a run spans several."""
     loading: dict[str, Any] = {
         "targetTable": "dw.items",
         "targetUrl": target_url,
@@ -146,10 +147,14 @@ def pipeline(case: str, pipeline_id: str, source_url: str, target_url: str) -> d
         raw["watermark"] = {"type": "timestamp"}
         if case == "quarantine":
             raw["quality"] = {"rules": [QUARANTINE_RULE]}
-    elif case == "scd2":
+    elif case in ("scd2", "compared_scd2"):
         loading["strategy"] = "scd_type2"
+    elif case == "compared_delta":
+        loading["strategy"] = "delta"
     else:
         loading["strategy"] = "upsert"
         raw["extraction"] = {"strategy": "cdc"}
         raw["cdc"] = {"strategy": case, "primaryKeys": ["id"], "batchSize": 200}
+    if case.startswith("compared_"):
+        raw["extraction"]["compareHashes"] = True
     return raw

@@ -50,7 +50,19 @@ CASES = [
     pytest.param(strategy, point, id=f"cdc_{strategy}-{point}")
     for strategy in ("trigger", "log_based")
     for point in ("extraction", "loading", "cdc-applied")
+] + [
+    pytest.param(case, point, id=f"{case}-{point}")
+    for case, point in (
+        ("compared_delta", "compared"),
+        ("compared_delta", "loading"),
+        ("compared_delta", "target-committed"),
+        ("compared_scd2", "compared"),
+        ("compared_scd2", "target-committed"),
+    )
 ]
+# What the rerun of a compared case reads: the changed and inserted rows, unless the killed
+# run committed them (then nothing).
+_COMPARED_REREAD = {"compared": 300 + 600, "loading": 300 + 600, "target-committed": 0}
 
 
 @pytest.mark.parametrize(("case", "point"), CASES)
@@ -68,19 +80,29 @@ def test_a_run_killed_at_a_failpoint_is_recovered_by_the_next_run(
     raw = pipeline(case, f"faults-{case}-{point.replace('@', '-')}", source, target)
     quarantining = case == "quarantine"
     rule = "qty >= 0" if quarantining else "true"
+    scd2 = case in ("scd2", "compared_scd2")
     assert run_job(raw, summit)
-    assert tally(source, target, scd2=case == "scd2", rule=rule) == CLEAN
+    assert tally(source, target, scd2=scd2, rule=rule) == CLEAN
     before = watermark(summit, raw["id"])
 
-    change_source(source, deletes=case in ("bulk", "trigger", "log_based"), infinity="@" in point)
+    deletes = case in ("bulk", "trigger", "log_based", "compared_delta")
+    change_source(source, deletes=deletes, infinity="@" in point)
     assert worker_exit(raw, summit, failpoint=point) == KILLED  # it died at the point
     assert watermark(summit, raw["id"]) == before
 
     assert run_job(raw, summit)
-    assert tally(source, target, scd2=case == "scd2", rule=rule) == CLEAN
+    assert tally(source, target, scd2=scd2, rule=rule) == CLEAN
+    if case.startswith("compared_"):  # the rerun compared, and read only what it had to
+        (read,) = run_sql(
+            summit,
+            "SELECT records_extracted FROM pipeline_runs WHERE pipeline_id = %s "
+            "AND status = 'success' ORDER BY created_at DESC LIMIT 1",
+            (raw["id"],),
+        )[0]
+        assert read == _COMPARED_REREAD[point]
     if case in ("upsert", "quarantine"):
         assert datetime.fromisoformat(watermark(summit, raw["id"])) == source_high_mark(source)
-    if case == "scd2":  # the updated keys have two versions, no key has three
+    if scd2:  # the updated keys have two versions, no key has three
         restarted = "@" in point
         updated, inserted = 300 + restarted, 600 + WIDE_ROWS * restarted
         assert scd2_versions(target) == Counter({1: ROWS + inserted - updated, 2: updated})

@@ -163,7 +163,12 @@ def test_failed_runs_end_up_failed_in_pipeline_runs(defs, summit_url: str, targe
     status, errors = run_sql(
         summit_url, "SELECT status, errors FROM pipeline_runs WHERE id = %s", (result.run_id,)
     )[0]
-    assert status == "failed" and errors[0]["details"]["source"] == "dagster"
+    # The same entry the API's refresh writes: the step named, the engine's own words.
+    assert status == "failed" and errors[0]["details"] == {
+        "source": "dagster", "event": "ExecutionStepFailureEvent", "stepKey": "dw__users",
+    }
+    assert errors[0]["stage"] == "loading"
+    assert "value too long for type character varying(3)" in errors[0]["message"]
 
 
 def test_dagster_yaml_keeps_runs_in_their_own_postgres_database(
@@ -239,7 +244,9 @@ def test_backfill_runs_are_recorded_by_the_failure_sensor(defs, summit_url: str,
         run_sql(summit_url, "UPDATE pipeline_runs SET status = 'running', errors = '[]' WHERE id = %s", (result.run_id,))
         sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor))
     status, errors = run_sql(summit_url, "SELECT status, errors FROM pipeline_runs WHERE id = %s", (result.run_id,))[0]
+    # The stage and the words are the failed step's: the table the run could not read.
     assert status == "failed" and errors[0]["details"]["source"] == "dagster"
+    assert errors[0]["stage"] == "extraction" and "users" in errors[0]["message"]
 
 
 def test_jobs_run_in_process_and_the_queue_holds_one_run_per_pipeline(
