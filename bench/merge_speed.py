@@ -381,6 +381,7 @@ def run_service(svc: Service, names: Names, strategy: str) -> int:
     run.check()
     _TIMED[SERVICE] = run.seconds
     _METRICS.update(run.metrics)
+    _METRICS.update(run.phases)
     return run.records_extracted
 
 

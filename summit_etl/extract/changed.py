@@ -286,17 +286,23 @@ class _Pass:
             by_text=self.by_text,
             where=where,
         )
-        target_read = _Statement()
-        with ThreadPoolExecutor(1, thread_name_prefix="summit-target-hashes") as pool:
+        # Both reads run on the pool, this thread only waits: the driver swaps in a SIGINT
+        # handler of its own while a statement runs on the main thread, which cancels that
+        # statement and never tells Python, so a run's cancel could fail or vanish.
+        source_read, target_read = _Statement(), _Statement()
+        with ThreadPoolExecutor(2, thread_name_prefix="summit-hashes") as pool:
+            ours = pool.submit(
+                _read, self.source.url, hashes(self.relation, name=_OURS), self.source, source_read
+            )
             theirs = pool.submit(
                 _read, self.target_url, hashes(self.held, name=_THEIRS), None, target_read
             )
             try:
-                ours = _read(self.source.url, hashes(self.relation, name=_OURS), self.source)
-                return ours, theirs.result()
+                return ours.result(), theirs.result()
             except BaseException:
-                # A cancel or a failure here: the target's read stops too, so that leaving
-                # the pool waits for no statement that could run on for minutes.
+                # A cancel or a failure: both reads stop, so that leaving the pool waits for
+                # no statement that could run on for minutes.
+                source_read.cancel()
                 target_read.cancel()
                 raise
 

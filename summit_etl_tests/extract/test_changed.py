@@ -295,27 +295,48 @@ def test_a_key_whose_equal_values_print_differently_is_read_in_full(
     assert "the key column 'k' is of type numeric, whose equal values may print" in caplog.text
 
 
-def test_a_cancel_while_the_target_hashes_its_rows_ends_the_run_at_once(
-    source: str, target_url: str, summit_url: str
+# The source side's hashing is kept waiting by a view whose rows sleep, once its first
+# read is done (a lock on the source table would stop the run earlier, at its type probe).
+_PAUSE = "CREATE OR REPLACE FUNCTION public.pause() RETURNS text LANGUAGE sql VOLATILE AS $$ {} $$"
+_PAUSED_VIEW = (
+    "CREATE VIEW public.src_paused AS SELECT id, name || public.pause() AS name, code, amount,"
+    " score, at, doc, raw, tags FROM public.src"
+)
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_a_cancel_while_either_side_hashes_its_rows_ends_the_run_cancelled_at_once(
+    side: str, source: str, target_url: str, summit_url: str
 ) -> None:
     doc = pipeline(source, target_url, "upsert", "dw.compared").model_dump(by_alias=True)
     doc["timeouts"] = {"lockSeconds": 120}
+    if side == "source":
+        run_sql(source, _PAUSE.format("SELECT ''"))
+        run_sql(source, _PAUSED_VIEW)
+        doc["source"]["table"] = "public.src_paused"
     cfg = parse_pipeline(doc, "test")
     run(cfg, summit_url)
     request = RunRequest(run_id=str(uuid.uuid4()))
+    url = source if side == "source" else target_url
 
     def hashing_waits() -> bool:
         return bool(
             run_sql(
-                target_url,
+                url,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE '%hash_record_extended%'",
+                " AND wait_event IN ('PgSleep', 'relation')"
+                " AND query LIKE '%hash_record_extended%'",
             )[0][0]
         )
 
-    # An operator's lock keeps the target's hashing waiting for up to lockSeconds.
+    # A cancel (SIGINT, as Dagster sends it) while either side hashes ends the run as
+    # cancelled: not as a failed statement, and not lost to the database driver's own SIGINT
+    # handler (which took it while the source's statement ran on the main thread).
     with psycopg.connect(target_url) as locker:
-        locker.execute("LOCK TABLE dw.compared IN ACCESS EXCLUSIVE MODE")
+        if side == "source":
+            run_sql(source, _PAUSE.format("SELECT pg_sleep(60)::text"))
+        else:  # an operator's lock keeps the target's hashing waiting up to lockSeconds
+            locker.execute("LOCK TABLE dw.compared IN ACCESS EXCLUSIVE MODE")
         canceller = cancel_when(hashing_waits)
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
