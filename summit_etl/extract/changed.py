@@ -44,7 +44,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -303,6 +303,10 @@ class _Pass:
                 _read, self.target_url, hashes(self.held, name=_THEIRS), None, target_read
             )
             try:
+                # The first failure ends the wait: a target that times out does not wait
+                # for the source to finish hashing a large table.
+                for done in as_completed((ours, theirs)):
+                    done.result()
                 return ours.result(), theirs.result()
             except BaseException:
                 # A cancel or a failure: both reads stop, so that leaving the pool waits for

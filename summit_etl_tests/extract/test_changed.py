@@ -16,6 +16,7 @@ import pytest
 from summit_etl.engine import RunRequest, run_pipeline
 from summit_etl.extract import changed
 from summit_etl.registry import ConfigError, parse_pipeline
+from summit_etl.runs.stages import StageFailure
 from summit_etl_tests.support import cancel_when, run_sql
 
 ROWS = 2_000
@@ -345,8 +346,37 @@ def test_a_cancel_while_either_side_hashes_its_rows_ends_the_run_cancelled_at_on
         canceller.join()
         assert not hashing_waits()  # its statement was cancelled, not left to wait
     assert elapsed < 20
-    status = run_sql(summit_url, "SELECT status FROM pipeline_runs WHERE id = %s", (request.run_id,))
+    status = run_sql(
+        summit_url, "SELECT status FROM pipeline_runs WHERE id = %s", (request.run_id,)
+    )
     assert status == [("cancelled",)]
+
+
+def test_a_target_that_times_out_fails_the_run_without_waiting_for_the_source(
+    source: str, target_url: str, summit_url: str
+) -> None:
+    run_sql(source, _PAUSE.format("SELECT ''"))
+    run_sql(source, _PAUSED_VIEW)
+    doc = pipeline(source, target_url, "upsert", "dw.compared").model_dump(by_alias=True)
+    doc["source"]["table"] = "public.src_paused"
+    doc["timeouts"] = {"lockSeconds": 2}
+    cfg = parse_pipeline(doc, "test")
+    run(cfg, summit_url)
+    # The source's hashing would take hours; the target's is kept waiting past lockSeconds.
+    run_sql(source, _PAUSE.format("SELECT pg_sleep(60)::text"))
+    with psycopg.connect(target_url) as locker:
+        locker.execute("LOCK TABLE dw.compared IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with pytest.raises(StageFailure, match="lock timeout"):
+            run_pipeline(cfg, RunRequest(run_id=str(uuid.uuid4())), summit_url)
+        elapsed = time.monotonic() - started
+    assert elapsed < 20
+    sleeping = run_sql(
+        source,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+        " AND query LIKE '%hash_record_extended%'",
+    )
+    assert sleeping == [(0,)]  # the source's statement was cancelled too
 
 
 # Keys Summit's own targets would refuse (NULL, shared), in a target made by hand: what the
