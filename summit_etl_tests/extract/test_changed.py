@@ -6,8 +6,10 @@ wherever it cannot compare exactly."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -377,6 +379,47 @@ def test_a_target_that_times_out_fails_the_run_without_waiting_for_the_source(
         " AND query LIKE '%hash_record_extended%'",
     )
     assert sleeping == [(0,)]  # the source's statement was cancelled too
+
+
+@pytest.mark.parametrize("strategy", ["upsert", "scd_type2", "delta"])
+def test_two_runs_that_compared_before_either_loaded_end_as_one_full_read(
+    strategy: str,
+    source: str,
+    target_url: str,
+    summit_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two pipelines of one source and target (a re-created pipeline beside its old id, a
+    backfill beside a schedule): both compare with the target as it was, then load in
+    turn on the target's lock. The second load finds the first one's rows and changes
+    nothing twice: no key inserted twice, no second version, no row deleted that it keeps."""
+    first = pipeline(source, target_url, strategy, "dw.compared")
+    second = first.model_copy(update={"id": "compare_compared_again"})
+    full = pipeline(source, target_url, strategy, "dw.full", compare=False)
+    run(first, summit_url)
+    run(full, summit_url)
+    for change in CHANGES:
+        run_sql(source, change)
+    both_compared = threading.Barrier(2, timeout=60)
+    find = changed.find_changes
+
+    def then_wait_for_the_other(*args: Any, **kwargs: Any) -> changed.Changes | None:
+        found = find(*args, **kwargs)
+        both_compared.wait()
+        return found
+
+    monkeypatch.setattr(changed, "find_changes", then_wait_for_the_other)
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = [
+            o.result(120) for o in [pool.submit(run, c, summit_url) for c in (first, second)]
+        ]
+    run(full, summit_url)
+    assert [o.counts.records_extracted for o in outcomes] == [CHANGED, CHANGED]
+    loads = sorted((o.load.inserted, o.load.updated, o.load.deleted) for o in outcomes)
+    assert loads[0] == (0, 0, 0)  # the later load found every change made
+    assert held(target_url, "dw.compared", strategy) == held(target_url, "dw.full", strategy)
+    if strategy == "delta":
+        assert held(target_url, "dw.compared", strategy) == in_source(source)
 
 
 # Keys Summit's own targets would refuse (NULL, shared), in a target made by hand: what the
