@@ -42,14 +42,12 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -57,7 +55,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from summit_etl.extract.columns import SourceColumn
-from summit_etl.extract.postgres import Connector
+from summit_etl.extract.postgres import Cancellable, Connector
 from summit_etl.extract.ranges import ReadRange, split_read
 from summit_etl.extract.readers import exported_snapshot, import_snapshot
 from summit_etl.identifiers import TableName
@@ -294,7 +292,7 @@ class _Pass:
         # Both reads run on the pool, this thread only waits: the driver swaps in a SIGINT
         # handler of its own while a statement runs on the main thread, which cancels that
         # statement and never tells Python, so a run's cancel could fail or vanish.
-        source_read, target_read = _Statement(), _Statement()
+        source_read, target_read = Cancellable(), Cancellable()
         with ThreadPoolExecutor(2, thread_name_prefix="summit-hashes") as pool:
             ours = pool.submit(
                 _read, self.source.url, hashes(self.relation, name=_OURS), self.source, source_read
@@ -451,41 +449,18 @@ def _hashes(
     )
 
 
-class _Statement:
-    """A read's connection while it is open, for another thread to cancel its statement
-    (never a closed one: both happen under one lock)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._conn: adbc.Connection | None = None
-        self._stopped = False
-
-    def running_on(self, conn: adbc.Connection | None) -> None:
-        with self._lock:
-            if conn is not None and self._stopped:
-                raise InterruptedError("the comparison stopped before this read began")
-            self._conn = conn
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._stopped = True
-            if self._conn is not None:
-                self._conn.adbc_cancel()
-
-
 def _read(
-    url: str, query: str, snapshot: SourceSnapshot | None, statement: _Statement | None = None
+    url: str, query: str, snapshot: SourceSnapshot | None, statement: Cancellable
 ) -> pa.Table:
     """All of `query`'s rows (in `snapshot`, if given), under the shared output settings;
-    `statement` can cancel it from another thread."""
+    `statement` cancels it from another thread."""
     # The statements share the one transaction the driver began.
     with (
         Connector(url, built_in_types=True) as connector,
         connector.open() as conn,
         conn.cursor() as cursor,
     ):
-        if statement is not None:
-            statement.running_on(conn)
+        statement.attach(conn)
         try:
             if snapshot is not None:
                 import_snapshot(cursor, snapshot.id)
@@ -494,8 +469,7 @@ def _read(
             cursor.execute(query)
             return cursor.fetch_arrow_table()
         finally:
-            if statement is not None:
-                statement.running_on(None)
+            statement.detach()
 
 
 def _key_set(rows: pa.Table, key: list[str], types: list[str]) -> KeySet:

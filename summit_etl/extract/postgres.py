@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
@@ -76,6 +77,38 @@ class Connector:
         except BaseException:
             database.close()
             raise
+
+
+class Cancellable:
+    """The connection a read runs its statements on, for another thread to cancel them.
+
+    Cancelling and letting go of the connection take one lock, so a cancel never lands on
+    a connection being closed; once cancelled, no statement begins (`attach` raises), so a
+    cancel that comes before the read began is not lost."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: adbc.Connection | None = None
+        self._cancelled = False
+
+    def attach(self, conn: adbc.Connection) -> None:
+        """`conn` is about to run the read's statements."""
+        with self._lock:
+            if self._cancelled:
+                raise InterruptedError("the read was cancelled before it began")
+            self._conn = conn
+
+    def detach(self) -> None:
+        """The statements ended: a cancel from now on leaves the connection alone."""
+        with self._lock:
+            self._conn = None
+
+    def cancel(self) -> None:
+        """Cancel the statement running on the connection, if any, and any to come."""
+        with self._lock:
+            self._cancelled = True
+            if self._conn is not None:
+                self._conn.adbc_cancel()
 
 
 def _close_database(database: Future[adbc_driver_manager.AdbcDatabase]) -> None:

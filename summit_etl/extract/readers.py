@@ -33,7 +33,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from summit_etl.extract.columns import ReadPlan
-from summit_etl.extract.postgres import Connector, stream_batches
+from summit_etl.extract.postgres import Cancellable, Connector, stream_batches
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,18 @@ class _Reader(threading.Thread):
         stop: threading.Event,
     ) -> None:
         super().__init__(name=f"summit-reader-{number}", daemon=True)
-        self._conn: adbc.Connection | None = conn
+        self._conn = conn
         self._query = query
         self._batch_size = batch_size
         self._plan = plan
         self._out = out
         self._halt = stop
-        self._closing = threading.Lock()  # the connection is closed or cancelled, not both
+        self._statement = Cancellable()
         self.busy = 0.0  # seconds spent reading and decoding, the queue's waits excluded
 
     def run(self) -> None:
         try:
-            assert self._conn is not None
+            self._statement.attach(self._conn)
             started = time.perf_counter()
             _, batches = stream_batches(self._conn, self._query, self._batch_size, self._plan)
             try:
@@ -94,10 +94,8 @@ class _Reader(threading.Thread):
             if not self._halt.is_set():
                 self._put(_Failed(exc))
         finally:
-            with self._closing:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+            self._statement.detach()
+            self._conn.close()
 
     def _put(self, item: pa.Table | _Done | _Failed) -> bool:
         """Queue `item`, waiting for room; False once the consumer stopped the read."""
@@ -111,9 +109,7 @@ class _Reader(threading.Thread):
 
     def cancel(self) -> None:
         """Cancel the statement the reader waits on, if it still runs one."""
-        with self._closing:
-            if self._conn is not None:
-                self._conn.adbc_cancel()
+        self._statement.cancel()
 
 
 class ReadAhead:
