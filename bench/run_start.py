@@ -14,7 +14,8 @@ what a client sees), and its milestones are placed on the same clock: Dagster's 
 dequeued by the daemon (STARTING), run-worker process up ("Started process for run"), run
 started, step started, and the run record's own `startTime` (written when the engine starts).
 The runs go one at a time (each waits for the previous one to end in Dagster), so none queues
-behind another. `--burst N` then launches N pipelines at once (copies of the first, created
+behind another, each after a random pause of up to `SPREAD_S`: back to back, every POST would
+land at the same moment of the daemon's queue check and all would wait alike. `--burst N` then launches N pipelines at once (copies of the first, created
 through the API), as a schedule tick or several operators do: the daemon dequeues them in one
 pass, and how it launches them decides when the last one starts. Before the runs the same process times the floor every run worker pays, a fresh
 Python process that imports Dagster, and then the same process importing the code location
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -45,6 +47,8 @@ TARGET_S = 3.0  # issue 12, goal 5
 POLL_S = 0.05
 RUN_TIMEOUT_S = 120.0
 FLOOR_SAMPLES = 3
+# Longer than the daemon's queue check period (dagster.yaml), so the POSTs fall anywhere in it.
+SPREAD_S = 1.2
 EVENTS = """
 query($id: ID!) { runOrError(runId: $id) { ... on Run { creationTime status
   eventConnection { events { __typename ... on MessageEvent { message timestamp } } } } } }
@@ -199,8 +203,10 @@ def measure(args: argparse.Namespace, env: dict[str, str] | None) -> int:
     measured: list[Figures] = []
     bursts: list[Figures] = []
     failures: list[str] = []
+    spread = random.Random(12)  # the same pauses in every invocation
     with httpx.Client(base_url=args.api, timeout=60) as api:
         for n in range(args.warmup + args.runs):
+            time.sleep(spread.uniform(0, SPREAD_S))
             figures = one_run(api, args.graphql, args.pipeline)
             check(
                 figures, args.rows, failures, " (warm-up, not counted)" if n < args.warmup else ""
@@ -211,6 +217,7 @@ def measure(args: argparse.Namespace, env: dict[str, str] | None) -> int:
             pipelines = [args.pipeline, *add_copies(api, args.pipeline, args.burst - 1)]
             try:
                 burst(api, args.graphql, pipelines)  # warm-up: the copies' first runs
+                time.sleep(spread.uniform(0, SPREAD_S))
                 print(f"burst of {args.burst}:")
                 for figures in burst(api, args.graphql, pipelines):
                     check(figures, args.rows, failures)
