@@ -50,6 +50,7 @@ def test_docker_instance_loads_with_the_docker_launcher_and_the_queue(
         assert "DATABASE_URL" in launcher.env_vars
         coordinator = instance.run_coordinator
         assert isinstance(coordinator, QueuedRunCoordinator)
+        assert coordinator.dequeue_interval_seconds == 0.5  # checked twice a second
         limits = coordinator.get_run_queue_config().tag_concurrency_limits
         assert {
             "key": PIPELINE_TAG,

@@ -142,6 +142,7 @@ def test_chart_instance_validates_and_builds_the_k8s_launcher_and_queue(
     ).rehydrate(as_type=QueuedRunCoordinator)
     queue = coordinator.get_run_queue_config()
     assert queue.max_concurrent_runs == 10
+    assert coordinator.dequeue_interval_seconds == 1  # not Dagster's default of 5 s
     assert {"key": PIPELINE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in (
         queue.tag_concurrency_limits
     )
