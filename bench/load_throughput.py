@@ -528,7 +528,9 @@ def measure_service(rows: int) -> list[Result]:
     print(f"  {run.seconds:.2f} s POST to run record terminal, engine {run.engine_seconds:.2f} s",
           flush=True)
     return [
-        Result(SERVICE_CONTENDER, rows, run.seconds, math.nan, math.nan, metrics=run.metrics),
+        # The launch's phases print beside the stage metrics, as in bench/merge_speed.py.
+        Result(SERVICE_CONTENDER, rows, run.seconds, math.nan, math.nan,
+               metrics={**run.metrics, **run.phases}),
         Result(f"{SERVICE_CONTENDER} engine", rows, run.engine_seconds, math.nan, math.nan),
     ]
 
