@@ -208,7 +208,10 @@ def serve(args: argparse.Namespace) -> int:
                 workspace,
             ]
         ),
-        "dagster-daemon": start(["dagster-daemon", "run", "-w", workspace]),
+        # Dagster's daemon, its sensors evaluated every second (orchestration/daemon.py).
+        "dagster-daemon": start(
+            ["python", "-m", "summit_etl.orchestration.daemon", "run", "-w", workspace]
+        ),
         "api": start(["python", "-m", "api_shim"]),
         "dagster-code-server": code_server,
     }

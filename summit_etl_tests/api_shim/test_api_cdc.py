@@ -4,6 +4,8 @@ live run, slot retention in /metrics and /health, and `cdc.dropSlotOnStop`."""
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,6 +157,35 @@ def test_a_sensor_stop_that_the_daemon_undoes_mid_tick_is_stopped_again(
         assert undone.is_set()
         assert state().status == InstigatorStatus.STOPPED
         assert "a Dagster daemon undid a stop" in stack.log_file.read_text()
+
+
+def test_a_cdc_sensor_ticks_at_its_poll_interval_not_at_dagsters_five_seconds(
+    api: httpx.Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cdc.pollIntervalSeconds: 1` is honoured: Dagster's sensor daemon passes over its
+    sensors every 5 s whatever their interval, so this sensor ticked every 5 s and the
+    first change after an idle spell waited up to that long; the daemon `summit-etl serve`
+    starts passes every second (orchestration/daemon.py)."""
+    body = raw_pipeline("timestamp", stack.source_url, stack.target_url, pipeline_id="tick-pace",
+                        loading={"targetTable": "dw.tick_pace"},
+                        cdc_options={"pollIntervalSeconds": 1})
+    name = cdc_sensor_name("tick-pace")
+    with _pipeline(api, body), stack.dagster(monkeypatch) as instance:
+        assert api.post("/pipelines/tick-pace/cdc/start").status_code == 200
+        state = next(
+            s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+            if s.instigator_name == name
+        )
+
+        def tick_times() -> list[float]:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=20)
+            return sorted(t.timestamp for t in ticks)
+
+        wait_until(lambda: len(tick_times()) >= 8, 60, "eight ticks of the CDC sensor")
+        times = tick_times()
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        # About a second each (a tick that launched a run takes longer); 5 s before.
+        assert statistics.median(gaps) < 2.5, gaps
 
 
 def test_slot_retention_is_in_metrics_and_health_and_stop_can_drop_the_slot(
