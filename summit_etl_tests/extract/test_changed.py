@@ -389,10 +389,11 @@ def test_two_runs_that_compared_before_either_loaded_end_as_one_full_read(
     summit_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Two pipelines of one source and target (a re-created pipeline beside its old id, a
-    backfill beside a schedule): both compare with the target as it was, then load in
-    turn on the target's lock. The second load finds the first one's rows and changes
-    nothing twice: no key inserted twice, no second version, no row deleted that it keeps."""
+    """Two runs of one target at once, as two pipelines of one source (the service keeps
+    this from happening: one run per pipeline, one pipeline per target; the engine does
+    not count on it): both compare with the target as it was, then load in turn on the
+    target's lock. The second load finds the first one's rows and changes nothing twice:
+    no key inserted twice, no second version, no row deleted that it keeps."""
     first = pipeline(source, target_url, strategy, "dw.compared")
     second = first.model_copy(update={"id": "compare_compared_again"})
     full = pipeline(source, target_url, strategy, "dw.full", compare=False)
