@@ -15,8 +15,8 @@ dequeued by the daemon (STARTING), run-worker process up ("Started process for r
 started, step started, and the run record's own `startTime` (written when the engine starts).
 The runs go one at a time (each waits for the previous one to end in Dagster), so none queues
 behind another, each after a random pause of up to `SPREAD_S`: back to back, every POST would
-land at the same moment of the daemon's queue check and all would wait alike. `--burst N` then launches N pipelines at once (copies of the first, created
-through the API), as a schedule tick or several operators do: the daemon dequeues them in one
+land at the same moment of the daemon's queue check and all would wait alike. `--burst N`
+then launches N pipelines at once (copies of the first, created through the API), as a schedule tick or several operators do: the daemon dequeues them in one
 pass, and how it launches them decides when the last one starts. Before the runs the same process times the floor every run worker pays, a fresh
 Python process that imports Dagster, and then the same process importing the code location
 (`summit_etl.definitions`: our imports, the registry, the Definitions), so the table shows

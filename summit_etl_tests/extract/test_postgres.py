@@ -17,6 +17,7 @@ from summit_etl.config import PipelineConfig
 from summit_etl.extract.columns import EXACT_IN_ARROW, TYPED_WHEN_NEEDED
 from summit_etl.extract.postgres import (
     BATCH_BYTES,
+    Cancellable,
     Connector,
     read_plan,
     select_sql,
@@ -94,6 +95,29 @@ def test_an_unused_connector_leaves_no_session_or_thread_behind(source_url: str)
         time.sleep(0.01)
     assert catalog_sessions(source_url) == 0
 
+
+
+def test_a_cancel_stops_the_running_statement_and_any_that_would_begin(source_url: str) -> None:
+    """From another thread: the statement running on the attached connection ends at once;
+    after detach the connection is left alone; once cancelled, no read begins."""
+    statement = Cancellable()
+    with Connector(source_url) as connector, connector.open() as conn, conn.cursor() as cursor:
+        statement.attach(conn)
+        timer = threading.Timer(0.5, statement.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(adbc.Error, match="cancel"):
+            cursor.execute("SELECT pg_sleep(30)")
+            cursor.fetchall()
+        assert time.monotonic() - started < 10
+        timer.join()
+        statement.detach()
+        conn.rollback()
+        statement.cancel()  # detached: the connection's next statement runs
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+        with pytest.raises(InterruptedError, match="cancelled before it began"):
+            statement.attach(conn)
 
 MADE_ON_THE_SERVER = """
 CREATE DOMAIN public.positive AS int CHECK (VALUE > 0);
